@@ -1,0 +1,775 @@
+//! Handshake benchmark for clawgate (design.md §8 budgets).
+//!
+//! `cargo bench --bench handshake` spawns the real server binary with a fresh
+//! config + state dir and measures:
+//!   1. start → first accepted handshake (spawn to first hello-ok);
+//!   2. v3-signed handshakes/s and p50/p99/max latency at 1, 8 and 32
+//!      concurrent clients (open WS, challenge, signed connect with
+//!      `auth.token` + device, hello-ok, close);
+//!   3. server memory per idle authenticated connection (VmRSS delta / N).
+//!
+//! Environment:
+//!   BENCH_SECS        seconds per concurrency level (default 5)
+//!   BENCH_LEVELS      comma-separated concurrency levels (default 1,8,32)
+//!   BENCH_IDLE_CONNS  idle connections for the memory test (default 10000; 0 = skip)
+//!   BENCH_OPEN_CONC   concurrent opens during the memory test (default 16)
+//!   BENCH_SERVER_ADDR measure an already-running server at ip:port instead
+//!   BENCH_TOKEN       shared token of that server (or OPENCLAW_GATEWAY_TOKEN)
+//!   BENCH_SERVER_PID  its pid, to enable the RSS measurement
+//!   BENCH_KEEP_TMP=1  keep the temp dir (config, state, server.log)
+//!
+//! Without `--bench` on the command line (e.g. `cargo test --benches`) it only
+//! prints a note and exits 0.
+
+#[path = "../tests/common/client.rs"]
+mod client;
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use client::{http_get, ws_url, Conn, ConnectOpts, DeviceIdentity, OpenOpts};
+use rand::distributions::{Alphanumeric, DistString as _};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+// ---------------------------------------------------------------------------
+// Process helpers
+// ---------------------------------------------------------------------------
+
+/// Raise RLIMIT_NOFILE (soft and, as root, hard) so that this process and the
+/// server it spawns (which inherits the limit) can each hold `want` fds.
+fn raise_nofile(want: u64) -> u64 {
+    unsafe {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        let cur = rl.rlim_cur;
+        let max = rl.rlim_max;
+        if cur < want {
+            let target = libc::rlimit {
+                rlim_cur: want as libc::rlim_t,
+                rlim_max: want.max(max) as libc::rlim_t,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &target) != 0 {
+                // Not allowed to raise the hard limit: take what we can.
+                let fallback = libc::rlimit {
+                    rlim_cur: rl.rlim_max,
+                    rlim_max: rl.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
+            }
+        }
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
+        now.rlim_cur
+    }
+}
+
+/// VmRSS of `pid` in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let s = fs::read_to_string(path).unwrap_or_default();
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The server under test: either spawned here (killed on drop) or external.
+struct Server {
+    child: Option<Child>,
+    pid: Option<u32>,
+    addr: String,
+    token: String,
+    tmp: Option<tempfile::TempDir>,
+    log: Option<PathBuf>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::env::var("BENCH_KEEP_TMP").as_deref() == Ok("1") {
+            if let Some(t) = self.tmp.take() {
+                let p = t.keep();
+                eprintln!("kept temp dir {}", p.display());
+            }
+        }
+    }
+}
+
+impl Server {
+    fn log_tail(&self) -> String {
+        self.log.as_deref().map(|p| tail(p, 40)).unwrap_or_default()
+    }
+}
+
+struct Startup {
+    runtime_json_ms: f64,
+    first_hello_ms: f64,
+    attempts: u32,
+    healthz: Option<u16>,
+}
+
+/// Spawn `clawgate serve` and return once `<state>/runtime.json` names the
+/// listening address. `t0` is taken just before spawning.
+fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
+    let tmp = tempfile::Builder::new()
+        .prefix("clawgate-bench-")
+        .tempdir()
+        .map_err(|e| format!("tempdir: {e}"))?;
+    let config = tmp.path().join("openclaw.json");
+    let state = tmp.path().join("state");
+    let log = tmp.path().join("server.log");
+    let cfg = json!({"gateway": {"auth": {"mode": "token", "token": token}}});
+    fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap())
+        .map_err(|e| format!("write config: {e}"))?;
+    let log_file = fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
+    let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--port")
+        .arg("0")
+        .arg("--bind")
+        .arg("127.0.0.1")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .env_remove("OPENCLAW_GATEWAY_PASSWORD")
+        .env_remove("OPENCLAW_GATEWAY_PORT")
+        .env_remove("OPENCLAW_CONFIG_PATH")
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("CLAWGATE_STATE_DIR")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log_file))
+        .stderr(Stdio::from(log_err));
+    {
+        use std::os::unix::process::CommandExt as _;
+        // Kill the server if this (spawning) thread dies without cleaning up.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+    }
+    let t0 = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_clawgate")))?;
+    let pid = child.id();
+    let mut server = Server {
+        child: Some(child),
+        pid: Some(pid),
+        addr: String::new(),
+        token: token.to_string(),
+        tmp: Some(tmp),
+        log: Some(log),
+    };
+
+    // Readiness: poll for runtime.json (bounded).
+    let runtime = state.join("runtime.json");
+    loop {
+        if let Ok(s) = fs::read_to_string(&runtime) {
+            if let Ok(v) = serde_json::from_str::<Value>(&s) {
+                if let Some(addr) = v.get("gatewayAddr").and_then(Value::as_str) {
+                    server.addr = addr.to_string();
+                    if let Some(p) = v.get("pid").and_then(Value::as_u64) {
+                        if p as u32 != pid {
+                            eprintln!("note: runtime.json pid {p} != spawned pid {pid}");
+                        }
+                    }
+                    return Ok((server, t0, t0.elapsed()));
+                }
+            }
+        }
+        if let Some(status) = server
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            return Err(format!(
+                "server exited during startup ({status}); log tail:\n{}",
+                server.log_tail()
+            ));
+        }
+        if t0.elapsed() > STARTUP_DEADLINE {
+            return Err(format!(
+                "no {} after {:?}; log tail:\n{}",
+                runtime.display(),
+                STARTUP_DEADLINE,
+                server.log_tail()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Handshakes
+// ---------------------------------------------------------------------------
+
+fn signed_opts(token: &str, dev: &DeviceIdentity) -> ConnectOpts {
+    ConnectOpts::with_token(token).device(dev)
+}
+
+/// How long a handshake waits for the server's answer to its close frame.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// One full handshake; returns the time from TCP connect to hello-ok, and
+/// whether the server answered the client's close frame within `CLOSE_WAIT`.
+async fn one_handshake(url: &str, opts: &ConnectOpts) -> Result<(Duration, bool), String> {
+    let t = Instant::now();
+    let mut conn = Conn::open(url, &[]).await.map_err(|e| e.to_string())?;
+    let hello = conn.connect(opts).await.map_err(|e| e.to_string())?;
+    let lat = t.elapsed();
+    if hello.get("type").and_then(Value::as_str) != Some("hello-ok") {
+        return Err(format!("unexpected hello payload: {hello}"));
+    }
+    let closed_ok = conn.close_timeout(1000, "", CLOSE_WAIT).await;
+    Ok((lat, closed_ok))
+}
+
+#[derive(Default)]
+struct LevelResult {
+    concurrency: usize,
+    count: usize,
+    errors: usize,
+    close_timeouts: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+    max: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[idx.clamp(1, sorted.len()) - 1]
+}
+
+async fn run_level(
+    url: &str,
+    token: &str,
+    pool: &[DeviceIdentity],
+    concurrency: usize,
+    secs: u64,
+) -> LevelResult {
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut handles = Vec::new();
+    for i in 0..concurrency {
+        let url = url.to_string();
+        let opts = signed_opts(token, &pool[i % pool.len()]);
+        handles.push(tokio::spawn(async move {
+            let mut lats = Vec::new();
+            let mut errors = 0usize;
+            let mut close_timeouts = 0usize;
+            let mut first_error = None;
+            while Instant::now() < deadline {
+                match one_handshake(&url, &opts).await {
+                    Ok((l, closed_ok)) => {
+                        lats.push(l);
+                        if !closed_ok {
+                            close_timeouts += 1;
+                        }
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+            (lats, errors, close_timeouts, first_error)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut res = LevelResult {
+        concurrency,
+        ..Default::default()
+    };
+    for h in handles {
+        if let Ok((lats, errors, close_timeouts, fe)) = h.await {
+            all.extend(lats);
+            res.errors += errors;
+            res.close_timeouts += close_timeouts;
+            if res.first_error.is_none() {
+                res.first_error = fe;
+            }
+        }
+    }
+    res.elapsed = start.elapsed();
+    all.sort();
+    res.count = all.len();
+    res.p50 = percentile(&all, 50.0);
+    res.p99 = percentile(&all, 99.0);
+    res.max = all.last().copied().unwrap_or_default();
+    res
+}
+
+/// Connect until the first hello-ok (retrying on failure) — for startup timing.
+async fn first_handshake(url: &str, opts: &ConnectOpts, deadline: Instant) -> Result<u32, String> {
+    let mut attempts = 0u32;
+    loop {
+        attempts += 1;
+        let r = async {
+            let mut c = Conn::open(url, &[]).await.map_err(|e| e.to_string())?;
+            let hello = c.connect(opts).await.map_err(|e| e.to_string())?;
+            c.close().await;
+            Ok::<Value, String>(hello)
+        }
+        .await;
+        match r {
+            Ok(_) => return Ok(attempts),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("no hello-ok after {attempts} attempts: {e}"))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(2)).await, // retry backoff
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Idle connections
+// ---------------------------------------------------------------------------
+
+struct IdleResult {
+    requested: usize,
+    opened: usize,
+    failed: usize,
+    first_error: Option<String>,
+    open_secs: f64,
+    rss_before: Option<u64>,
+    rss_after: Option<u64>,
+    closed_early: usize,
+}
+
+async fn run_idle(
+    url: &str,
+    token: &str,
+    pool: &[DeviceIdentity],
+    n: usize,
+    open_conc: usize,
+    pid: Option<u32>,
+) -> IdleResult {
+    let rss_before = pid.and_then(rss_kib);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Result<(), String>>();
+    let (closed_tx, mut closed_rx) = mpsc::unbounded_channel::<(u16, String)>();
+    let sem = Arc::new(Semaphore::new(open_conc.max(1)));
+    let t = Instant::now();
+    let mut holders = Vec::with_capacity(n);
+    for i in 0..n {
+        let url = url.to_string();
+        let opts = signed_opts(token, &pool[i % pool.len()]);
+        let sem = sem.clone();
+        let done_tx = done_tx.clone();
+        let closed_tx = closed_tx.clone();
+        let mut stop_rx = stop_rx.clone();
+        holders.push(tokio::spawn(async move {
+            let permit = sem.acquire_owned().await;
+            let open_opts = OpenOpts {
+                read_buffer_size: Some(4096),
+                ..Default::default()
+            };
+            let mut conn = match Conn::open_with(&url, &open_opts).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = done_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            if let Err(e) = conn.connect(&opts).await {
+                let _ = done_tx.send(Err(e.to_string()));
+                return;
+            }
+            drop(permit);
+            let _ = done_tx.send(Ok(()));
+            // Hold the connection (answering pings) until told to stop.
+            let closed = conn
+                .idle_until(async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                })
+                .await;
+            match closed {
+                Some(c) => {
+                    let _ = closed_tx.send(c);
+                }
+                None if conn.ended => {
+                    let _ = closed_tx.send((0, "eof".into()));
+                }
+                None => conn.close().await,
+            }
+        }));
+    }
+    drop(done_tx);
+    drop(closed_tx);
+    let mut opened = 0;
+    let mut failed = 0;
+    let mut first_error = None;
+    let mut last_report = Instant::now();
+    while let Some(r) = done_rx.recv().await {
+        match r {
+            Ok(()) => opened += 1,
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e);
+            }
+        }
+        if last_report.elapsed() > Duration::from_secs(2) {
+            last_report = Instant::now();
+            eprintln!("  idle: {opened} open, {failed} failed ...");
+        }
+        if opened + failed == n {
+            break;
+        }
+    }
+    let open_secs = t.elapsed().as_secs_f64();
+    // Let the server settle (deferred frees, write buffers) before sampling.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_after = pid.and_then(rss_kib);
+    let mut closed_early = 0;
+    while closed_rx.try_recv().is_ok() {
+        closed_early += 1;
+    }
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        for h in holders {
+            let _ = h.await;
+        }
+    })
+    .await;
+    IdleResult {
+        requested: n,
+        opened,
+        failed,
+        first_error,
+        open_secs,
+        rss_before,
+        rss_after,
+        closed_early,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("handshake bench: skipped (not invoked with --bench; run `cargo bench --bench handshake`)");
+        return;
+    }
+    let idle_n = env_u64("BENCH_IDLE_CONNS", 10_000) as usize;
+    let nofile = raise_nofile((2 * idle_n as u64 + 4096).max(65_536));
+    if nofile < idle_n as u64 + 1024 {
+        eprintln!(
+            "warning: RLIMIT_NOFILE is {nofile}, too low for BENCH_IDLE_CONNS={idle_n} (could not raise it)"
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = rt.block_on(run(idle_n, nofile));
+    drop(rt);
+    std::process::exit(code);
+}
+
+async fn run(idle_n: usize, nofile: u64) -> i32 {
+    let secs = env_u64("BENCH_SECS", 5).max(1);
+    let open_conc = env_u64("BENCH_OPEN_CONC", 16) as usize;
+    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
+        .ok()
+        .map(|s| {
+            s.split(',')
+                .filter_map(|x| x.trim().parse().ok())
+                .filter(|&x| x > 0)
+                .collect()
+        })
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 8, 32]);
+    let pool_size = levels.iter().copied().max().unwrap_or(1).max(1);
+    let pool: Vec<DeviceIdentity> = (0..pool_size).map(|_| DeviceIdentity::generate()).collect();
+
+    let mut report = json!({
+        "bench": "handshake",
+        "secs_per_level": secs,
+        "nofile_limit": nofile,
+    });
+
+    // --- server: external or spawned ---------------------------------------
+    let external = std::env::var("BENCH_SERVER_ADDR")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let mut startup: Option<Startup> = None;
+    let mut server = if let Some(addr) = external {
+        let token = std::env::var("BENCH_TOKEN")
+            .or_else(|_| std::env::var("OPENCLAW_GATEWAY_TOKEN"))
+            .unwrap_or_default();
+        if token.is_empty() {
+            eprintln!(
+                "warning: BENCH_SERVER_ADDR set without BENCH_TOKEN; connects will likely fail"
+            );
+        }
+        Server {
+            child: None,
+            pid: std::env::var("BENCH_SERVER_PID")
+                .ok()
+                .and_then(|p| p.parse().ok()),
+            addr,
+            token,
+            tmp: None,
+            log: None,
+        }
+    } else {
+        let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        let (server, t0, ready) = match spawn_server(&token) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        };
+        let url = ws_url(&server.addr);
+        let opts = signed_opts(&server.token, &pool[0]);
+        let attempts = match first_handshake(&url, &opts, t0 + STARTUP_DEADLINE).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!(
+                    "error: first handshake: {e}\nserver log tail:\n{}",
+                    server.log_tail()
+                );
+                return 1;
+            }
+        };
+        let first = t0.elapsed();
+        let healthz = http_get(&server.addr, "/healthz", &[], Duration::from_secs(5))
+            .await
+            .ok()
+            .map(|r| r.0);
+        startup = Some(Startup {
+            runtime_json_ms: ms(ready),
+            first_hello_ms: ms(first),
+            attempts,
+            healthz,
+        });
+        server
+    };
+    let url = ws_url(&server.addr);
+    println!(
+        "clawgate handshake bench — server {} (pid {:?}), {secs} s/level, RLIMIT_NOFILE {nofile}",
+        server.addr, server.pid
+    );
+    if let Some(s) = &startup {
+        println!(
+            "startup: runtime.json after {:.1} ms, first hello-ok after {:.1} ms ({} attempt{}), GET /healthz -> {}",
+            s.runtime_json_ms,
+            s.first_hello_ms,
+            s.attempts,
+            if s.attempts == 1 { "" } else { "s" },
+            s.healthz.map(|c| c.to_string()).unwrap_or_else(|| "error".into())
+        );
+        report["startup"] = json!({
+            "runtime_json_ms": s.runtime_json_ms,
+            "first_hello_ms": s.first_hello_ms,
+            "attempts": s.attempts,
+            "healthz_status": s.healthz,
+        });
+    }
+    let rss_start = server.pid.and_then(rss_kib);
+
+    // --- pair the device pool (silent local pairing on first connect) -------
+    let t = Instant::now();
+    let mut with_token = 0;
+    for (i, dev) in pool.iter().enumerate() {
+        let opts = signed_opts(&server.token, dev);
+        let r = async {
+            let mut c = Conn::open(&url, &[]).await.map_err(|e| e.to_string())?;
+            let hello = c.connect(&opts).await.map_err(|e| e.to_string())?;
+            c.close().await;
+            Ok::<Value, String>(hello)
+        }
+        .await;
+        match r {
+            Ok(hello) => {
+                if hello
+                    .pointer("/auth/deviceToken")
+                    .and_then(Value::as_str)
+                    .is_some()
+                {
+                    with_token += 1;
+                }
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: pairing device {i} failed: {e}\nserver log tail:\n{}",
+                    server.log_tail()
+                );
+                return 1;
+            }
+        }
+    }
+    println!(
+        "paired {} device identities in {:.1} ms ({} hello-ok carried auth.deviceToken)",
+        pool.len(),
+        ms(t.elapsed()),
+        with_token
+    );
+    report["pool"] = json!({"devices": pool.len(), "with_device_token": with_token});
+    if let Some(r) = rss_start {
+        println!(
+            "server RSS after startup + pairing: {:.1} MiB",
+            r as f64 / 1024.0
+        );
+        report["server_rss_start_kib"] = json!(r);
+    }
+
+    // --- throughput / latency ----------------------------------------------
+    println!();
+    println!(
+        "{:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7}",
+        "conc", "count", "hs/s", "p50 ms", "p99 ms", "max ms", "errors"
+    );
+    let mut levels_json = Vec::new();
+    for &c in &levels {
+        let r = run_level(&url, &server.token, &pool, c, secs).await;
+        let rate = r.count as f64 / r.elapsed.as_secs_f64();
+        println!(
+            "{:>5} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+            r.concurrency,
+            r.count,
+            rate,
+            ms(r.p50),
+            ms(r.p99),
+            ms(r.max),
+            r.errors
+        );
+        if let Some(e) = &r.first_error {
+            println!("      first error: {e}");
+        }
+        if r.close_timeouts > 0 {
+            println!(
+                "      {} handshakes: server did not answer the client's close frame within {:?}",
+                r.close_timeouts, CLOSE_WAIT
+            );
+        }
+        let _ = std::io::stdout().flush();
+        levels_json.push(json!({
+            "concurrency": r.concurrency,
+            "count": r.count,
+            "errors": r.errors,
+            "close_timeouts": r.close_timeouts,
+            "first_error": r.first_error,
+            "elapsed_s": round2(r.elapsed.as_secs_f64()),
+            "rate_per_s": round2(rate),
+            "p50_ms": ms(r.p50),
+            "p99_ms": ms(r.p99),
+            "max_ms": ms(r.max),
+        }));
+    }
+    report["levels"] = Value::Array(levels_json);
+
+    // --- idle memory ---------------------------------------------------------
+    if idle_n > 0 {
+        println!();
+        let r = run_idle(&url, &server.token, &pool, idle_n, open_conc, server.pid).await;
+        println!(
+            "idle: {} of {} authenticated connections opened in {:.2} s ({} failed, {} closed by server while idle)",
+            r.opened, r.requested, r.open_secs, r.failed, r.closed_early
+        );
+        if let Some(e) = &r.first_error {
+            println!("      first error: {e}");
+        }
+        let per_conn = match (r.rss_before, r.rss_after) {
+            (Some(b), Some(a)) if r.opened > 0 => {
+                let per = (a as f64 - b as f64) / r.opened as f64;
+                println!(
+                    "      server RSS {:.1} MiB -> {:.1} MiB: {:.2} KiB per idle connection",
+                    b as f64 / 1024.0,
+                    a as f64 / 1024.0,
+                    per
+                );
+                Some(round2(per))
+            }
+            _ => {
+                println!("      (no server pid: RSS not measured; set BENCH_SERVER_PID)");
+                None
+            }
+        };
+        report["idle"] = json!({
+            "requested": r.requested,
+            "opened": r.opened,
+            "failed": r.failed,
+            "first_error": r.first_error,
+            "closed_while_idle": r.closed_early,
+            "open_secs": round2(r.open_secs),
+            "rss_before_kib": r.rss_before,
+            "rss_after_kib": r.rss_after,
+            "kib_per_conn": per_conn,
+        });
+    }
+
+    let alive = match server.child.as_mut() {
+        Some(c) => matches!(c.try_wait(), Ok(None)),
+        None => true,
+    };
+    if !alive {
+        eprintln!(
+            "warning: server process is gone; log tail:\n{}",
+            server.log_tail()
+        );
+    }
+    report["server_alive_at_end"] = json!(alive);
+    println!();
+    println!("{}", serde_json::to_string(&report).unwrap());
+    drop(server);
+    0
+}

@@ -1,0 +1,26 @@
+//! redb schema steps, applied in order. Each step runs in one write transaction
+//! that also records the new schema version, so a crash leaves the database at a
+//! whole step. A database stamped with a newer version than [`LATEST`] is refused.
+
+use redb::WriteTransaction;
+
+use crate::store::StoreError;
+
+#[path = "m0001_initial.rs"]
+mod m0001_initial;
+
+pub struct Migration {
+    /// The schema version this step upgrades from.
+    pub from: u32,
+    pub summary: &'static str,
+    pub run: fn(&WriteTransaction) -> Result<(), StoreError>,
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 0,
+    summary: "create meta, devices, device_tokens, pending, overrides, admin_keys and audit tables",
+    run: m0001_initial::run,
+}];
+
+/// The schema version this binary writes.
+pub const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -1,0 +1,178 @@
+//! Command line: `clawgate [serve]` and `clawgate config validate`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, LoadOptions, SecretSource};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "clawgate",
+    version,
+    about = "An OpenClaw-compatible gateway with device pairing you can manage"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Serve(ServeArgs),
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Check a config file; exit 0 when valid, 1 when invalid, 2 when unreadable.
+    Validate {
+        /// The config file (default: OPENCLAW_CONFIG_PATH or ~/.openclaw/openclaw.json).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// The OpenClaw config file (JSON5).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Where clawgate keeps its state (default: ~/.openclaw/clawgate).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// Gateway port (overrides gateway.port and OPENCLAW_GATEWAY_PORT; 0 picks a free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Gateway bind: loopback, lan, or an IP address.
+    #[arg(long)]
+    pub bind: Option<String>,
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("CLAWGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        let _ = builder.json().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
+        Some(Command::Config(ConfigCommand::Validate { config })) => {
+            validate(config.or(cli.serve.config), cli.serve.state_dir)
+        }
+        None => serve(cli.serve).await,
+    }
+}
+
+fn merge(global: ServeArgs, sub: ServeArgs) -> ServeArgs {
+    ServeArgs {
+        config: sub.config.or(global.config),
+        state_dir: sub.state_dir.or(global.state_dir),
+        port: sub.port.or(global.port),
+        bind: sub.bind.or(global.bind),
+    }
+}
+
+fn validate(config_path: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+    let mut opts = LoadOptions::from_process_env();
+    opts.config_path = config_path;
+    opts.state_dir = state_dir;
+    match config::load(&opts) {
+        Ok(cfg) => {
+            match &cfg.file {
+                Some(f) => println!("valid: {}", f.display()),
+                None => println!("valid: no config file found; the embedded defaults apply"),
+            }
+            for w in &cfg.warnings {
+                println!("warning: {w}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            if e.is_unreadable() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let mut opts = LoadOptions::from_process_env();
+    opts.config_path = args.config;
+    opts.state_dir = args.state_dir;
+    opts.port = args.port;
+    opts.bind = args.bind;
+    opts.generate_token = true;
+    let cfg = match config::load(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprint!("clawgate: {e}");
+            eprintln!("clawgate: not started; fix the configuration and run again (check it with `clawgate config validate`)");
+            return ExitCode::from(2);
+        }
+    };
+    for w in &cfg.warnings {
+        tracing::warn!("{w}");
+    }
+    let file = cfg.file.clone();
+    let state_dir = cfg.state_dir.clone();
+    let token_source = cfg.gateway.auth.token_source.clone();
+    let mode = cfg.gateway.auth.mode;
+    let running = match crate::start(cfg).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("clawgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let addr = running.gateway_addr;
+    tracing::info!(
+        "clawgate {} listening on ws://{addr} (auth: {}, config: {}, state: {})",
+        env!("CARGO_PKG_VERSION"),
+        mode.as_str(),
+        file.as_ref()
+            .map(|f| f.display().to_string())
+            .unwrap_or_else(|| "embedded defaults".into()),
+        state_dir.display()
+    );
+    if let SecretSource::Generated(path) = &token_source {
+        eprintln!(
+            "clawgate: no gateway token was configured, so one was generated into {} (mode 0600).\n\
+             clawgate: connect a client with:\n  openclaw gateway call health --url ws://{addr} --token \"$(cat {})\"",
+            path.display(),
+            path.display()
+        );
+    }
+    let stop = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {},
+        }
+    };
+    stop.await;
+    tracing::info!("shutting down");
+    running.stop().await;
+    ExitCode::SUCCESS
+}

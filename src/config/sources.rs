@@ -1,0 +1,399 @@
+//! Configuration sources: the JSON5 file, the environment and command-line flags,
+//! layered with figment (defaults < file < environment < flags).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde_json::{json, Value};
+
+use super::error::{ConfigCode, ConfigError, Issue};
+
+/// A figment provider holding an already-parsed JSON tree, with a name and source
+/// for provenance.
+pub struct JsonTree {
+    name: &'static str,
+    source: Option<PathBuf>,
+    value: Value,
+}
+
+impl Provider for JsonTree {
+    fn metadata(&self) -> Metadata {
+        let md = Metadata::named(self.name);
+        match &self.source {
+            Some(p) => md.source(figment::Source::File(p.clone())),
+            None => md,
+        }
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        figment::providers::Serialized::globals(&self.value).data()
+    }
+}
+
+/// Leaf keys clawgate understands, in their canonical (camelCase) spelling.
+/// Used to map environment variables (which are case-folded) back to keys.
+pub const KNOWN_KEYS: &[&str] = &[
+    "gateway.port",
+    "gateway.bind",
+    "gateway.customBindHost",
+    "gateway.auth.mode",
+    "gateway.auth.token",
+    "gateway.auth.password",
+    "gateway.auth.rateLimit.maxAttempts",
+    "gateway.auth.rateLimit.windowMs",
+    "gateway.auth.rateLimit.lockoutMs",
+    "gateway.auth.rateLimit.exemptLoopback",
+    "gateway.trustedProxies",
+    "gateway.allowRealIpFallback",
+    "gateway.controlUi.allowInsecureAuth",
+    "gateway.controlUi.dangerouslyDisableDeviceAuth",
+    "gateway.controlUi.allowedOrigins",
+    "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+    "gateway.nodes.pairing.autoApproveLocal",
+    "gateway.nodes.pairing.autoApproveCidrs",
+    "gateway.reload.mode",
+    "gateway.admin.bind",
+    "gateway.admin.port",
+    "gateway.admin.token",
+    "gateway.admin.allowRemote",
+    "gateway.pairing.pendingTtlMs",
+    "gateway.pairing.maxPendingPerClient",
+    "gateway.pairing.maxPendingTotal",
+    "gateway.limits.handshakeTimeoutMs",
+    "gateway.limits.maxPreauthPayload",
+    "gateway.limits.maxPayload",
+    "gateway.limits.maxPreauthPerIp",
+    "gateway.limits.tickIntervalMs",
+    "gateway.limits.pingIntervalMs",
+    "gateway.limits.workers",
+];
+
+/// Keys whose values are lists (an env value may be a JSON array or a comma list).
+const LIST_KEYS: &[&str] = &[
+    "gateway.trustedProxies",
+    "gateway.controlUi.allowedOrigins",
+    "gateway.nodes.pairing.autoApproveCidrs",
+];
+
+/// OpenClaw's own environment names.
+const OPENCLAW_ENV: &[(&str, &str)] = &[
+    ("OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token"),
+    ("OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password"),
+    ("OPENCLAW_GATEWAY_PORT", "gateway.port"),
+    (
+        "OPENCLAW_HANDSHAKE_TIMEOUT_MS",
+        "gateway.limits.handshakeTimeoutMs",
+    ),
+    (
+        "OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP",
+        "gateway.limits.maxPreauthPerIp",
+    ),
+    ("CLAWGATE_ADMIN_TOKEN", "gateway.admin.token"),
+];
+
+/// `CLAWGATE_*` variables that are not config keys (read elsewhere).
+const CLAWGATE_NON_KEYS: &[&str] = &["CLAWGATE_STATE_DIR", "CLAWGATE_LOG", "CLAWGATE_LOG_FORMAT"];
+
+fn normalize_segment(s: &str) -> String {
+    s.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(|c| c.to_lowercase())
+        .collect()
+}
+
+/// Maps `CLAWGATE_GATEWAY__TRUSTED_PROXIES` to `gateway.trustedProxies`.
+pub fn env_name_to_key(name: &str) -> Option<&'static str> {
+    let rest = name.strip_prefix("CLAWGATE_")?;
+    let want: Vec<String> = rest.split("__").map(normalize_segment).collect();
+    KNOWN_KEYS.iter().copied().find(|key| {
+        let segs: Vec<String> = key.split('.').map(normalize_segment).collect();
+        segs == want
+    })
+}
+
+fn set_path(root: &mut Value, path: &str, value: Value) {
+    let mut cur = root;
+    let segs: Vec<&str> = path.split('.').collect();
+    for (i, seg) in segs.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        let obj = cur.as_object_mut().expect("object");
+        if i == segs.len() - 1 {
+            obj.insert((*seg).to_string(), value);
+            return;
+        }
+        cur = obj.entry((*seg).to_string()).or_insert_with(|| json!({}));
+    }
+}
+
+fn env_value(key: &str, raw: &str) -> Value {
+    if LIST_KEYS.contains(&key) {
+        let t = raw.trim();
+        if t.starts_with('[') {
+            if let Ok(v) = serde_json::from_str::<Value>(t) {
+                return v;
+            }
+        }
+        return Value::Array(
+            t.split(',')
+                .map(|s| s.trim())
+                .filter(|s| !s.is_empty())
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        );
+    }
+    // Scalars stay strings; the validator accepts "18789" or "true" where a number
+    // or boolean is expected, and a secret stays a string even when it looks numeric.
+    Value::String(raw.to_string())
+}
+
+/// Builds the environment layer and reports unknown `CLAWGATE_*` variables.
+pub fn env_tree(
+    env: &BTreeMap<String, String>,
+    warnings: &mut Vec<String>,
+) -> (Value, Vec<String>) {
+    let mut tree = json!({});
+    let mut used = Vec::new();
+    for (name, key) in OPENCLAW_ENV {
+        if let Some(v) = env.get(*name) {
+            set_path(&mut tree, key, env_value(key, v));
+            used.push(format!("{name} -> {key}"));
+        }
+    }
+    for (name, raw) in env {
+        if !name.starts_with("CLAWGATE_")
+            || CLAWGATE_NON_KEYS.contains(&name.as_str())
+            || OPENCLAW_ENV.iter().any(|(n, _)| n == name)
+        {
+            continue;
+        }
+        match env_name_to_key(name) {
+            Some(key) => {
+                set_path(&mut tree, key, env_value(key, raw));
+                used.push(format!("{name} -> {key}"));
+            }
+            None => warnings.push(format!(
+                "environment variable {name} is not a clawgate setting and is ignored \
+                 (nested keys are written like CLAWGATE_GATEWAY__TRUSTED_PROXIES)"
+            )),
+        }
+    }
+    for legacy in ["CLAWDBOT_GATEWAY_TOKEN", "MOLTBOT_GATEWAY_TOKEN"] {
+        if env.contains_key(legacy) {
+            warnings.push(format!(
+                "{legacy} is a retired name and is ignored; use OPENCLAW_GATEWAY_TOKEN"
+            ));
+        }
+    }
+    (tree, used)
+}
+
+/// Reads and parses a JSON5 config file. Errors name the file, line and column.
+pub fn read_file(path: &Path) -> Result<(Value, String), ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::single(unreadable(path, &e)))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let mut issue = Issue::new(
+            ConfigCode::Syntax,
+            "",
+            format!(
+                "the file is not valid UTF-8 (invalid byte at offset {}); save it as UTF-8",
+                e.utf8_error().valid_up_to()
+            ),
+        );
+        issue.file = Some(path.to_path_buf());
+        ConfigError::single(issue)
+    })?;
+    if text.trim().is_empty() {
+        return Ok((json!({}), text));
+    }
+    match json5::from_str::<Value>(&text) {
+        Ok(v) => {
+            if !v.is_object() {
+                let mut issue = Issue::new(
+                    ConfigCode::InvalidValue,
+                    "",
+                    "the top level must be an object, e.g. { gateway: { port: 18789 } }",
+                );
+                issue.file = Some(path.to_path_buf());
+                return Err(ConfigError::single(issue));
+            }
+            Ok((v, text))
+        }
+        Err(e) => {
+            let mut issue = Issue::new(
+                ConfigCode::Syntax,
+                "",
+                format!("invalid JSON5: {}", strip_position(&e.to_string())),
+            );
+            issue.file = Some(path.to_path_buf());
+            if let Some(pos) = e.position() {
+                issue.line = Some(pos.line + 1);
+                issue.column = Some(pos.column + 1);
+            }
+            Err(ConfigError::single(issue))
+        }
+    }
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.find(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// An "unreadable file" issue with owner, mode and the process uid.
+pub fn unreadable(path: &Path, e: &std::io::Error) -> Issue {
+    use std::os::unix::fs::MetadataExt;
+    let uid = unsafe { libc::geteuid() };
+    let detail = match std::fs::metadata(path) {
+        Ok(md) if md.is_dir() => format!("{} is a directory, not a file", path.display()),
+        Ok(md) => format!(
+            "{e} (file owner uid {}, mode {:04o}; clawgate runs as uid {uid}). \
+             Fix: chmod 600 {} && chown {uid} {}",
+            md.uid(),
+            md.mode() & 0o7777,
+            path.display(),
+            path.display()
+        ),
+        Err(_) => format!("{e}; check the path (clawgate runs as uid {uid})"),
+    };
+    let mut issue = Issue::new(
+        ConfigCode::Unreadable,
+        "",
+        format!("cannot read the config file: {detail}"),
+    );
+    issue.file = Some(path.to_path_buf());
+    issue
+}
+
+/// Merges the layers with figment and returns the effective tree.
+pub fn merge(file: Option<(&Path, Value)>, env: Value, flags: Value) -> Result<Value, ConfigError> {
+    let mut fig = Figment::new();
+    if let Some((path, value)) = file {
+        fig = fig.merge(JsonTree {
+            name: "JSON5 file",
+            source: Some(path.to_path_buf()),
+            value,
+        });
+    }
+    fig = fig
+        .merge(JsonTree {
+            name: "environment",
+            source: None,
+            value: env,
+        })
+        .merge(JsonTree {
+            name: "command line",
+            source: None,
+            value: flags,
+        });
+    fig.extract::<Value>().map_err(|e| {
+        ConfigError::single(Issue::new(
+            ConfigCode::InvalidValue,
+            "",
+            format!("could not merge configuration sources: {e}"),
+        ))
+    })
+}
+
+/// Best-effort position of a dotted key in JSON5 text (1-based line, column).
+pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
+    let mut from = 0usize;
+    let mut found = None;
+    for seg in path.split('.') {
+        let seg = seg.split('[').next().unwrap_or(seg);
+        if seg.is_empty() {
+            continue;
+        }
+        let mut search = from;
+        let mut hit = None;
+        while let Some(rel) = text[search..].find(seg) {
+            let start = search + rel;
+            let before = text[..start].chars().last();
+            let after_idx = start + seg.len();
+            let after: String = text[after_idx..].chars().take(3).collect();
+            let quoted_ok = matches!(before, Some('"') | Some('\''));
+            let bare_ok = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '$'));
+            let tail = after.trim_start_matches(['"', '\'']).trim_start();
+            if (quoted_ok || bare_ok) && tail.starts_with(':') {
+                hit = Some(start);
+                break;
+            }
+            search = after_idx;
+        }
+        let start = hit?;
+        from = start + seg.len();
+        found = Some(start);
+    }
+    let pos = found?;
+    let line = text[..pos].matches('\n').count() + 1;
+    let col = pos - text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    Some((line, col))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names_map_to_camel_case_keys() {
+        assert_eq!(
+            env_name_to_key("CLAWGATE_GATEWAY__TRUSTED_PROXIES"),
+            Some("gateway.trustedProxies")
+        );
+        assert_eq!(
+            env_name_to_key("CLAWGATE_GATEWAY__TRUSTEDPROXIES"),
+            Some("gateway.trustedProxies")
+        );
+        assert_eq!(
+            env_name_to_key("CLAWGATE_GATEWAY__NODES__PAIRING__AUTO_APPROVE_LOCAL"),
+            Some("gateway.nodes.pairing.autoApproveLocal")
+        );
+        assert_eq!(env_name_to_key("CLAWGATE_GATEWAY__NOPE"), None);
+    }
+
+    #[test]
+    fn env_lists_and_unknown_names() {
+        let mut env = BTreeMap::new();
+        env.insert(
+            "CLAWGATE_GATEWAY__TRUSTED_PROXIES".to_string(),
+            "10.0.0.0/8, 127.0.0.1".to_string(),
+        );
+        env.insert("OPENCLAW_GATEWAY_TOKEN".to_string(), "123456".to_string());
+        env.insert("CLAWGATE_BOGUS".to_string(), "x".to_string());
+        let mut warnings = vec![];
+        let (tree, _) = env_tree(&env, &mut warnings);
+        assert_eq!(
+            tree["gateway"]["trustedProxies"],
+            json!(["10.0.0.0/8", "127.0.0.1"])
+        );
+        assert_eq!(tree["gateway"]["auth"]["token"], json!("123456"));
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("CLAWGATE_BOGUS"));
+    }
+
+    #[test]
+    fn locate_finds_nested_keys() {
+        let text = "{\n  // comment\n  gateway: {\n    port: 1,\n    auth: 'token',\n  },\n}\n";
+        assert_eq!(locate(text, "gateway.auth"), Some((5, 5)));
+        assert_eq!(locate(text, "gateway.port"), Some((4, 5)));
+        assert_eq!(locate(text, "gateway.missing"), None);
+    }
+
+    #[test]
+    fn json5_syntax_error_has_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("openclaw.json");
+        std::fs::write(&p, "{\n  gateway: {\n    port: 18789,,\n  }\n}\n").unwrap();
+        let err = read_file(&p).unwrap_err();
+        let issue = &err.issues[0];
+        assert_eq!(issue.code, ConfigCode::Syntax);
+        assert_eq!(issue.line, Some(3));
+        assert!(issue.column.is_some());
+        assert!(err.to_string().contains("openclaw.json:3:"), "{err}");
+    }
+}

@@ -1,0 +1,190 @@
+//! The effective, validated configuration: one immutable snapshot.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+
+/// A secret value (shared token, password). Never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret {
+    value: String,
+    digest: [u8; 32],
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        let value = value.into();
+        let digest = Sha256::digest(value.as_bytes()).into();
+        Secret { value, digest }
+    }
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Token,
+    Password,
+    None,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+/// Where the shared token came from (for start-up messages; never the value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    File,
+    Env(&'static str),
+    Flag,
+    Generated(PathBuf),
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub max_attempts: u32,
+    pub window_ms: u64,
+    pub lockout_ms: u64,
+    pub exempt_loopback: bool,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            max_attempts: 10,
+            window_ms: 60_000,
+            lockout_ms: 300_000,
+            exempt_loopback: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub token: Option<Secret>,
+    pub password: Option<Secret>,
+    pub token_source: SecretSource,
+    pub rate_limit: RateLimit,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ControlUiConfig {
+    pub allow_insecure_auth: bool,
+    pub dangerously_disable_device_auth: bool,
+    /// Lowercased origins; may contain `*`.
+    pub allowed_origins: Vec<String>,
+    pub dangerously_allow_host_header_origin_fallback: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodePairingConfig {
+    pub auto_approve_local: bool,
+    pub auto_approve_cidrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMode {
+    Hybrid,
+    Off,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub bind: IpAddr,
+    pub port: u16,
+    pub token: Option<Secret>,
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PairingConfig {
+    pub pending_ttl_ms: u64,
+    pub max_pending_per_client: usize,
+    pub max_pending_total: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    pub handshake_timeout_ms: u64,
+    pub max_preauth_payload: usize,
+    pub max_payload: usize,
+    pub max_buffered_bytes: usize,
+    pub max_preauth_per_ip: usize,
+    pub tick_interval_ms: u64,
+    pub ping_interval_ms: u64,
+    /// HTTP worker threads (0 = number of cores).
+    pub workers: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            handshake_timeout_ms: 15_000,
+            max_preauth_payload: 65_536,
+            max_payload: 26_214_400,
+            max_buffered_bytes: 52_428_800,
+            max_preauth_per_ip: 32,
+            tick_interval_ms: 30_000,
+            ping_interval_ms: 25_000,
+            workers: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub port: u16,
+    pub bind: IpAddr,
+    /// The bind as written (`loopback`, `lan`, an address), for messages.
+    pub bind_spec: String,
+    pub auth: AuthConfig,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allow_real_ip_fallback: bool,
+    pub control_ui: ControlUiConfig,
+    pub node_pairing: NodePairingConfig,
+    pub reload_mode: ReloadMode,
+    pub admin: AdminConfig,
+    pub pairing: PairingConfig,
+    pub limits: LimitsConfig,
+}
+
+/// The effective configuration snapshot swapped behind an `ArcSwap`.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub gateway: GatewayConfig,
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// SHA-256 (hex) of the file content, if any.
+    pub source_hash: Option<String>,
+    pub state_dir: PathBuf,
+    /// Warnings found while loading (shown once at start and on reload).
+    pub warnings: Vec<String>,
+}
+
+impl RuntimeConfig {
+    pub fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.gateway.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}

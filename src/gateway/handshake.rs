@@ -1,0 +1,1014 @@
+//! The `connect` pipeline (protocol §2.6): params → protocol → role → origin →
+//! shared secret (rate limited) → missing-device policy → device proof →
+//! device-token fallback → pairing → token issue/reuse → `hello-ok`.
+
+// A rejection carries the whole error frame; it is built once per failed connect.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::{json, Map, Value};
+
+use super::auth::{self, AuthReason, HintKind, LimitCheck};
+use super::device::{self, PayloadFields};
+use super::frames::ErrorShape;
+use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
+use super::registry::SessionInfo;
+use super::session::ConnCtx;
+use super::{scopes, GatewayState, COMPAT_VERSION, PROTOCOL_VERSION};
+use crate::config::{AuthMode, RuntimeConfig};
+use crate::net::{is_private_or_loopback, Attribution};
+use crate::util::{now_ms, truncate_utf8};
+
+/// A failed connect: the error `res` (if any) and the close frame.
+#[derive(Debug)]
+pub struct Rejection {
+    pub error: Option<ErrorShape>,
+    pub close_code: u16,
+    pub close_reason: String,
+    /// Delay before answering (escalating delay for exempt clients).
+    pub delay_ms: u64,
+}
+
+impl Rejection {
+    fn with_close(error: ErrorShape, code: u16) -> Self {
+        let reason = truncate_utf8(&error.message, 120).to_string();
+        Rejection {
+            error: Some(error),
+            close_code: code,
+            close_reason: reason,
+            delay_ms: 0,
+        }
+    }
+    fn policy(error: ErrorShape) -> Self {
+        Self::with_close(error, 1008)
+    }
+}
+
+/// A successful connect.
+pub struct Accepted {
+    pub info: Arc<SessionInfo>,
+    pub hello: Value,
+}
+
+struct Params<'a> {
+    min_protocol: u64,
+    max_protocol: u64,
+    client_id: &'a str,
+    client_version: &'a str,
+    client_platform: &'a str,
+    client_mode: &'a str,
+    device_family: Option<&'a str>,
+    display_name: Option<&'a str>,
+    instance_id: Option<&'a str>,
+    role: String,
+    scopes: Vec<String>,
+    auth: Option<&'a Map<String, Value>>,
+    device: Option<&'a Map<String, Value>>,
+}
+
+fn invalid_params(msg: String) -> Rejection {
+    Rejection::policy(ErrorShape::invalid(format!(
+        "invalid connect params: {msg}"
+    )))
+}
+
+fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
+    let Some(p) = v.as_object() else {
+        return Err(invalid_params("at root: must be object".into()));
+    };
+    let int = |k: &str| -> Result<u64, Rejection> {
+        match p.get(k) {
+            None => Err(invalid_params(format!(
+                "at root: must have required property '{k}'"
+            ))),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Ok(n),
+                _ => Err(invalid_params(format!("at /{k}: must be integer >= 1"))),
+            },
+        }
+    };
+    let min_protocol = int("minProtocol")?;
+    let max_protocol = int("maxProtocol")?;
+    let client = match p.get("client") {
+        None => {
+            return Err(invalid_params(
+                "at root: must have required property 'client'".into(),
+            ))
+        }
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(invalid_params("at /client: must be object".into())),
+    };
+    let req_str = |k: &str| -> Result<&str, Rejection> {
+        match client.get(k) {
+            None => Err(invalid_params(format!(
+                "at /client: must have required property '{k}'"
+            ))),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
+            Some(_) => Err(invalid_params(format!(
+                "at /client/{k}: must be non-empty string"
+            ))),
+        }
+    };
+    let client_id = req_str("id")?;
+    let client_version = req_str("version")?;
+    let client_platform = req_str("platform")?;
+    let client_mode = req_str("mode")?;
+    let opt_str = |k: &str| client.get(k).and_then(Value::as_str);
+    let role = match p.get("role") {
+        None | Some(Value::Null) => "operator".to_string(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => String::new(),
+    };
+    let scopes = match p.get("scopes") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => {
+            let mut out = vec![];
+            for (i, s) in a.iter().enumerate() {
+                match s.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => return Err(invalid_params(format!("at /scopes/{i}: must be string"))),
+                }
+            }
+            out
+        }
+        Some(_) => return Err(invalid_params("at /scopes: must be array".into())),
+    };
+    let auth = match p.get("auth") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(a)) => Some(a),
+        Some(_) => return Err(invalid_params("at /auth: must be object".into())),
+    };
+    let device = match p.get("device") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(d)) => {
+            for k in ["id", "publicKey", "signature", "nonce"] {
+                match d.get(k) {
+                    Some(Value::String(_)) => {}
+                    None => {
+                        return Err(invalid_params(format!(
+                            "at /device: must have required property '{k}'"
+                        )))
+                    }
+                    Some(_) => {
+                        return Err(invalid_params(format!("at /device/{k}: must be string")))
+                    }
+                }
+            }
+            match d.get("signedAt").and_then(Value::as_u64) {
+                Some(_) => {}
+                None => {
+                    return Err(invalid_params(
+                        "at /device/signedAt: must be integer >= 0".into(),
+                    ))
+                }
+            }
+            Some(d)
+        }
+        Some(_) => return Err(invalid_params("at /device: must be object".into())),
+    };
+    Ok(Params {
+        min_protocol,
+        max_protocol,
+        client_id,
+        client_version,
+        client_platform,
+        client_mode,
+        device_family: opt_str("deviceFamily"),
+        display_name: opt_str("displayName"),
+        instance_id: opt_str("instanceId"),
+        role,
+        scopes,
+        auth,
+        device,
+    })
+}
+
+fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
+    auth.and_then(|a| a.get(k))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn is_control_ui(p: &Params<'_>) -> bool {
+    matches!(
+        p.client_id,
+        "openclaw-control-ui" | "webchat-ui" | "webchat"
+    ) || p.client_mode == "webchat"
+}
+
+/// Pairing locality (protocol §4.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Locality {
+    DirectLocal,
+    BrowserContainerLocal,
+    CliContainerLocal,
+    SharedSecretLoopbackLocal,
+    Remote,
+}
+
+fn host_of(origin_or_host: &str) -> String {
+    let s = origin_or_host
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(origin_or_host);
+    let s = s.split('/').next().unwrap_or(s);
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_lowercase();
+    }
+    s.rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(s)
+        .to_lowercase()
+}
+
+fn is_loopback_host(h: &str) -> bool {
+    h == "localhost"
+        || h.ends_with(".localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+fn is_private_host(h: &str) -> bool {
+    is_loopback_host(h)
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| is_private_or_loopback(&ip))
+}
+
+fn locality(ctx: &ConnCtx, p: &Params<'_>, shared_ok: bool) -> Locality {
+    if ctx.addr.kind == Attribution::DirectLocal {
+        return Locality::DirectLocal;
+    }
+    let no_proxy = ctx.addr.proxy_headers.is_empty();
+    let host = ctx.host.as_deref().map(host_of).unwrap_or_default();
+    if shared_ok && no_proxy && ctx.addr.kind == Attribution::DirectRemote {
+        if is_control_ui(p) {
+            if let Some(origin) = &ctx.origin {
+                if is_private_or_loopback(&ctx.addr.peer)
+                    && is_loopback_host(&host)
+                    && is_loopback_host(&host_of(origin))
+                {
+                    return Locality::BrowserContainerLocal;
+                }
+            }
+        } else if ctx.origin.is_none() && ctx.addr.peer.is_loopback() && is_private_host(&host) {
+            return if p.client_id == "cli" && p.client_mode == "cli" {
+                Locality::CliContainerLocal
+            } else {
+                Locality::SharedSecretLoopbackLocal
+            };
+        }
+    }
+    Locality::Remote
+}
+
+/// Browser Origin policy (protocol §3.9). `Ok` when allowed.
+fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
+    let msg = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
+    let reject = || {
+        Rejection::policy(ErrorShape::invalid(msg).with_details(
+            json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"}),
+        ))
+    };
+    let Some(origin) = ctx.origin.as_deref() else {
+        return Err(reject());
+    };
+    let o = origin.trim().trim_end_matches('/').to_lowercase();
+    if o == "null" || !o.contains("://") || o.contains('@') {
+        return Err(reject());
+    }
+    let allowed = &cfg.gateway.control_ui.allowed_origins;
+    if allowed.iter().any(|a| a == "*" || *a == o) {
+        return Ok(());
+    }
+    let ohost = host_of(&o);
+    let host = ctx.host.as_deref().map(host_of).unwrap_or_default();
+    let local = ctx.addr.kind == Attribution::DirectLocal;
+    if cfg
+        .gateway
+        .control_ui
+        .dangerously_allow_host_header_origin_fallback
+        && ohost == host
+    {
+        return Ok(());
+    }
+    if ohost == host {
+        let trusted_host = (is_loopback_host(&host) && local)
+            || (host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| is_private_or_loopback(&ip))
+                && !is_loopback_host(&host))
+            || host.ends_with(".local")
+            || host.ends_with(".ts.net");
+        if trusted_host {
+            return Ok(());
+        }
+    }
+    if local && is_loopback_host(&ohost) {
+        return Ok(());
+    }
+    Err(reject())
+}
+
+fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool) -> Rejection {
+    let next = if can_retry {
+        "retry_with_device_token"
+    } else {
+        match reason {
+            AuthReason::TokenMissing
+            | AuthReason::PasswordMissing
+            | AuthReason::TokenMissingConfig
+            | AuthReason::PasswordMissingConfig => "update_auth_configuration",
+            AuthReason::RateLimited => "wait_then_retry",
+            AuthReason::ScopeMismatch => "review_auth_configuration",
+            _ => "update_auth_credentials",
+        }
+    };
+    let err = ErrorShape::invalid(reason.message(hint)).with_details(json!({
+        "code": reason.detail_code(),
+        "authReason": reason.as_str(),
+        "canRetryWithDeviceToken": can_retry,
+        "recommendedNextStep": next,
+    }));
+    Rejection::policy(err)
+}
+
+fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
+    let mut r = auth_rejection(AuthReason::RateLimited, hint, false);
+    if let Some(e) = r.error.as_mut() {
+        e.retryable = Some(true);
+        e.retry_after_ms = Some(retry_after_ms);
+    }
+    r
+}
+
+fn device_error(message: &str, code: &str, reason: &str) -> Rejection {
+    Rejection::policy(
+        ErrorShape::invalid(message).with_details(json!({"code": code, "reason": reason})),
+    )
+}
+
+/// Runs the connect pipeline for one socket.
+pub async fn process_connect(
+    state: &Arc<GatewayState>,
+    cfg: &RuntimeConfig,
+    ctx: &ConnCtx,
+    nonce: &str,
+    raw: &Value,
+) -> Result<Accepted, Rejection> {
+    let p = parse_params(raw)?;
+    let g = &cfg.gateway;
+
+    // Protocol range (§1.7).
+    let accepts = (p.min_protocol <= PROTOCOL_VERSION && PROTOCOL_VERSION <= p.max_protocol)
+        || (p.client_mode == "probe" && p.max_protocol >= 3 && p.min_protocol <= PROTOCOL_VERSION)
+        || (p.role == "node"
+            && p.client_mode == "node"
+            && p.min_protocol <= 3
+            && 3 <= p.max_protocol);
+    if !accepts {
+        let err = ErrorShape::invalid("protocol mismatch").with_details(json!({
+            "code": "PROTOCOL_MISMATCH",
+            "clientMinProtocol": p.min_protocol,
+            "clientMaxProtocol": p.max_protocol,
+            "expectedProtocol": PROTOCOL_VERSION,
+            "minimumProbeProtocol": 3,
+        }));
+        return Err(Rejection {
+            error: Some(err),
+            close_code: 1002,
+            close_reason: "protocol mismatch".into(),
+            delay_ms: 0,
+        });
+    }
+    if p.role != "operator" && p.role != "node" {
+        return Err(Rejection {
+            error: Some(ErrorShape::invalid("invalid role")),
+            close_code: 1008,
+            close_reason: "invalid role".into(),
+            delay_ms: 0,
+        });
+    }
+
+    // Origin (§3.9).
+    let browser = ctx.origin.is_some() || is_control_ui(&p);
+    if browser {
+        check_origin(cfg, ctx)?;
+    }
+
+    let local = ctx.addr.kind == Attribution::DirectLocal;
+    let hint = if is_control_ui(&p) {
+        HintKind::Ui
+    } else if local {
+        HintKind::CliLocal
+    } else {
+        HintKind::CliRemote
+    };
+
+    // Shared secret (§3.2), with the failed-auth limiter (§7).
+    let token_field = auth_str(p.auth, "token");
+    let password_field = auth_str(p.auth, "password");
+    let device_token_field = auth_str(p.auth, "deviceToken");
+    let (limit_scope, limit_key, exempt) = match (&ctx.origin, browser) {
+        (Some(o), true) if ctx.addr.client.is_loopback() => (
+            "browser-origin",
+            format!("browser-origin:{}", o.to_lowercase()),
+            false,
+        ),
+        (_, true) => ("browser-origin", ctx.addr.client.to_string(), false),
+        _ => (
+            "shared-secret",
+            ctx.addr.client.to_string(),
+            g.auth.rate_limit.exempt_loopback && ctx.addr.client.is_loopback(),
+        ),
+    };
+    let now = now_ms();
+    let presented_any =
+        token_field.is_some() || password_field.is_some() || device_token_field.is_some();
+    if presented_any {
+        if let LimitCheck::Locked { retry_after_ms } =
+            state.limiter.check(limit_scope, &limit_key, now)
+        {
+            return Err(rate_limited(retry_after_ms, hint));
+        }
+    }
+    let (shared_ok, shared_reason, shared_digest) = match g.auth.mode {
+        AuthMode::None => (false, None, None),
+        AuthMode::Token => {
+            let presented = token_field.or(password_field);
+            match (&g.auth.token, presented) {
+                (None, _) => (false, Some(AuthReason::TokenMissingConfig), None),
+                (Some(_), None) => (false, Some(AuthReason::TokenMissing), None),
+                (Some(t), Some(s)) => {
+                    let d = auth::sha256(s);
+                    if auth::digest_eq(t.digest(), &d) {
+                        (true, None, Some(d))
+                    } else {
+                        (false, Some(AuthReason::TokenMismatch), None)
+                    }
+                }
+            }
+        }
+        AuthMode::Password => {
+            let presented = password_field.or(token_field);
+            match (&g.auth.password, presented) {
+                (None, _) => (false, Some(AuthReason::PasswordMissingConfig), None),
+                (Some(_), None) => (false, Some(AuthReason::PasswordMissing), None),
+                (Some(t), Some(s)) => {
+                    let d = auth::sha256(s);
+                    if auth::digest_eq(t.digest(), &d) {
+                        (true, None, Some(d))
+                    } else {
+                        (false, Some(AuthReason::PasswordMismatch), None)
+                    }
+                }
+            }
+        }
+    };
+    let auth_none = g.auth.mode == AuthMode::None;
+    let mut auth_method: &'static str = if shared_ok {
+        g.auth.mode.as_str()
+    } else if auth_none {
+        "none"
+    } else {
+        ""
+    };
+    let loc = locality(ctx, &p, shared_ok);
+    let mut session_scopes = p.scopes.clone();
+    let insecure_bypass = g.control_ui.allow_insecure_auth && shared_ok;
+
+    // Missing device identity (§3.7).
+    if p.device.is_none() {
+        let backend_self = p.client_id == "gateway-client"
+            && p.client_mode == "backend"
+            && matches!(
+                loc,
+                Locality::DirectLocal | Locality::SharedSecretLoopbackLocal
+            )
+            && ctx.origin.is_none()
+            && (shared_ok || auth_none);
+        if backend_self {
+            // allowed, scopes kept
+        } else if insecure_bypass {
+            // allowInsecureAuth: the shared token is enough; scopes kept.
+        } else if is_control_ui(&p) {
+            if let Some(reason) = shared_reason.filter(|_| {
+                !shared_ok
+                    && (token_field.is_some()
+                        || password_field.is_some()
+                        || g.auth.mode != AuthMode::None)
+            }) {
+                if reason == AuthReason::TokenMissing || reason == AuthReason::PasswordMissing {
+                    // A tokenless browser gets AUTH_TOKEN_MISSING so the login form appears.
+                    return Err(auth_failure(
+                        state,
+                        g,
+                        &limit_key,
+                        limit_scope,
+                        exempt,
+                        reason,
+                        hint,
+                        false,
+                        now,
+                    ));
+                }
+                if reason.counts_as_failure() {
+                    return Err(auth_failure(
+                        state,
+                        g,
+                        &limit_key,
+                        limit_scope,
+                        exempt,
+                        reason,
+                        hint,
+                        false,
+                        now,
+                    ));
+                }
+            }
+            let msg = "control ui requires device identity (use HTTPS or localhost secure context)";
+            return Err(Rejection::policy(ErrorShape::invalid(msg).with_details(
+                json!({"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}),
+            )));
+        } else if p.role == "operator" && shared_ok {
+            let keep = p.client_id == "cli"
+                && p.client_mode == "cli"
+                && matches!(loc, Locality::DirectLocal | Locality::CliContainerLocal);
+            if !keep {
+                session_scopes.clear();
+            }
+        } else if let Some(reason) = shared_reason.filter(|r| r.counts_as_failure()) {
+            return Err(auth_failure(
+                state,
+                g,
+                &limit_key,
+                limit_scope,
+                exempt,
+                reason,
+                hint,
+                false,
+                now,
+            ));
+        } else {
+            let err = ErrorShape::new("NOT_PAIRED", "device identity required")
+                .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"}));
+            return Err(Rejection::policy(err));
+        }
+        if shared_ok {
+            state.limiter.reset(limit_scope, &limit_key);
+        }
+        return Ok(finish(
+            state,
+            cfg,
+            ctx,
+            &p,
+            None,
+            auth_method,
+            shared_digest,
+            session_scopes,
+            None,
+        ));
+    }
+
+    // Device proof (§2.5).
+    let d = p.device.expect("device");
+    let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+    let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
+        return Err(device_error(
+            "device public key invalid",
+            "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            "device-public-key",
+        ));
+    };
+    let device_id = device::device_id(&raw_key);
+    if device_id != dstr("id") {
+        return Err(device_error(
+            "device identity mismatch",
+            "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+            "device-id-mismatch",
+        ));
+    }
+    let signed_at = d.get("signedAt").and_then(Value::as_u64).unwrap_or(0);
+    if now.abs_diff(signed_at) > 120_000 {
+        return Err(device_error(
+            "device signature expired",
+            "DEVICE_AUTH_SIGNATURE_EXPIRED",
+            "device-signature-stale",
+        ));
+    }
+    let dev_nonce = dstr("nonce").trim();
+    if dev_nonce.is_empty() {
+        return Err(device_error(
+            "device nonce required",
+            "DEVICE_AUTH_NONCE_REQUIRED",
+            "device-nonce-missing",
+        ));
+    }
+    if dev_nonce != nonce {
+        return Err(device_error(
+            "device nonce mismatch",
+            "DEVICE_AUTH_NONCE_MISMATCH",
+            "device-nonce-mismatch",
+        ));
+    }
+    let Ok(vk) = VerifyingKey::from_bytes(&raw_key) else {
+        return Err(device_error(
+            "device public key invalid",
+            "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            "device-public-key",
+        ));
+    };
+    let sig_token = token_field
+        .or(device_token_field)
+        .or(auth_str(p.auth, "bootstrapToken"))
+        .unwrap_or("");
+    let fields = PayloadFields {
+        device_id: &device_id,
+        client_id: p.client_id,
+        client_mode: p.client_mode,
+        role: &p.role,
+        scopes: &p.scopes,
+        signed_at_ms: signed_at,
+        token: sig_token,
+        nonce,
+        platform: p.client_platform,
+        device_family: p.device_family.unwrap_or(""),
+    };
+    let verified = device::decode_signature(dstr("signature"))
+        .and_then(|sig| device::verify(&vk, &sig, &fields));
+    if verified.is_none() {
+        return Err(device_error(
+            "device signature invalid",
+            "DEVICE_AUTH_SIGNATURE_INVALID",
+            "device-signature",
+        ));
+    }
+    let public_key = device::normalize_public_key(&raw_key);
+    let record = state
+        .store
+        .device(&device_id)
+        .map_err(|e| internal(&e.to_string()))?;
+
+    // Device-token fallback (§3.6).
+    let mut device_token_echo: Option<(String, u64)> = None;
+    if !shared_ok && !auth_none {
+        let candidate = device_token_field.or(token_field);
+        let check = candidate
+            .map(|c| pairing::verify_token(record.as_ref(), &public_key, &p.role, c, &p.scopes));
+        match check {
+            Some(TokenCheck::Ok { issued_at_ms }) => {
+                auth_method = "device-token";
+                device_token_echo = Some((candidate.expect("candidate").to_string(), issued_at_ms));
+                state.limiter.reset(limit_scope, &limit_key);
+            }
+            other => {
+                let reason = if other == Some(TokenCheck::ScopeMismatch) {
+                    AuthReason::ScopeMismatch
+                } else if device_token_field.is_some() {
+                    AuthReason::DeviceTokenMismatch
+                } else {
+                    shared_reason.unwrap_or(AuthReason::TokenMissing)
+                };
+                let can_retry = reason == AuthReason::TokenMismatch && device_token_field.is_none();
+                return Err(auth_failure(
+                    state,
+                    g,
+                    &limit_key,
+                    limit_scope,
+                    exempt,
+                    reason,
+                    hint,
+                    can_retry,
+                    now,
+                ));
+            }
+        }
+    } else if shared_ok {
+        state.limiter.reset(limit_scope, &limit_key);
+    }
+
+    if insecure_bypass {
+        // allowInsecureAuth: the verified device is accepted without pairing.
+        return Ok(finish(
+            state,
+            cfg,
+            ctx,
+            &p,
+            Some(device_id),
+            auth_method,
+            shared_digest,
+            session_scopes,
+            None,
+        ));
+    }
+
+    // Pairing (§5).
+    let mut record = record.filter(|r| r.public_key == public_key);
+    let requirement = match &record {
+        _ if auth_method == "device-token" => None,
+        None => Some("not-paired"),
+        Some(r) => {
+            let norm =
+                |s: Option<&str>| s.map(|x| x.trim().to_ascii_lowercase()).unwrap_or_default();
+            if norm(r.platform.as_deref()) != norm(Some(p.client_platform))
+                || norm(r.device_family.as_deref()) != norm(p.device_family)
+            {
+                Some("metadata-upgrade")
+            } else if !r.roles.contains(&p.role) {
+                Some("role-upgrade")
+            } else if !scopes::covers(&r.scopes, &p.scopes) {
+                Some("scope-upgrade")
+            } else {
+                None
+            }
+        }
+    };
+    if let Some(reason) = requirement {
+        let ask = PairingAsk {
+            device_id: device_id.clone(),
+            public_key: public_key.clone(),
+            display_name: p.display_name.map(str::to_string),
+            platform: Some(p.client_platform.to_string()),
+            device_family: p.device_family.map(str::to_string),
+            client_id: p.client_id.to_string(),
+            client_mode: p.client_mode.to_string(),
+            client_version: p.client_version.to_string(),
+            role: p.role.clone(),
+            scopes: scopes::normalize(&p.scopes),
+            remote_ip: (!ctx.addr.client.is_loopback()).then(|| ctx.addr.client.to_string()),
+            client_key: ctx.addr.client.to_string(),
+            peer_ip: ctx.addr.peer.to_string(),
+            reason,
+        };
+        let silent_locality = !matches!(loc, Locality::Remote);
+        let already_paired_non_operator = record.is_some() && p.role != "operator";
+        let scope_upgrade_ok =
+            reason != "scope-upgrade" || matches!(auth_method, "none" | "token" | "password");
+        let browser_ok = ctx.origin.is_none() || is_control_ui(&p);
+        let silent = g.node_pairing.auto_approve_local
+            && silent_locality
+            && scope_upgrade_ok
+            && browser_ok
+            && !already_paired_non_operator;
+        let auto_cidr = !silent
+            && reason == "not-paired"
+            && p.role == "node"
+            && p.scopes.is_empty()
+            && ctx.origin.is_none()
+            && g.node_pairing
+                .auto_approve_cidrs
+                .iter()
+                .any(|n| n.contains(&ctx.addr.client));
+        if silent || auto_cidr {
+            let via = if silent { "silent" } else { "trusted-cidr" };
+            let mut d = pairing::approve_silently(&state.store, ask)
+                .await
+                .map_err(|e| internal(&e.to_string()))?;
+            if via != "silent" {
+                d.approved_via = via.into();
+            }
+            state.registry.broadcast(
+                "device.pair.resolved",
+                json!({"requestId": uuid::Uuid::new_v4().to_string(), "deviceId": device_id, "decision": "approved", "ts": now_ms()}),
+            );
+            tracing::info!(device = %device::fingerprint(&device_id), via, reason, "device paired automatically");
+            record = Some(d);
+        } else {
+            let outcome = pairing::request_pairing(
+                &state.store,
+                ask,
+                g.pairing.pending_ttl_ms,
+                g.pairing.max_pending_per_client,
+                g.pairing.max_pending_total,
+            )
+            .await;
+            let outcome = match outcome {
+                Ok(o) => o,
+                Err(e @ (PairingError::ClientQueueFull(_) | PairingError::QueueFull(_))) => {
+                    let mut err = ErrorShape::new("UNAVAILABLE", e.to_string())
+                        .with_details(json!({"code": "PAIRING_QUEUE_FULL", "reason": reason}));
+                    err.retryable = Some(true);
+                    err.retry_after_ms = Some(g.pairing.pending_ttl_ms);
+                    state.record_rejection(&ctx.addr, "pairing_queue_full", &e.to_string());
+                    return Err(Rejection::policy(err));
+                }
+                Err(e) => return Err(internal(&e.to_string())),
+            };
+            for (rid, did) in &outcome.superseded {
+                state.registry.broadcast("device.pair.resolved", json!({"requestId": rid, "deviceId": did, "decision": "rejected", "ts": now_ms()}));
+            }
+            if outcome.created {
+                state.registry.broadcast(
+                    "device.pair.requested",
+                    pairing::pending_json(&outcome.request),
+                );
+                tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, reason, "pairing requested");
+            }
+            let (message, remediation) = match reason {
+                "role-upgrade" => (
+                    "pairing required: device is asking for a higher role than currently approved",
+                    "Review the requested role upgrade, then approve the pending request.",
+                ),
+                "scope-upgrade" => (
+                    "pairing required: device is asking for more scopes than currently approved",
+                    "Review the requested scopes, then approve the pending upgrade.",
+                ),
+                "metadata-upgrade" => (
+                    "pairing required: device identity changed and must be re-approved",
+                    "Review the refreshed device details, then approve the pending request.",
+                ),
+                _ => (
+                    "pairing required: device is not approved yet",
+                    "Approve this device from the pending pairing requests.",
+                ),
+            };
+            let mut details = json!({
+                "code": "PAIRING_REQUIRED",
+                "reason": reason,
+                "requestId": outcome.request.request_id,
+                "remediationHint": remediation,
+                "deviceId": device_id,
+                "requestedRole": p.role,
+                "requestedScopes": p.scopes,
+            });
+            if let Some(r) = &record {
+                details["approvedRoles"] = json!(r.roles);
+                details["approvedScopes"] = json!(r.scopes);
+            }
+            state.record_rejection(
+                &ctx.addr,
+                "pairing_required",
+                &format!(
+                    "approve request {} (clawgate devices approve / openclaw devices approve)",
+                    outcome.request.request_id
+                ),
+            );
+            let err = ErrorShape::new("NOT_PAIRED", message).with_details(details);
+            let reason_text = format!("{message} (requestId: {})", outcome.request.request_id);
+            return Err(Rejection {
+                error: Some(err),
+                close_code: 1008,
+                close_reason: truncate_utf8(&reason_text, 120).to_string(),
+                delay_ms: 0,
+            });
+        }
+    }
+
+    // Token issue/reuse (§3.6).
+    if device_token_echo.is_none() {
+        if let Some(r) = &record {
+            device_token_echo =
+                pairing::ensure_token(&state.store, state.token_key, r, &p.role, &p.scopes)
+                    .await
+                    .map_err(|e| internal(&e.to_string()))?;
+        }
+    }
+    Ok(finish(
+        state,
+        cfg,
+        ctx,
+        &p,
+        Some(device_id),
+        auth_method,
+        shared_digest,
+        session_scopes,
+        device_token_echo,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn auth_failure(
+    state: &GatewayState,
+    g: &crate::config::GatewayConfig,
+    key: &str,
+    scope: &'static str,
+    exempt: bool,
+    reason: AuthReason,
+    hint: HintKind,
+    can_retry: bool,
+    now: u64,
+) -> Rejection {
+    let mut delay = 0;
+    if reason.counts_as_failure() {
+        let (check, d) = state
+            .limiter
+            .record_failure(scope, key, now, &g.auth.rate_limit, exempt);
+        delay = d;
+        if let LimitCheck::Locked { retry_after_ms } = check {
+            return rate_limited(retry_after_ms, hint);
+        }
+    }
+    let mut r = auth_rejection(reason, hint, can_retry);
+    r.delay_ms = delay;
+    r
+}
+
+fn internal(msg: &str) -> Rejection {
+    tracing::error!(error = msg, "connect failed on an internal error");
+    let mut err = ErrorShape::new("UNAVAILABLE", "gateway storage unavailable; retry shortly");
+    err.retryable = Some(true);
+    err.retry_after_ms = Some(1000);
+    Rejection {
+        error: Some(err),
+        close_code: 1011,
+        close_reason: "gateway message handler unavailable".into(),
+        delay_ms: 0,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    state: &GatewayState,
+    cfg: &RuntimeConfig,
+    ctx: &ConnCtx,
+    p: &Params<'_>,
+    device_id: Option<String>,
+    auth_method: &'static str,
+    shared_digest: Option<[u8; 32]>,
+    session_scopes: Vec<String>,
+    token: Option<(String, u64)>,
+) -> Accepted {
+    let g = &cfg.gateway;
+    let info = Arc::new(SessionInfo {
+        conn_id: ctx.conn_id.clone(),
+        device_id,
+        role: p.role.clone(),
+        scopes: session_scopes.clone(),
+        auth_method,
+        shared_digest,
+        client_id: p.client_id.to_string(),
+        client_mode: p.client_mode.to_string(),
+        client_version: p.client_version.to_string(),
+        platform: p.client_platform.to_string(),
+        instance_id: p.instance_id.map(str::to_string),
+        peer: ctx.addr.peer,
+        client_ip: ctx.addr.client,
+        origin: ctx.origin.clone(),
+        connected_at_ms: now_ms(),
+    });
+    let mut auth = json!({"method": auth_method, "role": p.role, "scopes": session_scopes});
+    if let Some((tok, issued)) = token {
+        auth["deviceToken"] = json!(tok);
+        auth["issuedAtMs"] = json!(issued);
+    }
+    let uptime = state.started.elapsed().as_millis() as u64;
+    let hello = json!({
+        "type": "hello-ok",
+        "protocol": PROTOCOL_VERSION,
+        "server": {
+            "version": COMPAT_VERSION,
+            "connId": ctx.conn_id,
+            "buildId": concat!("clawgate-", env!("CARGO_PKG_VERSION")),
+            "bootId": state.boot_id,
+            "controlUiBuildSource": "configured",
+        },
+        "features": super::features(),
+        "snapshot": {
+            "presence": [super::rpc::self_presence(state)],
+            "health": super::rpc::health_payload(state),
+            "stateVersion": {"presence": 1, "health": 1},
+            "uptimeMs": uptime,
+            "authMode": g.auth.mode.as_str(),
+        },
+        "auth": auth,
+        "policy": {
+            "maxPayload": g.limits.max_payload,
+            "maxBufferedBytes": g.limits.max_buffered_bytes,
+            "tickIntervalMs": g.limits.tick_interval_ms,
+        },
+    });
+    Accepted { info, hello }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(host_of("http://localhost:18789"), "localhost");
+        assert_eq!(host_of("https://[::1]:8080/x"), "::1");
+        assert_eq!(host_of("127.0.0.1:18789"), "127.0.0.1");
+        assert_eq!(host_of("gw.example.com"), "gw.example.com");
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(is_private_host("172.17.0.1"));
+        assert!(!is_private_host("example.com"));
+    }
+
+    #[test]
+    fn params_validation_messages() {
+        let e = parse_params(&json!({"minProtocol": 4})).err().unwrap();
+        assert_eq!(
+            e.error.unwrap().message,
+            "invalid connect params: at root: must have required property 'maxProtocol'"
+        );
+        let e = parse_params(&json!({"minProtocol": 4, "maxProtocol": 4, "client": {"id": "cli", "version": "1", "platform": "linux"}})).err().unwrap();
+        assert_eq!(e.close_code, 1008);
+        assert!(e.close_reason.contains("'mode'"));
+        let v = json!({"minProtocol": 4, "maxProtocol": 4, "bogus": 1,
+            "client": {"id": "cli", "version": "1", "platform": "linux", "mode": "cli", "buildId": "x"}});
+        assert!(parse_params(&v).is_ok(), "unknown fields are accepted");
+    }
+}

@@ -1,0 +1,295 @@
+//! The OpenClaw gateway WebSocket: attribution → upgrade → `connect.challenge`
+//! → `connect` → `hello-ok` → session loop (ticks, pings, RPCs, events).
+
+pub mod auth;
+pub mod device;
+pub mod frames;
+mod handshake;
+pub mod pairing;
+pub mod registry;
+mod rpc;
+pub mod scopes;
+mod session;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use arc_swap::ArcSwap;
+use serde_json::{json, Value};
+
+use crate::config::RuntimeConfig;
+use crate::net::{self, Attribution, ClientAddr, ProxyPolicy};
+use crate::store::Store;
+
+/// The protocol level clawgate speaks, reported as `server.version`.
+pub const COMPAT_VERSION: &str = "2026.9.6";
+pub const PROTOCOL_VERSION: u64 = 4;
+
+/// One recorded rejection (for diagnostics).
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RejectionRecord {
+    pub ts: u64,
+    pub peer: String,
+    pub client: String,
+    pub forwarded_headers: Vec<(String, String)>,
+    pub reason: String,
+    pub hint: String,
+}
+
+/// Shared state of the gateway listener.
+pub struct GatewayState {
+    pub config: ArcSwap<RuntimeConfig>,
+    pub store: Store,
+    pub registry: registry::Registry,
+    pub limiter: auth::AuthLimiter,
+    pub token_key: [u8; 32],
+    pub boot_id: String,
+    pub started: Instant,
+    live: AtomicUsize,
+    preauth: Mutex<HashMap<IpAddr, usize>>,
+    rejections: Mutex<VecDeque<RejectionRecord>>,
+}
+
+impl GatewayState {
+    pub fn new(config: RuntimeConfig, store: Store, token_key: [u8; 32]) -> Self {
+        GatewayState {
+            config: ArcSwap::from_pointee(config),
+            store,
+            registry: Default::default(),
+            limiter: Default::default(),
+            token_key,
+            boot_id: uuid::Uuid::new_v4().to_string(),
+            started: Instant::now(),
+            live: AtomicUsize::new(0),
+            preauth: Mutex::new(HashMap::new()),
+            rejections: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Open WebSocket connections (authenticated or not).
+    pub fn live_connections(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Authenticated sessions.
+    pub fn sessions(&self) -> usize {
+        self.registry.len()
+    }
+
+    pub fn record_rejection(&self, addr: &ClientAddr, reason: &str, hint: &str) {
+        let mut ring = self.rejections.lock().expect("rejections lock");
+        if ring.len() >= 256 {
+            ring.pop_front();
+        }
+        ring.push_back(RejectionRecord {
+            ts: crate::util::now_ms(),
+            peer: addr.peer.to_string(),
+            client: addr.client.to_string(),
+            forwarded_headers: addr.proxy_headers.clone(),
+            reason: reason.to_string(),
+            hint: hint.to_string(),
+        });
+    }
+
+    pub fn recent_rejections(&self) -> Vec<RejectionRecord> {
+        self.rejections
+            .lock()
+            .expect("rejections lock")
+            .iter()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Counts a live connection; the guard decrements on drop.
+pub(crate) struct LiveGuard(Arc<GatewayState>);
+
+impl LiveGuard {
+    fn new(state: Arc<GatewayState>) -> Self {
+        state.live.fetch_add(1, Ordering::SeqCst);
+        LiveGuard(state)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Counts an unauthenticated socket per client address.
+pub(crate) struct PreauthGuard {
+    state: Arc<GatewayState>,
+    ip: Option<IpAddr>,
+}
+
+impl PreauthGuard {
+    fn try_new(state: Arc<GatewayState>, ip: IpAddr, max: usize) -> Option<Self> {
+        {
+            let mut m = state.preauth.lock().expect("preauth lock");
+            let n = m.entry(ip).or_insert(0);
+            if *n >= max {
+                return None;
+            }
+            *n += 1;
+        }
+        Some(PreauthGuard {
+            state,
+            ip: Some(ip),
+        })
+    }
+
+    /// Called once the socket authenticated (or ended).
+    pub(crate) fn release(&mut self) {
+        if let Some(ip) = self.ip.take() {
+            let mut m = self.state.preauth.lock().expect("preauth lock");
+            if let Some(n) = m.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&ip);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PreauthGuard {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Request headers as (lowercase name, value) pairs.
+fn header_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    req.headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.to_string())
+}
+
+const RESERVED_PATHS: &[&str] = &[
+    "/__openclaw__/worker",
+    "/desktop/observe",
+    "/node-desktop/attach",
+    "/node-portal/attach",
+];
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+async fn readyz(state: web::Data<Arc<GatewayState>>) -> HttpResponse {
+    match state.store.schema_version() {
+        Ok(_) => HttpResponse::Ok().json(json!({"ok": true, "sessions": state.sessions()})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(json!({"ok": false, "error": e.to_string()}))
+        }
+    }
+}
+
+/// Every path that is not `/healthz` or `/readyz`: the gateway WebSocket.
+async fn ws_entry(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<Arc<GatewayState>>,
+) -> HttpResponse {
+    let state: Arc<GatewayState> = state.get_ref().clone();
+    let is_upgrade = req
+        .headers()
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !is_upgrade {
+        return HttpResponse::UpgradeRequired().json(json!({
+            "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}
+        }));
+    }
+    if RESERVED_PATHS.iter().any(|p| req.path().starts_with(p)) {
+        return HttpResponse::NotFound()
+            .json(json!({"error": {"message": "not found", "type": "not_found"}}));
+    }
+    let cfg = state.config.load_full();
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return HttpResponse::BadRequest().finish();
+    };
+    let headers = header_pairs(&req);
+    let addr = net::attribute(
+        peer,
+        &headers,
+        &ProxyPolicy {
+            trusted: &cfg.gateway.trusted_proxies,
+            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
+        },
+    );
+    if addr.kind == Attribution::Unattributable {
+        let body = net::attribution_required_body(&addr);
+        let hint = body["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        tracing::warn!(peer = %addr.peer, reason = addr.reason.unwrap_or(""), "rejected upgrade: proxy attribution required");
+        state.record_rejection(&addr, "proxy_attribution_required", &hint);
+        return HttpResponse::Forbidden().json(body);
+    }
+    let Some(preauth) = PreauthGuard::try_new(
+        state.clone(),
+        addr.client,
+        cfg.gateway.limits.max_preauth_per_ip,
+    ) else {
+        state.record_rejection(
+            &addr,
+            "preauth_budget",
+            "too many unauthenticated sockets from this address",
+        );
+        return HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body("Too many unauthenticated sockets");
+    };
+    let (resp, session, stream) = match actix_ws::handle(&req, body) {
+        Ok(x) => x,
+        Err(e) => return e.error_response(),
+    };
+    let ctx = session::ConnCtx {
+        conn_id: uuid::Uuid::new_v4().to_string(),
+        addr,
+        origin: header(&req, "origin"),
+        host: header(&req, "host"),
+    };
+    let live = LiveGuard::new(state.clone());
+    actix_web::rt::spawn(session::run(
+        state, cfg, ctx, session, stream, live, preauth,
+    ));
+    resp
+}
+
+/// Registers the gateway routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .default_service(web::to(ws_entry));
+}
+
+/// `hello-ok.features`: exactly what is implemented.
+pub fn features() -> Value {
+    json!({
+        "methods": rpc::METHODS,
+        "events": ["tick", "health", "shutdown", "device.pair.requested", "device.pair.resolved", "device.pair.changed"],
+    })
+}

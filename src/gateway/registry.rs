@@ -1,0 +1,143 @@
+//! Live sessions, keyed by connection id. Used to deliver events (scope-gated)
+//! and to close sessions whose authority changed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::scopes;
+
+/// What a connection task is told to do.
+#[derive(Debug)]
+pub enum Control {
+    /// Send an event (name, payload) with this socket's next `seq`.
+    Event(&'static str, Arc<Value>),
+    /// Close with code and reason.
+    Close(u16, String),
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub conn_id: String,
+    pub device_id: Option<String>,
+    pub role: String,
+    pub scopes: Vec<String>,
+    /// `token`, `password`, `none`, `device-token`.
+    pub auth_method: &'static str,
+    /// SHA-256 of the shared secret this session authenticated with.
+    pub shared_digest: Option<[u8; 32]>,
+    pub client_id: String,
+    pub client_mode: String,
+    pub client_version: String,
+    pub platform: String,
+    pub instance_id: Option<String>,
+    pub peer: IpAddr,
+    pub client_ip: IpAddr,
+    pub origin: Option<String>,
+    pub connected_at_ms: u64,
+}
+
+struct Entry {
+    info: Arc<SessionInfo>,
+    tx: mpsc::UnboundedSender<Control>,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    map: RwLock<HashMap<String, Entry>>,
+}
+
+/// Which scope an event needs (protocol §5.5). `None`: everyone; unknown events
+/// are dropped.
+fn event_scope(event: &str) -> Option<Option<&'static str>> {
+    match event {
+        "tick" | "health" | "shutdown" => Some(None),
+        "device.pair.requested" | "device.pair.resolved" | "device.pair.changed" => {
+            Some(Some(scopes::PAIRING))
+        }
+        _ => None,
+    }
+}
+
+impl Registry {
+    pub fn insert(&self, info: Arc<SessionInfo>, tx: mpsc::UnboundedSender<Control>) {
+        let mut map = self.map.write().expect("registry lock");
+        map.insert(info.conn_id.clone(), Entry { info, tx });
+    }
+
+    pub fn remove(&self, conn_id: &str) {
+        let mut map = self.map.write().expect("registry lock");
+        map.remove(conn_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().expect("registry lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn list(&self) -> Vec<Arc<SessionInfo>> {
+        self.map
+            .read()
+            .expect("registry lock")
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    pub fn is_device_connected(&self, device_id: &str) -> bool {
+        self.map
+            .read()
+            .expect("registry lock")
+            .values()
+            .any(|e| e.info.device_id.as_deref() == Some(device_id))
+    }
+
+    /// Delivers an event to every session allowed to see it.
+    pub fn broadcast(&self, event: &'static str, payload: Value) -> usize {
+        let Some(required) = event_scope(event) else {
+            return 0;
+        };
+        let payload = Arc::new(payload);
+        let map = self.map.read().expect("registry lock");
+        let mut n = 0;
+        for e in map.values() {
+            let allowed = match required {
+                None => true,
+                Some(scope) => {
+                    e.info.role == "operator" && scopes::satisfies(&e.info.scopes, scope)
+                }
+            };
+            if allowed && e.tx.send(Control::Event(event, payload.clone())).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Closes every session matching `pred`, except `except` (a connection id).
+    pub fn close_where(
+        &self,
+        pred: impl Fn(&SessionInfo) -> bool,
+        code: u16,
+        reason: &str,
+        except: Option<&str>,
+    ) -> usize {
+        let map = self.map.read().expect("registry lock");
+        let mut n = 0;
+        for e in map.values() {
+            if Some(e.info.conn_id.as_str()) == except {
+                continue;
+            }
+            if pred(&e.info) && e.tx.send(Control::Close(code, reason.to_string())).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,508 @@
+//! RPC methods on an authenticated session (protocol §5.6), with the scope,
+//! role and ownership rules.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::frames::{self, ErrorShape};
+use super::pairing::{self, PairingError};
+use super::registry::SessionInfo;
+use super::{scopes, GatewayState, COMPAT_VERSION};
+use crate::util::now_ms;
+
+/// Methods implemented (advertised in `hello-ok.features.methods`).
+pub const METHODS: &[&str] = &[
+    "health",
+    "status",
+    "system-presence",
+    "device.pair.list",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.pair.rename",
+    "device.token.rotate",
+    "device.token.revoke",
+];
+
+#[derive(Default)]
+pub struct ConnState {
+    unauthorized_streak: u32,
+}
+
+pub enum Outcome {
+    None,
+    Reply(String),
+    ReplyAndClose(String, u16, String),
+}
+
+pub fn health_payload(state: &GatewayState) -> Value {
+    json!({
+        "ok": true,
+        "ts": now_ms(),
+        "durationMs": 0,
+        "configReload": {"hotReloadStatus": "active"},
+        "channels": {},
+        "channelOrder": [],
+        "channelLabels": {},
+        "agents": [],
+        "sessions": {"count": state.sessions(), "recent": []},
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "clawgate".into())
+}
+
+pub fn self_presence(state: &GatewayState) -> Value {
+    let host = hostname();
+    json!({
+        "host": host,
+        "ip": host,
+        "version": COMPAT_VERSION,
+        "platform": std::env::consts::OS,
+        "mode": "gateway",
+        "reason": "self",
+        "instanceId": state.boot_id,
+        "text": format!("Gateway: {host} · clawgate {} · mode gateway · reason self", env!("CARGO_PKG_VERSION")),
+        "ts": now_ms(),
+    })
+}
+
+fn err(msg: impl Into<String>) -> ErrorShape {
+    ErrorShape::invalid(msg)
+}
+
+fn missing_scope(scope: &str) -> ErrorShape {
+    ErrorShape::new("FORBIDDEN", format!("missing scope: {scope}")).with_details(json!({
+        "code": "MISSING_SCOPE",
+        "missingScope": scope,
+        "requiredScopes": [scope],
+    }))
+}
+
+/// Checks that params is an object with only `allowed` keys and has `required`.
+fn check_params<'a>(
+    method: &str,
+    params: &'a Value,
+    allowed: &[&str],
+    required: &[&str],
+) -> Result<&'a Map<String, Value>, ErrorShape> {
+    static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+    let obj = match params {
+        Value::Null => EMPTY.get_or_init(Map::new),
+        Value::Object(o) => o,
+        _ => {
+            return Err(err(format!(
+                "invalid {method} params: at root: must be object"
+            )))
+        }
+    };
+    for k in obj.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(err(format!(
+                "invalid {method} params: at root: unexpected property '{k}'"
+            )));
+        }
+    }
+    for r in required {
+        match obj.get(*r) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(_) => {
+                return Err(err(format!(
+                    "invalid {method} params: at /{r}: must be non-empty string"
+                )))
+            }
+            None => {
+                return Err(err(format!(
+                    "invalid {method} params: at root: must have required property '{r}'"
+                )))
+            }
+        }
+    }
+    Ok(obj)
+}
+
+fn str_param<'a>(p: &'a Map<String, Value>, k: &str) -> &'a str {
+    p.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn scopes_param(method: &str, p: &Map<String, Value>) -> Result<Option<Vec<String>>, ErrorShape> {
+    match p.get("scopes") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| {
+                    err(format!(
+                        "invalid {method} params: at /scopes: must be array of strings"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(err(format!(
+            "invalid {method} params: at /scopes: must be array"
+        ))),
+    }
+}
+
+fn pairing_err(e: PairingError) -> ErrorShape {
+    match e {
+        PairingError::Store(s) => {
+            tracing::error!(error = %s, "store error in RPC");
+            let mut e = ErrorShape::new("UNAVAILABLE", format!("state store error: {s}"));
+            e.retryable = Some(true);
+            e
+        }
+        other => err(other.to_string()),
+    }
+}
+
+/// Handles one text frame from an authenticated session.
+pub async fn handle(
+    state: &Arc<GatewayState>,
+    info: &Arc<SessionInfo>,
+    cs: &mut ConnState,
+    text: &str,
+) -> Outcome {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        tracing::debug!(conn = %info.conn_id, "ignored a frame that is not JSON");
+        return Outcome::None;
+    };
+    if v.get("type").and_then(Value::as_str) != Some("req") {
+        return Outcome::None;
+    }
+    let Some(id) = v
+        .get("id")
+        .filter(|i| i.as_str().is_some_and(|s| !s.is_empty()))
+        .cloned()
+    else {
+        return Outcome::None;
+    };
+    let Some(method) = v.get("method").and_then(Value::as_str) else {
+        return Outcome::Reply(frames::res_err(&id, &err("invalid request frame")));
+    };
+    let params = v.get("params").cloned().unwrap_or(Value::Null);
+    let result = dispatch(state, info, method, &params).await;
+    match result {
+        Ok(payload) => {
+            cs.unauthorized_streak = 0;
+            Outcome::Reply(frames::res_ok(&id, payload))
+        }
+        Err(e) => {
+            if e.message.starts_with("unauthorized role:") {
+                cs.unauthorized_streak += 1;
+                if cs.unauthorized_streak > 10 {
+                    return Outcome::ReplyAndClose(
+                        frames::res_err(&id, &e),
+                        1008,
+                        "repeated unauthorized calls".into(),
+                    );
+                }
+            } else {
+                cs.unauthorized_streak = 0;
+            }
+            Outcome::Reply(frames::res_err(&id, &e))
+        }
+    }
+}
+
+fn require(info: &SessionInfo, scope: &str) -> Result<(), ErrorShape> {
+    if info.role != "operator" {
+        return Err(err(format!("unauthorized role: {}", info.role)));
+    }
+    if scopes::satisfies(&info.scopes, scope) {
+        Ok(())
+    } else {
+        Err(missing_scope(scope))
+    }
+}
+
+fn is_admin(info: &SessionInfo) -> bool {
+    info.scopes.iter().any(|s| s == scopes::ADMIN)
+}
+
+/// Device-token callers without admin may act only on their own device.
+fn owner_only(info: &SessionInfo) -> bool {
+    info.auth_method == "device-token" && !is_admin(info)
+}
+
+async fn dispatch(
+    state: &Arc<GatewayState>,
+    info: &Arc<SessionInfo>,
+    method: &str,
+    params: &Value,
+) -> Result<Value, ErrorShape> {
+    let cfg = state.config.load();
+    let ttl = cfg.gateway.pairing.pending_ttl_ms;
+    match method {
+        "health" => Ok(health_payload(state)),
+        "status" => {
+            require(info, scopes::READ)?;
+            Ok(json!({
+                "ok": true,
+                "server": {"name": "clawgate", "version": env!("CARGO_PKG_VERSION"), "compatVersion": COMPAT_VERSION, "bootId": state.boot_id},
+                "uptimeMs": state.started.elapsed().as_millis() as u64,
+                "sessions": state.sessions(),
+                "authMode": cfg.gateway.auth.mode.as_str(),
+                "pendingPairing": state.store.pending().map(|p| p.iter().filter(|r| r.expires_at(ttl) > now_ms()).count()).unwrap_or(0),
+                "pairedDevices": state.store.devices().map(|d| d.len()).unwrap_or(0),
+            }))
+        }
+        "system-presence" => {
+            require(info, scopes::READ)?;
+            let mut out = vec![self_presence(state)];
+            for s in state.registry.list().into_iter().take(200) {
+                out.push(json!({
+                    "host": s.client_ip.to_string(),
+                    "ip": s.client_ip.to_string(),
+                    "version": s.client_version,
+                    "platform": s.platform,
+                    "mode": s.client_mode,
+                    "reason": "connect",
+                    "instanceId": s.instance_id,
+                    "deviceId": s.device_id,
+                    "roles": [s.role],
+                    "scopes": s.scopes,
+                    "ts": s.connected_at_ms,
+                }));
+            }
+            Ok(Value::Array(out))
+        }
+        "device.pair.list" => {
+            require(info, scopes::PAIRING)?;
+            check_params(method, params, &[], &[])?;
+            let now = now_ms();
+            let own = owner_only(info).then(|| info.device_id.clone()).flatten();
+            let visible = |d: &str| !owner_only(info) || own.as_deref() == Some(d);
+            let pending: Vec<Value> = state
+                .store
+                .pending()
+                .map_err(|e| pairing_err(e.into()))?
+                .iter()
+                .filter(|p| p.expires_at(ttl) > now && visible(&p.device_id))
+                .map(pairing::pending_json)
+                .collect();
+            let paired: Vec<Value> = state
+                .store
+                .devices()
+                .map_err(|e| pairing_err(e.into()))?
+                .iter()
+                .filter(|d| visible(&d.device_id))
+                .map(|d| {
+                    pairing::paired_json(d, Some(state.registry.is_device_connected(&d.device_id)))
+                })
+                .collect();
+            Ok(json!({"pending": pending, "paired": paired}))
+        }
+        "device.pair.approve" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(method, params, &["requestId"], &["requestId"])?;
+            let request_id = str_param(p, "requestId").to_string();
+            let pending = state
+                .store
+                .pending()
+                .map_err(|e| pairing_err(e.into()))?
+                .into_iter()
+                .find(|r| r.request_id == request_id && r.expires_at(ttl) > now_ms())
+                .ok_or_else(|| err("unknown requestId"))?;
+            if owner_only(info) && info.device_id.as_deref() != Some(pending.device_id.as_str()) {
+                return Err(err("device pairing approval denied"));
+            }
+            if pending.roles.iter().any(|r| r != "operator") && !is_admin(info) {
+                return Err(err("missing scope: operator.admin"));
+            }
+            if let Some(s) =
+                scopes::first_missing(&info.scopes, &scopes::for_role("operator", &pending.scopes))
+            {
+                return Err(err(format!("missing scope: {s}")));
+            }
+            let approved_by = Some(format!(
+                "ws:{}",
+                info.device_id
+                    .as_deref()
+                    .map(super::device::fingerprint)
+                    .unwrap_or_else(|| info.conn_id.clone())
+            ));
+            let a = pairing::approve(
+                &state.store,
+                state.token_key,
+                request_id,
+                ttl,
+                None,
+                approved_by,
+            )
+            .await
+            .map_err(pairing_err)?;
+            state.registry.broadcast(
+                "device.pair.resolved",
+                json!({"requestId": a.request.request_id, "deviceId": a.device.device_id, "decision": "approved", "ts": now_ms()}),
+            );
+            tracing::info!(request = %a.request.request_id, device = %super::device::fingerprint(&a.device.device_id), "pairing approved over WebSocket");
+            Ok(
+                json!({"requestId": a.request.request_id, "device": pairing::paired_json(&a.device, None)}),
+            )
+        }
+        "device.pair.reject" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(method, params, &["requestId"], &["requestId"])?;
+            let request_id = str_param(p, "requestId").to_string();
+            if owner_only(info) {
+                let pend = state.store.pending().map_err(|e| pairing_err(e.into()))?;
+                let target = pend
+                    .iter()
+                    .find(|r| r.request_id == request_id)
+                    .ok_or_else(|| err("unknown requestId"))?;
+                if info.device_id.as_deref() != Some(target.device_id.as_str()) {
+                    return Err(err("device pairing rejection denied"));
+                }
+            }
+            let r = pairing::reject(&state.store, request_id, ttl)
+                .await
+                .map_err(pairing_err)?;
+            state.registry.broadcast(
+                "device.pair.resolved",
+                json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "rejected", "ts": now_ms()}),
+            );
+            Ok(json!({"requestId": r.request_id, "deviceId": r.device_id}))
+        }
+        "device.pair.remove" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(method, params, &["deviceId"], &["deviceId"])?;
+            let device_id = str_param(p, "deviceId").to_string();
+            if owner_only(info) && info.device_id.as_deref() != Some(device_id.as_str()) {
+                return Err(err("device pairing removal denied"));
+            }
+            let d = pairing::remove(&state.store, device_id)
+                .await
+                .map_err(pairing_err)?;
+            let id = d.device_id.clone();
+            state.registry.close_where(
+                |s| s.device_id.as_deref() == Some(id.as_str()),
+                4001,
+                "device removed",
+                None,
+            );
+            Ok(json!({"deviceId": d.device_id}))
+        }
+        "device.pair.rename" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(
+                method,
+                params,
+                &["deviceId", "label"],
+                &["deviceId", "label"],
+            )?;
+            let device_id = str_param(p, "deviceId").to_string();
+            let label = str_param(p, "label").trim().to_string();
+            if label.is_empty() || label.chars().count() > 64 {
+                return Err(err(format!(
+                    "invalid {method} params: at /label: must be 1 to 64 characters"
+                )));
+            }
+            if owner_only(info) && info.device_id.as_deref() != Some(device_id.as_str()) {
+                return Err(err("device pairing rename denied"));
+            }
+            let d = pairing::rename(&state.store, device_id, label.clone())
+                .await
+                .map_err(pairing_err)?;
+            state.registry.broadcast("device.pair.changed", json!({}));
+            Ok(json!({"deviceId": d.device_id, "label": label}))
+        }
+        "device.token.rotate" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(
+                method,
+                params,
+                &["deviceId", "role", "scopes"],
+                &["deviceId", "role"],
+            )?;
+            let device_id = str_param(p, "deviceId").to_string();
+            let role = str_param(p, "role").to_string();
+            let req_scopes = scopes_param(method, p)?;
+            if role != "operator" && !is_admin(info) {
+                return Err(err("device token rotation denied"));
+            }
+            let own = info.device_id.as_deref() == Some(device_id.as_str());
+            if owner_only(info) && (!own || role != "operator") {
+                return Err(err("device token rotation denied"));
+            }
+            if let Some(s) = &req_scopes {
+                if scopes::first_missing(&info.scopes, s).is_some() && !is_admin(info) {
+                    return Err(err("device token rotation denied"));
+                }
+            }
+            let (rec, token) = pairing::rotate(
+                &state.store,
+                state.token_key,
+                device_id.clone(),
+                role.clone(),
+                req_scopes,
+            )
+            .await
+            .map_err(|e| match e {
+                PairingError::UnknownDevice
+                | PairingError::UnknownRole(_)
+                | PairingError::Invalid(_) => err("device token rotation denied"),
+                other => pairing_err(other),
+            })?;
+            let in_band = own && info.auth_method == "device-token";
+            let did = device_id.clone();
+            let r2 = role.clone();
+            let except = in_band.then_some(info.conn_id.as_str());
+            state.registry.close_where(
+                |s| s.device_id.as_deref() == Some(did.as_str()) && s.role == r2,
+                4001,
+                "device removed",
+                except,
+            );
+            let mut out = json!({
+                "deviceId": device_id,
+                "role": role,
+                "scopes": rec.scopes,
+                "rotatedAtMs": rec.rotated_at_ms.unwrap_or(rec.created_at_ms),
+                "tokenDelivery": if in_band { "in-band" } else { "withheld-cross-device" },
+            });
+            if in_band {
+                out["token"] = json!(token);
+            }
+            Ok(out)
+        }
+        "device.token.revoke" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(method, params, &["deviceId", "role"], &["deviceId", "role"])?;
+            let device_id = str_param(p, "deviceId").to_string();
+            let role = str_param(p, "role").to_string();
+            if role != "operator" && !is_admin(info) {
+                return Err(err("device token revocation denied"));
+            }
+            if owner_only(info)
+                && (info.device_id.as_deref() != Some(device_id.as_str()) || role != "operator")
+            {
+                return Err(err("device token revocation denied"));
+            }
+            let at = pairing::revoke(&state.store, device_id.clone(), role.clone())
+                .await
+                .map_err(|e| match e {
+                    PairingError::UnknownDevice | PairingError::UnknownRole(_) => {
+                        err("device token revocation denied")
+                    }
+                    other => pairing_err(other),
+                })?;
+            let did = device_id.clone();
+            let r2 = role.clone();
+            state.registry.close_where(
+                |s| s.device_id.as_deref() == Some(did.as_str()) && s.role == r2,
+                4001,
+                "device removed",
+                None,
+            );
+            Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": at}))
+        }
+        "connect" => Err(err("connect is only valid as the first request")),
+        other => Err(err(format!("unknown method: {other}"))),
+    }
+}

@@ -1,0 +1,308 @@
+//! One WebSocket connection: challenge, handshake under a deadline and a frame
+//! limit, then the session loop (RPCs, events, ticks, pings).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
+use actix_ws::{MessageStream, Session};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::{interval_at, timeout_at, Instant};
+
+use super::frames::{self, ErrorShape};
+use super::registry::Control;
+use super::{handshake, rpc, GatewayState, LiveGuard, PreauthGuard};
+use crate::config::RuntimeConfig;
+use crate::net::ClientAddr;
+use crate::util::{now_ms, truncate_utf8};
+
+/// What the upgrade request told us about the connection.
+pub struct ConnCtx {
+    pub conn_id: String,
+    pub addr: ClientAddr,
+    pub origin: Option<String>,
+    pub host: Option<String>,
+}
+
+async fn close(session: &Session, code: u16, reason: &str) {
+    let reason = truncate_utf8(reason, 120);
+    let cr = CloseReason {
+        code: CloseCode::from(code),
+        description: (!reason.is_empty()).then(|| reason.to_string()),
+    };
+    let _ = session.clone().close(Some(cr)).await;
+}
+
+/// Reassembles fragmented messages under a size limit.
+#[derive(Default)]
+struct Fragments {
+    buf: Vec<u8>,
+    active: bool,
+}
+
+enum Frame {
+    Text(String),
+    Invalid,
+    TooBig,
+    Control(Message),
+    Pending,
+}
+
+impl Fragments {
+    fn push(&mut self, msg: Message, limit: usize) -> Frame {
+        match msg {
+            Message::Text(t) => Frame::Text(t.to_string()),
+            Message::Binary(b) => match String::from_utf8(b.to_vec()) {
+                Ok(s) => Frame::Text(s),
+                Err(_) => Frame::Invalid,
+            },
+            Message::Continuation(item) => {
+                let (first, last, bytes) = match item {
+                    Item::FirstText(b) | Item::FirstBinary(b) => (true, false, b),
+                    Item::Continue(b) => (false, false, b),
+                    Item::Last(b) => (false, true, b),
+                };
+                if first {
+                    self.buf.clear();
+                    self.active = true;
+                } else if !self.active {
+                    return Frame::Invalid;
+                }
+                if self.buf.len() + bytes.len() > limit {
+                    self.buf = Vec::new();
+                    self.active = false;
+                    return Frame::TooBig;
+                }
+                self.buf.extend_from_slice(&bytes);
+                if last {
+                    self.active = false;
+                    let data = std::mem::take(&mut self.buf);
+                    return match String::from_utf8(data) {
+                        Ok(s) => Frame::Text(s),
+                        Err(_) => Frame::Invalid,
+                    };
+                }
+                Frame::Pending
+            }
+            other => Frame::Control(other),
+        }
+    }
+}
+
+/// Runs one connection to completion.
+pub async fn run(
+    state: Arc<GatewayState>,
+    cfg: Arc<RuntimeConfig>,
+    ctx: ConnCtx,
+    mut session: Session,
+    stream: MessageStream,
+    live: LiveGuard,
+    mut preauth: PreauthGuard,
+) {
+    let _live = live;
+    let limits = cfg.gateway.limits.clone();
+    let nonce = uuid::Uuid::new_v4().to_string();
+    let challenge = frames::event(
+        "connect.challenge",
+        &json!({"nonce": nonce, "ts": now_ms(), "capabilities": ["model-catalog-snapshot"]}),
+        None,
+    );
+    if session.text(challenge).await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
+    let mut stream = stream.max_frame_size(limits.max_preauth_payload);
+    let mut frags = Fragments::default();
+
+    // Phase 1: the handshake.
+    let accepted = loop {
+        let msg = match timeout_at(deadline, stream.recv()).await {
+            Err(_) => {
+                close(&session, 1000, "").await;
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(ProtocolError::Overflow))) => {
+                close(&session, 1009, "").await;
+                return;
+            }
+            Ok(Some(Err(_))) => {
+                close(&session, 1002, "").await;
+                return;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let text = match frags.push(msg, limits.max_preauth_payload) {
+            Frame::Text(t) => t,
+            Frame::Pending => continue,
+            Frame::TooBig => {
+                close(&session, 1009, "preauth payload too large").await;
+                return;
+            }
+            Frame::Invalid => {
+                close(&session, 1000, "").await;
+                return;
+            }
+            Frame::Control(Message::Ping(b)) => {
+                let _ = session.pong(&b).await;
+                continue;
+            }
+            Frame::Control(Message::Close(_)) => {
+                let _ = session.clone().close(None).await;
+                return;
+            }
+            Frame::Control(_) => continue,
+        };
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            close(&session, 1000, "").await;
+            return;
+        };
+        let is_req = v.get("type").and_then(Value::as_str) == Some("req");
+        let id = v
+            .get("id")
+            .filter(|i| i.as_str().is_some_and(|s| !s.is_empty()))
+            .cloned();
+        let method = v
+            .get("method")
+            .and_then(Value::as_str)
+            .filter(|m| !m.is_empty());
+        let (Some(id), Some(method), true) = (id, method, is_req) else {
+            close(&session, 1008, "invalid request frame").await;
+            return;
+        };
+        if method != "connect" {
+            let msg = "invalid handshake: first request must be connect";
+            let _ = session
+                .text(frames::res_err(&id, &ErrorShape::invalid(msg)))
+                .await;
+            close(&session, 1008, msg).await;
+            return;
+        }
+        let params = v.get("params").cloned().unwrap_or(Value::Null);
+        match handshake::process_connect(&state, &cfg, &ctx, &nonce, &params).await {
+            Ok(a) => break (id, a),
+            Err(rej) => {
+                if rej.delay_ms > 0 {
+                    tokio::time::sleep(Duration::from_millis(rej.delay_ms)).await;
+                }
+                if let Some(err) = &rej.error {
+                    let code = err
+                        .details
+                        .as_ref()
+                        .and_then(|d| d.get("code"))
+                        .and_then(Value::as_str)
+                        .unwrap_or(err.code);
+                    tracing::info!(conn = %ctx.conn_id, peer = %ctx.addr.peer, client = %ctx.addr.client, code, "connect rejected");
+                    if code != "PAIRING_REQUIRED" && code != "PAIRING_QUEUE_FULL" {
+                        state.record_rejection(&ctx.addr, code, &err.message);
+                    }
+                    let _ = session.text(frames::res_err(&id, err)).await;
+                }
+                close(&session, rej.close_code, &rej.close_reason).await;
+                return;
+            }
+        }
+    };
+    let (connect_id, accepted) = accepted;
+    preauth.release();
+    let info = accepted.info;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Control>();
+    state.registry.insert(info.clone(), tx);
+    struct Unregister(Arc<GatewayState>, String);
+    impl Drop for Unregister {
+        fn drop(&mut self) {
+            self.0.registry.remove(&self.1);
+        }
+    }
+    let _unregister = Unregister(state.clone(), info.conn_id.clone());
+    if session
+        .text(frames::res_ok(&connect_id, accepted.hello))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method, "session started");
+
+    // Phase 2: the session.
+    let mut stream = stream.max_frame_size(limits.max_payload);
+    let tick_every = Duration::from_millis(limits.tick_interval_ms);
+    let ping_every = Duration::from_millis(limits.ping_interval_ms);
+    let mut tick = interval_at(Instant::now() + tick_every, tick_every);
+    let mut ping = interval_at(Instant::now() + ping_every, ping_every);
+    let mut seq: u64 = 0;
+    let mut ticks: u64 = 0;
+    let mut awaiting_pong = false;
+    let mut rpc_state = rpc::ConnState::default();
+    loop {
+        tokio::select! {
+            msg = stream.recv() => {
+                let msg = match msg {
+                    None => break,
+                    Some(Err(ProtocolError::Overflow)) => { close(&session, 1009, "").await; break; }
+                    Some(Err(_)) => { close(&session, 1002, "").await; break; }
+                    Some(Ok(m)) => m,
+                };
+                let text = match frags.push(msg, limits.max_payload) {
+                    Frame::Text(t) => t,
+                    Frame::Pending => continue,
+                    Frame::TooBig => { close(&session, 1009, "").await; break; }
+                    Frame::Invalid => continue,
+                    Frame::Control(Message::Ping(b)) => { let _ = session.pong(&b).await; continue; }
+                    Frame::Control(Message::Pong(_)) => { awaiting_pong = false; continue; }
+                    Frame::Control(Message::Close(reason)) => {
+                        let _ = session.clone().close(reason).await;
+                        break;
+                    }
+                    Frame::Control(_) => continue,
+                };
+                match rpc::handle(&state, &info, &mut rpc_state, &text).await {
+                    rpc::Outcome::None => {}
+                    rpc::Outcome::Reply(s) => {
+                        if session.text(s).await.is_err() { break; }
+                    }
+                    rpc::Outcome::ReplyAndClose(s, code, reason) => {
+                        let _ = session.text(s).await;
+                        close(&session, code, &reason).await;
+                        break;
+                    }
+                }
+            }
+            ctl = rx.recv() => {
+                match ctl {
+                    Some(Control::Event(name, payload)) => {
+                        seq += 1;
+                        if session.text(frames::event(name, &payload, Some(seq))).await.is_err() { break; }
+                    }
+                    Some(Control::Close(code, reason)) => {
+                        tracing::info!(conn = %info.conn_id, code, reason = %reason, "closing session");
+                        close(&session, code, &reason).await;
+                        break;
+                    }
+                    None => break,
+                }
+            }
+            _ = tick.tick() => {
+                ticks += 1;
+                seq += 1;
+                if session.text(frames::event("tick", &json!({"ts": now_ms()}), Some(seq))).await.is_err() { break; }
+                if ticks.is_multiple_of(2) {
+                    seq += 1;
+                    let health = rpc::health_payload(&state);
+                    let frame = json!({"type": "event", "event": "health", "payload": health, "seq": seq,
+                        "stateVersion": {"presence": 1, "health": ticks / 2 + 1}});
+                    if session.text(frame.to_string()).await.is_err() { break; }
+                }
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    // No pong within a ping interval: the peer is gone.
+                    break;
+                }
+                awaiting_pong = true;
+                if session.ping(b"").await.is_err() { break; }
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! clawgate: an OpenClaw-compatible gateway.
+//!
+//! `lib.rs` builds the application so the binary and the tests share it:
+//! [`start`] opens the store, binds the gateway listener and returns a
+//! [`Running`] handle.
+
+pub mod cli;
+pub mod config;
+pub mod gateway;
+pub mod net;
+pub mod store;
+pub mod util;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use config::{ConfigError, RuntimeConfig};
+use gateway::GatewayState;
+use store::{Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}{hint}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+        hint: &'static str,
+    },
+}
+
+impl StartError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StartError::Config(_) => "config_invalid",
+            StartError::Store(e) => e.code(),
+            StartError::Bind { .. } => "bind_failed",
+        }
+    }
+}
+
+/// A running gateway.
+pub struct Running {
+    pub gateway_addr: SocketAddr,
+    pub state: Arc<GatewayState>,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Tells sessions the gateway is going away (1012), stops the listener and
+    /// waits for the workers to finish.
+    pub async fn stop(self) {
+        self.state
+            .registry
+            .broadcast("shutdown", serde_json::json!({"reason": "service restart"}));
+        self.state
+            .registry
+            .close_where(|_| true, 1012, "service restart", None);
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself.
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the state and binds the gateway listener.
+pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
+    let state_dir = cfg.state_dir.clone();
+    let store = Store::open(&state_dir)?;
+    let token_key = store::load_or_create_key(&state_dir, "device-token.key")?;
+    let bind = cfg.gateway.bind;
+    let port = cfg.gateway.port;
+    let workers = match cfg.gateway.limits.workers {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    };
+    let state = Arc::new(GatewayState::new(cfg, store, token_key));
+    let app_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(app_state.clone()))
+            .configure(gateway::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .backlog(4096)
+    .max_connections(200_000)
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_millis(200))
+    .shutdown_timeout(2);
+    let server = server.bind((bind, port)).map_err(|e| StartError::Bind {
+        addr: SocketAddr::new(bind, port).to_string(),
+        hint: if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (is another gateway running? stop it, or choose another port with --port or gateway.port)"
+        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+            " (ports below 1024 need privileges; use a port above 1024)"
+        } else {
+            ""
+        },
+        source: e,
+    })?;
+    let gateway_addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    let runtime =
+        serde_json::json!({"gatewayAddr": gateway_addr.to_string(), "pid": std::process::id()});
+    let _ = util::write_private_file(
+        &state_dir.join("runtime.json"),
+        runtime.to_string().as_bytes(),
+    );
+    Ok(Running {
+        gateway_addr,
+        state,
+        handle,
+        task,
+    })
+}

@@ -1,0 +1,598 @@
+//! State in one redb file (`<state dir>/clawgate.redb`, mode 0600, dir 0700).
+//!
+//! Reads run anywhere (MVCC). Every write goes through one writer thread that owns
+//! write transactions; callers await its reply. Pairing decisions and token
+//! changes commit with `Durability::Immediate`; cheap, loss-tolerant writes
+//! (pending requests, last-seen) commit with `Durability::None` and are made
+//! durable by the next immediate commit or the periodic flush.
+
+pub mod records;
+pub mod tables;
+
+#[path = "../../migrations/mod.rs"]
+pub mod migrations;
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
+};
+
+pub use records::{DeviceRecord, PendingRecord, TokenRecord};
+use tables::*;
+
+/// Store errors, with stable codes.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage I/O error: {0}")]
+    Io(String),
+    #[error(
+        "the disk is full; the change was not saved (free space in the state directory and retry)"
+    )]
+    Full,
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error(
+        "the database {path} has schema version {found}, newer than this clawgate supports ({supported}); \
+         run the clawgate version that wrote it, or restore a backup"
+    )]
+    NewerSchema {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the database {0} is in use by another process (is another clawgate running with this state dir?)")]
+    Locked(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+impl StoreError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Io(_) => "store_io",
+            StoreError::Full => "store_disk_full",
+            StoreError::Db(_) => "store_db",
+            StoreError::Corrupt(_) => "store_corrupt",
+            StoreError::NewerSchema { .. } => "store_newer_schema",
+            StoreError::Locked(_) => "store_locked",
+            StoreError::Closed => "store_closed",
+        }
+    }
+}
+
+fn from_io(e: &std::io::Error) -> StoreError {
+    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
+        StoreError::Full
+    } else {
+        StoreError::Io(e.to_string())
+    }
+}
+
+impl From<redb::StorageError> for StoreError {
+    fn from(e: redb::StorageError) -> Self {
+        match &e {
+            redb::StorageError::Io(io) => from_io(io),
+            _ => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+macro_rules! redb_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                let e: redb::Error = e.into();
+                match e {
+                    redb::Error::Io(io) => from_io(&io),
+                    other => StoreError::Db(other.to_string()),
+                }
+            }
+        }
+    )*};
+}
+redb_err!(
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        from_io(&e)
+    }
+}
+
+type Job = Box<dyn FnOnce(&Database) -> bool + Send>;
+
+/// Handle to the store; cheap to clone. When the last clone is dropped the writer
+/// thread finishes its queue, flushes, and the database file is closed.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    tx: Option<std_mpsc::Sender<Job>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    path: PathBuf,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Creates the state directory with mode 0700 when missing.
+pub fn ensure_state_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating when absent) `<state_dir>/clawgate.redb` and runs pending
+    /// migrations.
+    pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
+        ensure_state_dir(state_dir)?;
+        let path = state_dir.join("clawgate.redb");
+        let db = open_db(&path)?;
+        migrate(&db, &path)?;
+        let db = Arc::new(db);
+        let (tx, rx) = std_mpsc::channel::<Job>();
+        let writer_db = db.clone();
+        let handle = std::thread::Builder::new()
+            .name("clawgate-store".into())
+            .spawn(move || writer_loop(writer_db, rx))
+            .map_err(|e| StoreError::Io(e.to_string()))?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                tx: Some(tx),
+                handle: Some(handle),
+                path,
+            }),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(job)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Runs `f` in a write transaction on the writer thread and commits with the
+    /// given durability when it returns `Ok`. Resolves after the commit.
+    pub async fn write<T, E, F>(&self, durability: Durability, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db: &Database| {
+            let result = run_write(db, durability_copy(&durability), f);
+            let _ = reply_tx.send(result);
+            matches!(durability, Durability::None)
+        });
+        self.send(job)?;
+        reply_rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Blocking variant for non-async callers (start-up, CLI).
+    pub fn write_blocking<T, E, F>(&self, durability: Durability, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
+    {
+        let (reply_tx, reply_rx) = std_mpsc::channel();
+        let job: Job = Box::new(move |db: &Database| {
+            let result = run_write(db, durability_copy(&durability), f);
+            let _ = reply_tx.send(result);
+            matches!(durability, Durability::None)
+        });
+        self.send(job)?;
+        reply_rx.recv().map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    // ---- typed reads ----
+
+    pub fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES)?;
+        get_json(&table, device_id)
+    }
+
+    pub fn devices(&self) -> Result<Vec<DeviceRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES)?;
+        all_json(&table)
+    }
+
+    pub fn pending(&self) -> Result<Vec<PendingRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PENDING)?;
+        all_json(&table)
+    }
+
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(META)?;
+        read_schema_version(&table)
+    }
+}
+
+fn run_write<T, E, F>(db: &Database, durability: Durability, f: F) -> Result<T, E>
+where
+    E: From<StoreError>,
+    F: FnOnce(&WriteTransaction) -> Result<T, E>,
+{
+    let mut txn = db.begin_write().map_err(StoreError::from)?;
+    txn.set_durability(durability)
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    match f(&txn) {
+        Ok(v) => {
+            txn.commit().map_err(StoreError::from)?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = txn.abort();
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(db: Arc<Database>, rx: std_mpsc::Receiver<Job>) {
+    let mut dirty = false;
+    loop {
+        let job = if dirty {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(job) => Some(job),
+                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(job) => Some(job),
+                Err(_) => break,
+            }
+        };
+        match job {
+            Some(job) => {
+                let was_none = job(&db);
+                // An immediate commit also makes earlier non-durable ones durable.
+                dirty = was_none;
+            }
+            None => {
+                // Make earlier non-durable commits durable.
+                if flush(&db).is_ok() {
+                    dirty = false;
+                }
+            }
+        }
+    }
+    if dirty {
+        let _ = flush(&db);
+    }
+}
+
+fn flush(db: &Database) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    txn.commit()?;
+    Ok(())
+}
+
+fn open_db(path: &Path) -> Result<Database, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.display().to_string()),
+        other => StoreError::from(other),
+    })?;
+    redb::Builder::new()
+        .create_with_backend(backend)
+        .map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                StoreError::Locked(path.display().to_string())
+            }
+            other => StoreError::from(other),
+        })
+}
+
+const SCHEMA_KEY: &str = "schema_version";
+
+fn read_schema_version(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<u32, StoreError> {
+    match table.get(SCHEMA_KEY)? {
+        None => Ok(0),
+        Some(v) => {
+            let b = v.value();
+            let arr: [u8; 4] = b
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema version".into()))?;
+            Ok(u32::from_be_bytes(arr))
+        }
+    }
+}
+
+/// Applies every pending migration; refuses a database newer than this binary.
+fn migrate(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let current = {
+        let txn = db.begin_read()?;
+        match txn.open_table(META) {
+            Ok(table) => read_schema_version(&table)?,
+            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if current > migrations::LATEST {
+        return Err(StoreError::NewerSchema {
+            path: path.display().to_string(),
+            found: current,
+            supported: migrations::LATEST,
+        });
+    }
+    for m in migrations::MIGRATIONS.iter().filter(|m| m.from >= current) {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        (m.run)(&txn)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(SCHEMA_KEY, (m.from + 1).to_be_bytes().as_slice())?;
+        }
+        txn.commit()?;
+        tracing::info!(
+            to = m.from + 1,
+            summary = m.summary,
+            "applied schema migration"
+        );
+    }
+    Ok(())
+}
+
+/// Stamps a schema version (tests of the newer-schema refusal use it).
+pub fn stamp_schema_version(path: &Path, version: u32) -> Result<(), StoreError> {
+    let db = open_db(path)?;
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        meta.insert(SCHEMA_KEY, version.to_be_bytes().as_slice())?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+// ---- typed table helpers used inside transactions ----
+
+pub fn get_json<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key)? {
+        Some(v) => Ok(Some(records::decode(v.value())?)),
+        None => Ok(None),
+    }
+}
+
+pub fn all_json<T: serde::de::DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for item in table.iter()? {
+        let (_, v) = item?;
+        out.push(records::decode(v.value())?);
+    }
+    Ok(out)
+}
+
+pub fn put_device(txn: &WriteTransaction, rec: &DeviceRecord) -> Result<(), StoreError> {
+    let mut devices = txn.open_table(DEVICES)?;
+    let prev: Option<DeviceRecord> = get_json(&devices, &rec.device_id)?;
+    devices.insert(rec.device_id.as_str(), records::encode(rec).as_slice())?;
+    drop(devices);
+    // Keep the digest → (device, role) index in step with the record.
+    let mut index = txn.open_table(DEVICE_TOKENS)?;
+    if let Some(prev) = prev {
+        for t in prev.tokens.values() {
+            index.remove(t.digest.as_str())?;
+        }
+    }
+    for t in rec.tokens.values() {
+        if t.revoked_at_ms.is_none() {
+            let v = serde_json::json!({"deviceId": rec.device_id, "role": t.role});
+            index.insert(t.digest.as_str(), records::encode(&v).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+pub fn delete_device(
+    txn: &WriteTransaction,
+    device_id: &str,
+) -> Result<Option<DeviceRecord>, StoreError> {
+    let mut devices = txn.open_table(DEVICES)?;
+    let prev: Option<DeviceRecord> = match devices.remove(device_id)? {
+        Some(v) => Some(records::decode(v.value())?),
+        None => None,
+    };
+    drop(devices);
+    if let Some(prev) = &prev {
+        let mut index = txn.open_table(DEVICE_TOKENS)?;
+        for t in prev.tokens.values() {
+            index.remove(t.digest.as_str())?;
+        }
+    }
+    Ok(prev)
+}
+
+pub fn device_in(
+    txn: &WriteTransaction,
+    device_id: &str,
+) -> Result<Option<DeviceRecord>, StoreError> {
+    let devices = txn.open_table(DEVICES)?;
+    get_json(&devices, device_id)
+}
+
+pub fn pending_in(txn: &WriteTransaction) -> Result<Vec<PendingRecord>, StoreError> {
+    let table = txn.open_table(PENDING)?;
+    all_json(&table)
+}
+
+pub fn put_pending(txn: &WriteTransaction, rec: &PendingRecord) -> Result<(), StoreError> {
+    let mut table = txn.open_table(PENDING)?;
+    table.insert(rec.request_id.as_str(), records::encode(rec).as_slice())?;
+    Ok(())
+}
+
+pub fn delete_pending(
+    txn: &WriteTransaction,
+    request_id: &str,
+) -> Result<Option<PendingRecord>, StoreError> {
+    let mut table = txn.open_table(PENDING)?;
+    let prev = match table.remove(request_id)? {
+        Some(v) => Some(records::decode(v.value())?),
+        None => None,
+    };
+    Ok(prev)
+}
+
+/// Loads a 32-byte key file from the state dir, creating it (mode 0600) when absent.
+pub fn load_or_create_key(state_dir: &Path, name: &str) -> Result<[u8; 32], StoreError> {
+    let path = state_dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(&bytes);
+            Ok(k)
+        }
+        Ok(_) => Err(StoreError::Corrupt(format!(
+            "{} must hold exactly 32 bytes",
+            path.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ensure_state_dir(state_dir)?;
+            let k = crate::util::random_bytes();
+            crate::util::write_private_file(&path, &k)?;
+            Ok(k)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn durability_copy(d: &Durability) -> Durability {
+    match d {
+        Durability::None => Durability::None,
+        _ => Durability::Immediate,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_file_is_private_and_migrated() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let store = Store::open(&state).unwrap();
+        assert_eq!(store.schema_version().unwrap(), migrations::LATEST);
+        let mode = std::fs::metadata(state.join("clawgate.redb"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = std::fs::metadata(&state).unwrap().permissions().mode();
+        assert_eq!(dmode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_message() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let _s = Store::open(dir.path()).unwrap();
+        }
+        // Dropping the last handle joins the writer and closes the file.
+        let path = dir.path().join("clawgate.redb");
+        stamp_schema_version(&path, migrations::LATEST + 1).unwrap();
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert_eq!(err.code(), "store_newer_schema");
+        let msg = err.to_string();
+        assert!(msg.contains("newer than this clawgate supports"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn write_then_read_device_and_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rec = DeviceRecord {
+            device_id: "d1".into(),
+            public_key: "pk".into(),
+            roles: vec!["operator".into()],
+            approved_via: "owner".into(),
+            ..Default::default()
+        };
+        let r2 = rec.clone();
+        store
+            .write::<_, StoreError, _>(Durability::Immediate, move |txn| put_device(txn, &r2))
+            .await
+            .unwrap();
+        assert_eq!(store.device("d1").unwrap(), Some(rec));
+        let failing = store
+            .write::<(), StoreError, _>(Durability::Immediate, |txn| {
+                put_device(
+                    txn,
+                    &DeviceRecord {
+                        device_id: "d2".into(),
+                        ..Default::default()
+                    },
+                )?;
+                Err(StoreError::Corrupt("abort".into()))
+            })
+            .await;
+        assert!(failing.is_err());
+        assert_eq!(
+            store.device("d2").unwrap(),
+            None,
+            "aborted writes leave nothing"
+        );
+    }
+}

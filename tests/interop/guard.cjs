@@ -1,0 +1,99 @@
+'use strict';
+// Offline guard for the interop suite. Load with NODE_OPTIONS="--require /abs/path/guard.cjs".
+// - dns.lookup / dns.promises.lookup / resolve* fail (ENOTFOUND) for anything but localhost / loopback literals;
+// - net sockets (and therefore http/https/ws/undici via net) to non-loopback addresses are refused.
+// Every process of the suite must only ever talk to 127.0.0.0/8 or ::1.
+const dns = require('dns');
+const net = require('net');
+
+const LOG = process.env.INTEROP_GUARD_LOG ? String(process.env.INTEROP_GUARD_LOG) : '';
+function note(msg) {
+  if (!LOG) return;
+  try { require('fs').appendFileSync(LOG, `[guard pid=${process.pid}] ${msg}\n`); } catch {}
+}
+
+function isLoopbackHost(h) {
+  if (h == null) return true; // net default host is localhost
+  let s = String(h).trim().toLowerCase();
+  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
+  if (s === '' || s === 'localhost' || s.endsWith('.localhost')) return true;
+  if (s === '::1' || s === '0:0:0:0:0:0:0:1') return true;
+  if (s.startsWith('::ffff:')) s = s.slice(7);
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s);
+}
+
+function denyErr(host, syscall) {
+  const e = new Error(`interop guard: ${syscall} to non-loopback host "${host}" refused`);
+  e.code = syscall === 'connect' ? 'ECONNREFUSED' : 'ENOTFOUND';
+  e.errno = e.code === 'ECONNREFUSED' ? -111 : -3008;
+  e.syscall = syscall;
+  e.hostname = host;
+  return e;
+}
+
+// ---- dns -------------------------------------------------------------------
+const origLookup = dns.lookup;
+function guardedLookup(hostname, options, callback) {
+  if (typeof options === 'function') { callback = options; options = {}; }
+  if (!isLoopbackHost(hostname)) {
+    note(`dns.lookup ${hostname} refused`);
+    const err = denyErr(hostname, 'getaddrinfo');
+    process.nextTick(() => callback(err));
+    return {};
+  }
+  return origLookup.call(dns, hostname, options, callback);
+}
+dns.lookup = guardedLookup;
+
+if (dns.promises) {
+  const origPLookup = dns.promises.lookup;
+  dns.promises.lookup = function (hostname, options) {
+    if (!isLoopbackHost(hostname)) { note(`dns.promises.lookup ${hostname} refused`); return Promise.reject(denyErr(hostname, 'getaddrinfo')); }
+    return origPLookup.call(dns.promises, hostname, options);
+  };
+}
+// Resolver-based queries (resolve4, resolveSrv, ...) never target loopback usefully: refuse non-localhost names.
+for (const target of [dns, dns.promises].filter(Boolean)) {
+  for (const k of Object.keys(target)) {
+    if (!/^resolve/.test(k) || typeof target[k] !== 'function') continue;
+    const orig = target[k];
+    const isPromise = target === dns.promises;
+    target[k] = function (hostname, ...rest) {
+      if (isLoopbackHost(hostname)) return orig.call(this, hostname, ...rest);
+      note(`dns.${k} ${hostname} refused`);
+      const err = denyErr(hostname, 'query');
+      if (isPromise) return Promise.reject(err);
+      const cb = rest[rest.length - 1];
+      if (typeof cb === 'function') process.nextTick(() => cb(err));
+      return undefined;
+    };
+  }
+}
+
+// ---- net -------------------------------------------------------------------
+function extractTarget(args) {
+  // net.Socket#connect(options[, cb]) | (path[, cb]) | (port[, host][, cb]); also normalized [options, cb] arrays.
+  let a0 = args[0];
+  if (Array.isArray(a0)) a0 = a0[0];
+  if (a0 && typeof a0 === 'object') {
+    if (a0.path) return { ipc: true };
+    return { host: a0.host == null ? 'localhost' : a0.host };
+  }
+  if (typeof a0 === 'string' && !/^\d+$/.test(a0)) return { ipc: true }; // unix socket path
+  const h = typeof args[1] === 'string' ? args[1] : 'localhost';
+  return { host: h };
+}
+
+const origConnect = net.Socket.prototype.connect;
+net.Socket.prototype.connect = function (...args) {
+  const t = extractTarget(args);
+  if (!t.ipc && !isLoopbackHost(t.host)) {
+    note(`socket connect to ${t.host} refused`);
+    const err = denyErr(t.host, 'connect');
+    process.nextTick(() => this.destroy(err));
+    return this;
+  }
+  return origConnect.apply(this, args);
+};
+
+process.env.__INTEROP_GUARD_LOADED = '1';

