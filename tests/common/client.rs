@@ -876,7 +876,7 @@ impl Conn {
         }
     }
 
-    /// Close with 1000 and wait (≤ 2 s) for the server's close reply / EOF.
+    /// Close with 1000 and wait (≤ 2 s) for the server's close reply (or EOF).
     pub async fn close(self) {
         self.close_with(1000, "").await;
     }
@@ -886,8 +886,9 @@ impl Conn {
             .await;
     }
 
-    /// Send a close frame and wait ≤ `timeout` for the server's close reply or
-    /// EOF. Returns true if the stream ended in time (or had already ended).
+    /// Send a close frame and wait ≤ `timeout` for the server's close reply
+    /// (or EOF), then drop the socket. Returns true if the reply / EOF came in
+    /// time (or the stream had already ended).
     pub async fn close_timeout(mut self, code: u16, reason: &str, timeout: Duration) -> bool {
         if self.ended {
             return true;
@@ -900,7 +901,12 @@ impl Conn {
             return true;
         }
         tokio::time::timeout(timeout, async {
-            while let Some(Ok(_)) = self.ws.next().await {}
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                    Some(Ok(_)) => {}
+                }
+            }
         })
         .await
         .is_ok()

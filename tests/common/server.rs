@@ -1,0 +1,107 @@
+//! Starts the real server in-process on port 0 with a temporary state dir.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use clawgate::config::{self, LoadOptions};
+use clawgate::Running;
+
+pub const TOKEN: &str = "test-token-0123456789abcdef";
+
+pub struct TestServer {
+    pub running: Option<Running>,
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub config: Value,
+}
+
+/// A config with a token, one worker and the given extra `gateway` keys merged in.
+pub fn config_with(extra_gateway: Value) -> Value {
+    let mut gw = serde_json::json!({
+        "auth": {"mode": "token", "token": TOKEN},
+        "limits": {"workers": 1},
+    });
+    if let (Some(base), Some(extra)) = (gw.as_object_mut(), extra_gateway.as_object()) {
+        for (k, v) in extra {
+            if let (Some(Value::Object(b)), Value::Object(e)) = (base.get_mut(k), v) {
+                for (ik, iv) in e {
+                    b.insert(ik.clone(), iv.clone());
+                }
+            } else {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    serde_json::json!({ "gateway": gw })
+}
+
+fn load(dir: &std::path::Path, cfg: &Value) -> clawgate::config::RuntimeConfig {
+    let path = dir.join("openclaw.json");
+    std::fs::write(&path, serde_json::to_string_pretty(cfg).unwrap()).unwrap();
+    let opts = LoadOptions {
+        config_path: Some(path),
+        state_dir: Some(dir.join("state")),
+        port: Some(0),
+        bind: None,
+        env: BTreeMap::new(),
+        generate_token: true,
+    };
+    config::load(&opts).expect("valid test config")
+}
+
+impl TestServer {
+    pub async fn start(cfg: Value) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let running = clawgate::start(load(dir.path(), &cfg))
+            .await
+            .expect("server starts");
+        let url = format!("ws://{}/", running.gateway_addr);
+        TestServer {
+            running: Some(running),
+            dir,
+            url,
+            config: cfg,
+        }
+    }
+
+    pub async fn default() -> TestServer {
+        Self::start(config_with(serde_json::json!({}))).await
+    }
+
+    pub fn running(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
+    /// Stops the server and starts it again on the same state dir and port 0.
+    pub async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+        let running = clawgate::start(load(self.dir.path(), &self.config))
+            .await
+            .expect("server restarts");
+        self.url = format!("ws://{}/", running.gateway_addr);
+        self.running = Some(running);
+    }
+
+    /// Waits (bounded) until the server's live-connection count is `n`.
+    pub async fn wait_live(&self, n: usize) -> usize {
+        let state = &self.running().state;
+        for _ in 0..500 {
+            if state.live_connections() == n {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        state.live_connections()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}
