@@ -34,7 +34,11 @@ fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
 
 impl V<'_, '_> {
     fn set_by_env(&self, path: &str) -> bool {
-        lookup(self.ctx.env, path).is_some()
+        let base: Vec<&str> = path
+            .split('.')
+            .map(|seg| seg.split('[').next().unwrap_or(seg))
+            .collect();
+        lookup(self.ctx.env, &base.join(".")).is_some()
     }
 
     fn issue(&mut self, code: ConfigCode, path: &str, message: String) {

@@ -1,0 +1,250 @@
+//! Tests of the real binary: embedded default, refusing a bad config, and
+//! durability of acknowledged pairing state across `kill -9`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::client::{Conn, ConnectOpts, DeviceIdentity};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+
+fn command(home: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CLAWGATE_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary and waits (bounded) for it to publish its address.
+fn spawn(home: &Path, state: &Path, args: &[&str]) -> Proc {
+    let runtime = state.join("runtime.json");
+    let _ = std::fs::remove_file(&runtime);
+    let mut cmd = command(home);
+    cmd.arg("serve")
+        .arg("--state-dir")
+        .arg(state)
+        .arg("--port")
+        .arg("0")
+        .args(args);
+    let mut child = cmd.spawn().expect("spawn clawgate");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&runtime) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                if v["pid"].as_u64() == Some(child.id() as u64) {
+                    let addr = v["gatewayAddr"].as_str().unwrap().to_string();
+                    return Proc { child, addr };
+                }
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("clawgate exited early ({status}): {err}");
+        }
+        assert!(Instant::now() < deadline, "clawgate did not start in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn url(p: &Proc) -> String {
+    format!("ws://{}/", p.addr)
+}
+
+fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let state = dir.path().join("state");
+    (dir, home, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_runs_without_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, home, state) = dirs();
+    let p = spawn(&home, &state, &[]);
+    let token_path = state.join("gateway-token");
+    let token = std::fs::read_to_string(&token_path).expect("generated token");
+    assert_eq!(
+        std::fs::metadata(&token_path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(state.join("clawgate.redb"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    assert_eq!(
+        std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let mut c = Conn::open(&url(&p), &[]).await.unwrap();
+    let hello = c
+        .connect(&ConnectOpts::with_token(&token))
+        .await
+        .expect("generated token works");
+    assert_eq!(hello["auth"]["method"], "token");
+    drop(p);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_pairing_survives_kill_9() {
+    let (_d, home, state) = dirs();
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    std::fs::write(&cfg, "{ gateway: { auth: { token: 'kill-nine-token-0123456789' }, trustedProxies: ['127.0.0.1'] } }").unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut p = spawn(&home, &state, &["--config", &cfg_s]);
+    // a local device (silently paired) and a remote device approved over RPC
+    let local = DeviceIdentity::generate();
+    let mut c = Conn::open(&url(&p), &[]).await.unwrap();
+    let t_local = c
+        .connect(&ConnectOpts::with_token("kill-nine-token-0123456789").device(&local))
+        .await
+        .unwrap()["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let remote = DeviceIdentity::generate();
+    let mut r = Conn::open(&url(&p), &[("X-Forwarded-For", "203.0.113.7")])
+        .await
+        .unwrap();
+    let f = r
+        .connect(&ConnectOpts::with_token("kill-nine-token-0123456789").device(&remote))
+        .await
+        .unwrap_err();
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut op = Conn::open(&url(&p), &[]).await.unwrap();
+    op.connect(&ConnectOpts::with_token("kill-nine-token-0123456789").scopes(&["operator.admin"]))
+        .await
+        .unwrap();
+    op.rpc("device.pair.approve", serde_json::json!({"requestId": rid}))
+        .await
+        .expect("approved");
+    // kill -9 right after the acknowledgement
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    drop(p);
+    let p = spawn(&home, &state, &["--config", &cfg_s]);
+    let mut c = Conn::open(&url(&p), &[]).await.unwrap();
+    let hello = c
+        .connect(&ConnectOpts::default().device(&local).device_token(&t_local))
+        .await
+        .expect("local token survived");
+    assert_eq!(hello["auth"]["method"], "device-token");
+    let mut r = Conn::open(&url(&p), &[("X-Forwarded-For", "203.0.113.7")])
+        .await
+        .unwrap();
+    let hello = r
+        .connect(&ConnectOpts::with_token("kill-nine-token-0123456789").device(&remote))
+        .await
+        .expect("approval survived");
+    assert!(hello["auth"]["deviceToken"].as_str().is_some());
+}
+
+#[test]
+fn a_bad_config_is_refused_with_file_line_and_reason() {
+    let (_d, home, state) = dirs();
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    std::fs::write(&cfg, "{\n  gateway: {\n    auth: 'token',\n  },\n}\n").unwrap();
+    let out = command(&home)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("openclaw.json:3:5: gateway.auth: found the string \"token\""),
+        "{err}"
+    );
+    assert!(err.contains("not started"), "{err}");
+}
+
+#[test]
+fn config_validate_exit_codes() {
+    let (_d, home, _state) = dirs();
+    let dir = home.parent().unwrap();
+    let good = dir.join("good.json");
+    std::fs::write(
+        &good,
+        "{ gateway: { auth: { token: 'abcdefghijklmnopqrst' } } }",
+    )
+    .unwrap();
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{ gateway: { trustedProxies: ['nope'] } }").unwrap();
+    let run = |p: &Path| {
+        command(&home)
+            .args(["config", "validate", "--config"])
+            .arg(p)
+            .output()
+            .unwrap()
+    };
+    let out = run(&good);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid:"));
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("\"nope\" is neither an IP address nor a CIDR range"));
+    let out = run(&dir.join("missing.json"));
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let (_d, home, state) = dirs();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let out = command(&home)
+        .args(["serve", "--port", &port, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}"))
+            && err.contains("another gateway running"),
+        "{err}"
+    );
+}
