@@ -66,6 +66,7 @@ impl Running {
             .close_where(|_| true, 1012, "service restart", None);
         self.handle.stop(true).await;
         let _ = self.task.await;
+        let _ = self.state.flush_last_seen().await;
     }
 
     /// Waits until the server stops by itself.
@@ -114,6 +115,18 @@ pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
     })?;
     let gateway_addr = server.addrs()[0];
     let server = server.run();
+    let weak = Arc::downgrade(&state);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            if let Err(e) = state.flush_last_seen().await {
+                tracing::warn!(error = %e, "could not record last-seen times");
+            }
+        }
+    });
     let handle = server.handle();
     let task = tokio::spawn(server);
     let runtime =

@@ -1034,3 +1034,206 @@ async fn ticks_and_pings_keep_the_session_alive() {
     // tungstenite answers pings automatically, so the session is still open
     assert!(c.rpc("health", json!({})).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frame_limit_is_raised_after_hello() {
+    let srv = TestServer::start(config_with(json!({"limits": {"maxPayload": 300000}}))).await;
+    let mut c = open(&srv).await;
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    // 100 KB is over the pre-auth limit but fine now
+    let big = "y".repeat(100 * 1024);
+    let e = c.rpc("nope", json!({"blob": big})).await.unwrap_err();
+    assert_eq!(e["message"], "unknown method: nope");
+    c.send_text(&"z".repeat(400 * 1024)).await;
+    assert_eq!(c.expect_close(T).await.map(|x| x.0), Some(1009));
+    assert_eq!(srv.wait_live(0).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_and_metadata_upgrades_need_approval_when_remote() {
+    let srv = proxied_server().await;
+    let mut op = pairing_operator(&srv).await;
+    let dev = DeviceIdentity::generate();
+    let pair = |o: ConnectOpts| o.device(&dev);
+    let mut c = open_remote(&srv).await;
+    let rid = c
+        .connect(&pair(ConnectOpts::with_token(TOKEN)))
+        .await
+        .unwrap_err()
+        .error
+        .unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    op.rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .unwrap();
+    // the same device as a node: role upgrade
+    let mut c = open_remote(&srv).await;
+    let f = c
+        .connect(&pair(
+            ConnectOpts::with_token(TOKEN)
+                .client("node-host", "node")
+                .role("node")
+                .scopes(&[]),
+        ))
+        .await
+        .unwrap_err();
+    let e = f.error.unwrap();
+    assert_eq!(e["details"]["reason"], "role-upgrade");
+    assert_eq!(e["details"]["approvedRoles"], json!(["operator"]));
+    assert_eq!(
+        e["details"]["remediationHint"],
+        "Review the requested role upgrade, then approve the pending request."
+    );
+    let role_rid = e["details"]["requestId"].as_str().unwrap().to_string();
+    // a different platform: metadata upgrade, which supersedes the role request
+    let mut c = open_remote(&srv).await;
+    let mut o = pair(ConnectOpts::with_token(TOKEN));
+    o.platform = "darwin".into();
+    let f = c.connect(&o).await.unwrap_err();
+    let e = f.error.unwrap();
+    assert_eq!(e["details"]["reason"], "metadata-upgrade");
+    assert_eq!(
+        e["message"],
+        "pairing required: device identity changed and must be re-approved"
+    );
+    let mut saw_superseded = false;
+    while let Some(ev) = op
+        .next_event("device.pair.resolved", Duration::from_millis(500))
+        .await
+    {
+        if ev["payload"]["requestId"] == role_rid.as_str() {
+            assert_eq!(ev["payload"]["decision"], "rejected");
+            saw_superseded = true;
+        }
+    }
+    assert!(
+        saw_superseded,
+        "the superseded request was announced as rejected"
+    );
+    let list = op.rpc("device.pair.list", json!({})).await.unwrap();
+    let pending = list["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        pending[0]["roles"],
+        json!(["operator", "node"]),
+        "roles merged"
+    );
+    assert_eq!(pending[0]["isRepair"], true);
+    // approving a node role needs operator.admin
+    let mut weak = open(&srv).await;
+    weak.connect(&ConnectOpts::with_token(TOKEN).scopes(&["operator.pairing"]))
+        .await
+        .unwrap();
+    let e = weak
+        .rpc(
+            "device.pair.approve",
+            json!({"requestId": pending[0]["requestId"]}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e["message"], "missing scope: operator.admin");
+    op.rpc(
+        "device.pair.approve",
+        json!({"requestId": pending[0]["requestId"]}),
+    )
+    .await
+    .unwrap();
+    let mut c = open_remote(&srv).await;
+    let hello = c.connect(&o).await.expect("approved metadata");
+    assert!(hello["auth"]["deviceToken"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_scope_upgrade_is_silent() {
+    let srv = TestServer::default().await;
+    let dev = DeviceIdentity::generate();
+    let mut c = open(&srv).await;
+    let t1 = c
+        .connect(&ConnectOpts::with_token(TOKEN).device(&dev))
+        .await
+        .unwrap()["auth"]["deviceToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = open(&srv).await;
+    let hello = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .device(&dev)
+                .scopes(&["operator.read", "operator.pairing"]),
+        )
+        .await
+        .expect("silent upgrade");
+    assert_eq!(
+        hello["auth"]["scopes"],
+        json!(["operator.read", "operator.pairing"])
+    );
+    let t2 = hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    assert_ne!(t1, t2, "a wider token was minted");
+    let list = c.rpc("device.pair.list", json!({})).await.unwrap();
+    assert_eq!(
+        list["paired"][0]["scopes"],
+        json!(["operator.pairing", "operator.read"])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_need_a_device_and_role_floods_are_closed() {
+    let srv = TestServer::default().await;
+    let mut c = open(&srv).await;
+    let f = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .client("node-host", "node")
+                .role("node")
+                .scopes(&[]),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(f.detail_code(), Some("DEVICE_IDENTITY_REQUIRED"));
+    let dev = DeviceIdentity::generate();
+    let mut c = open(&srv).await;
+    let hello = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .client("node-host", "node")
+                .role("node")
+                .scopes(&[])
+                .device(&dev),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hello["auth"]["role"], "node");
+    for i in 0..10 {
+        let e = c.rpc("device.pair.list", json!({})).await.unwrap_err();
+        assert_eq!(e["message"], "unauthorized role: node", "call {i}");
+    }
+    let _ = c.rpc("device.pair.list", json!({})).await;
+    assert_eq!(
+        c.expect_close(T).await,
+        Some((1008, "repeated unauthorized calls".into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_seen_is_recorded_without_blocking_the_handshake() {
+    let mut srv = TestServer::default().await;
+    let dev = DeviceIdentity::generate();
+    let mut c = open(&srv).await;
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&dev))
+        .await
+        .unwrap();
+    c.close().await;
+    srv.restart().await;
+    let d = srv
+        .running()
+        .state
+        .store
+        .device(&dev.device_id)
+        .unwrap()
+        .unwrap();
+    assert!(d.last_seen_at_ms.is_some());
+    assert_eq!(d.last_seen_ip.as_deref(), Some("127.0.0.1"));
+}

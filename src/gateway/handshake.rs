@@ -931,6 +931,9 @@ fn finish(
     token: Option<(String, u64)>,
 ) -> Accepted {
     let g = &cfg.gateway;
+    if let Some(id) = &device_id {
+        state.note_seen(id, &ctx.addr.client);
+    }
     let info = Arc::new(SessionInfo {
         conn_id: ctx.conn_id.clone(),
         device_id,

@@ -53,6 +53,8 @@ pub struct GatewayState {
     live: AtomicUsize,
     preauth: Mutex<HashMap<IpAddr, usize>>,
     rejections: Mutex<VecDeque<RejectionRecord>>,
+    /// device id → (last seen ms, client address); flushed in batches.
+    last_seen: Mutex<HashMap<String, (u64, String)>>,
 }
 
 impl GatewayState {
@@ -68,7 +70,44 @@ impl GatewayState {
             live: AtomicUsize::new(0),
             preauth: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
+            last_seen: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Notes that a device connected (kept in memory, written by [`Self::flush_last_seen`]).
+    pub fn note_seen(&self, device_id: &str, ip: &IpAddr) {
+        let mut m = self.last_seen.lock().expect("last-seen lock");
+        m.insert(
+            device_id.to_string(),
+            (crate::util::now_ms(), ip.to_string()),
+        );
+    }
+
+    /// Writes the batched last-seen times in one non-durable transaction (the
+    /// store makes it durable within a second); never on the handshake path.
+    pub async fn flush_last_seen(&self) -> Result<usize, crate::store::StoreError> {
+        let batch: Vec<(String, (u64, String))> = {
+            let mut m = self.last_seen.lock().expect("last-seen lock");
+            m.drain().collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        self.store
+            .write(redb::Durability::None, move |txn| {
+                let mut n = 0;
+                for (id, (ts, ip)) in &batch {
+                    if let Some(mut d) = crate::store::device_in(txn, id)? {
+                        d.last_seen_at_ms = Some(*ts);
+                        d.last_seen_reason = Some("connect".into());
+                        d.last_seen_ip = Some(ip.clone());
+                        crate::store::put_device(txn, &d)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            })
+            .await
     }
 
     /// Open WebSocket connections (authenticated or not).

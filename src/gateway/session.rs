@@ -180,7 +180,12 @@ pub async fn run(
             return;
         }
         let params = v.get("params").cloned().unwrap_or(Value::Null);
-        match handshake::process_connect(&state, &cfg, &ctx, &nonce, &params).await {
+        // Boxed so the connection's own future stays small for its whole life.
+        match Box::pin(handshake::process_connect(
+            &state, &cfg, &ctx, &nonce, &params,
+        ))
+        .await
+        {
             Ok(a) => break (id, a),
             Err(rej) => {
                 if rej.delay_ms > 0 {
@@ -257,7 +262,7 @@ pub async fn run(
                     }
                     Frame::Control(_) => continue,
                 };
-                match rpc::handle(&state, &info, &mut rpc_state, &text).await {
+                match Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await {
                     rpc::Outcome::None => {}
                     rpc::Outcome::Reply(s) => {
                         if session.text(s).await.is_err() { break; }
