@@ -8,6 +8,8 @@ use crate::store::StoreError;
 
 #[path = "m0001_initial.rs"]
 mod m0001_initial;
+#[path = "m0002_decisions_and_admin_tokens.rs"]
+mod m0002_decisions_and_admin_tokens;
 
 pub struct Migration {
     /// The schema version this step upgrades from.
@@ -16,11 +18,19 @@ pub struct Migration {
     pub run: fn(&WriteTransaction) -> Result<(), StoreError>,
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 0,
-    summary: "create meta, devices, device_tokens, pending, overrides, admin_keys and audit tables",
-    run: m0001_initial::run,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 0,
+        summary:
+            "create meta, devices, device_tokens, pending, overrides, admin_keys and audit tables",
+        run: m0001_initial::run,
+    },
+    Migration {
+        from: 1,
+        summary: "add decided (pairing decisions) and admin_tokens (minted admin JWTs) tables",
+        run: m0002_decisions_and_admin_tokens::run,
+    },
+];
 
 /// The schema version this binary writes.
 pub const LATEST: u32 = MIGRATIONS.len() as u32;

@@ -21,7 +21,10 @@ use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
 };
 
-pub use records::{DeviceRecord, PendingRecord, TokenRecord};
+pub use records::{
+    AdminTokenRecord, AuditEvent, DecidedRecord, DeviceRecord, OverrideRecord, PendingRecord,
+    TokenRecord,
+};
 use tables::*;
 
 /// Store errors, with stable codes.
@@ -494,6 +497,99 @@ pub fn delete_pending(
     Ok(prev)
 }
 
+/// Appends an audit event inside the caller's transaction; returns its sequence number.
+pub fn append_audit(txn: &WriteTransaction, ev: &AuditEvent) -> Result<u64, StoreError> {
+    let mut table = txn.open_table(AUDIT)?;
+    let next = match table.last()? {
+        Some((k, _)) => k.value() + 1,
+        None => 1,
+    };
+    let mut ev = ev.clone();
+    ev.seq = next;
+    table.insert(next, records::encode(&ev).as_slice())?;
+    Ok(next)
+}
+
+pub fn put_decided(txn: &WriteTransaction, rec: &DecidedRecord) -> Result<(), StoreError> {
+    let mut table = txn.open_table(DECIDED)?;
+    table.insert(rec.request_id.as_str(), records::encode(rec).as_slice())?;
+    Ok(())
+}
+
+pub fn put_override(txn: &WriteTransaction, rec: &OverrideRecord) -> Result<(), StoreError> {
+    let mut table = txn.open_table(OVERRIDES)?;
+    table.insert(rec.key.as_str(), records::encode(rec).as_slice())?;
+    Ok(())
+}
+
+pub fn delete_override(txn: &WriteTransaction, key: &str) -> Result<bool, StoreError> {
+    let mut table = txn.open_table(OVERRIDES)?;
+    let existed = table.remove(key)?.is_some();
+    Ok(existed)
+}
+
+impl Store {
+    pub fn decided(&self, request_id: &str) -> Result<Option<DecidedRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(DECIDED)?;
+        get_json(&table, request_id)
+    }
+
+    pub fn overrides(&self) -> Result<Vec<OverrideRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(OVERRIDES)?;
+        all_json(&table)
+    }
+
+    pub fn admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ADMIN_TOKENS)?;
+        all_json(&table)
+    }
+
+    pub fn admin_token(&self, jti: &str) -> Result<Option<AdminTokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(ADMIN_TOKENS)?;
+        get_json(&table, jti)
+    }
+
+    /// Audit events with `seq > after`, oldest first, at most `limit`.
+    pub fn audit(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(AUDIT)?;
+        let mut out = Vec::new();
+        for item in table.range(after.saturating_add(1)..)? {
+            let (_, v) = item?;
+            out.push(records::decode(v.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends one audit event in its own durable transaction.
+    pub async fn audit_now(&self, ev: AuditEvent) -> Result<u64, StoreError> {
+        self.write(Durability::Immediate, move |txn| append_audit(txn, &ev))
+            .await
+    }
+}
+
+/// Creates a database at an older schema version (for upgrade tests).
+pub fn create_at_schema(path: &Path, version: u32) -> Result<(), StoreError> {
+    let db = open_db(path)?;
+    for m in migrations::MIGRATIONS.iter().filter(|m| m.from < version) {
+        let txn = db.begin_write()?;
+        (m.run)(&txn)?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert(SCHEMA_KEY, (m.from + 1).to_be_bytes().as_slice())?;
+        }
+        txn.commit()?;
+    }
+    Ok(())
+}
+
 /// Loads a 32-byte key file from the state dir, creating it (mode 0600) when absent.
 pub fn load_or_create_key(state_dir: &Path, name: &str) -> Result<[u8; 32], StoreError> {
     let path = state_dir.join(name);
@@ -557,6 +653,57 @@ mod tests {
         assert_eq!(err.code(), "store_newer_schema");
         let msg = err.to_string();
         assert!(msg.contains("newer than this clawgate supports"), "{msg}");
+    }
+
+    #[test]
+    fn a_schema_1_database_is_upgraded_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clawgate.redb");
+        create_at_schema(&path, 1).unwrap();
+        {
+            let db = open_db(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            put_device(
+                &txn,
+                &DeviceRecord {
+                    device_id: "old".into(),
+                    public_key: "pk".into(),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.device("old").unwrap().unwrap().public_key, "pk");
+        assert!(
+            store.decided("x").unwrap().is_none(),
+            "schema-2 tables exist"
+        );
+        assert!(store.admin_tokens().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn audit_is_append_only_and_paged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..5 {
+            let seq = store
+                .audit_now(AuditEvent {
+                    ts: i,
+                    actor: "t".into(),
+                    action: "a".into(),
+                    target: format!("x{i}"),
+                    outcome: "ok".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(seq, i + 1);
+        }
+        let page = store.audit(2, 2).unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
     }
 
     #[tokio::test]

@@ -128,3 +128,57 @@ impl PendingRecord {
         self.refreshed_at_ms.max(self.ts) + ttl_ms
     }
 }
+
+/// A pairing request that was decided (kept so a second decision gets 409).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DecidedRecord {
+    pub request_id: String,
+    pub device_id: String,
+    /// `approved` or `rejected`.
+    pub decision: String,
+    pub decided_at_ms: u64,
+    pub actor: String,
+}
+
+/// One audit event (append-only; never holds a secret).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEvent {
+    #[serde(default)]
+    pub seq: u64,
+    pub ts: u64,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_addr: Option<String>,
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Metadata of a minted admin JWT (the token itself is never stored).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminTokenRecord {
+    pub jti: String,
+    pub kid: String,
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<u64>,
+    pub created_by: String,
+}
+
+/// A runtime config override written by the admin API.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct OverrideRecord {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub set_by: String,
+    pub set_at_ms: u64,
+}

@@ -17,3 +17,7 @@ pub const OVERRIDES: TableDefinition<&str, &[u8]> = TableDefinition::new("overri
 pub const ADMIN_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_keys");
 /// sequence number → audit event (append-only).
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// request id → `DecidedRecord` (schema 2).
+pub const DECIDED: TableDefinition<&str, &[u8]> = TableDefinition::new("decided");
+/// jti → `AdminTokenRecord` (schema 2).
+pub const ADMIN_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_tokens");
