@@ -67,6 +67,12 @@ impl Running {
         self.handle.stop(true).await;
         let _ = self.task.await;
         let _ = self.state.flush_last_seen().await;
+        // Worker threads drop their handles to the state as they wind down; wait
+        // (bounded) so that the database is closed when `stop` returns.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Waits until the server stops by itself.

@@ -797,13 +797,18 @@ pub async fn process_connect(
                 Err(e) => return Err(internal(&e.to_string())),
             };
             for (rid, did) in &outcome.superseded {
-                state.registry.broadcast("device.pair.resolved", json!({"requestId": rid, "deviceId": did, "decision": "rejected", "ts": now_ms()}));
+                let payload = json!({"requestId": rid, "deviceId": did, "decision": "rejected", "superseded": true, "ts": now_ms()});
+                state
+                    .registry
+                    .broadcast("device.pair.resolved", payload.clone());
+                state.emit("pairing.resolved", payload);
             }
             if outcome.created {
-                state.registry.broadcast(
-                    "device.pair.requested",
-                    pairing::pending_json(&outcome.request),
-                );
+                let public = pairing::pending_json(&outcome.request);
+                state
+                    .registry
+                    .broadcast("device.pair.requested", public.clone());
+                state.emit("pairing.requested", public);
                 tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, reason, "pairing requested");
             }
             let (message, remediation) = match reason {

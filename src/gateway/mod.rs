@@ -5,6 +5,7 @@ pub mod auth;
 pub mod device;
 pub mod frames;
 mod handshake;
+pub mod ops;
 pub mod pairing;
 pub mod registry;
 mod rpc;
@@ -55,6 +56,8 @@ pub struct GatewayState {
     rejections: Mutex<VecDeque<RejectionRecord>>,
     /// device id → (last seen ms, client address); flushed in batches.
     last_seen: Mutex<HashMap<String, (u64, String)>>,
+    /// Events for admin listeners (SSE).
+    pub events: tokio::sync::broadcast::Sender<ops::AdminEvent>,
 }
 
 impl GatewayState {
@@ -71,6 +74,7 @@ impl GatewayState {
             preauth: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
             last_seen: Mutex::new(HashMap::new()),
+            events: tokio::sync::broadcast::channel(1024).0,
         }
     }
 

@@ -8,7 +8,9 @@ use redb::Durability;
 use serde_json::{json, Value};
 
 use super::scopes;
-use crate::store::{self, DeviceRecord, PendingRecord, Store, StoreError, TokenRecord};
+use crate::store::{
+    self, AuditEvent, DecidedRecord, DeviceRecord, PendingRecord, Store, StoreError, TokenRecord,
+};
 use crate::util::now_ms;
 
 /// Errors of pairing operations, with the wire message of protocol §5.6.
@@ -20,6 +22,10 @@ pub enum PairingError {
     UnknownDevice,
     #[error("unknown role: {0}")]
     UnknownRole(String),
+    #[error("request {} was already {} at {}", .0.request_id, .0.decision, .0.decided_at_ms)]
+    AlreadyDecided(DecidedRecord),
+    #[error("the {0} token is already revoked")]
+    AlreadyRevoked(String),
     #[error("{0}")]
     Invalid(String),
     #[error("too many pending pairing requests from this address ({0}); approve or reject pending requests, or wait for them to expire")]
@@ -348,13 +354,16 @@ pub struct Approved {
 }
 
 /// Approves a pending request (protocol §5.6 approval effects).
+#[allow(clippy::too_many_arguments)]
 pub async fn approve(
     store: &Store,
     key: [u8; 32],
     request_id: String,
     ttl_ms: u64,
     narrowed: Option<Vec<String>>,
+    label: Option<String>,
     approved_by: Option<String>,
+    audit: AuditEvent,
 ) -> Result<Approved, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
@@ -366,7 +375,7 @@ pub async fn approve(
             drop(table);
             let p = match p {
                 Some(p) if p.expires_at(ttl_ms) > now => p,
-                _ => return Err(PairingError::UnknownRequest),
+                _ => return Err(decided_or_unknown(txn, &request_id)?),
             };
             let scopes_req = match &narrowed {
                 Some(n) => {
@@ -407,6 +416,12 @@ pub async fn approve(
             d.approved_via = "owner".into();
             d.approved_by = approved_by.clone();
             d.approved_at_ms = now;
+            if label.is_some() {
+                d.label = label.clone();
+            }
+            if label.is_some() {
+                d.label = label.clone();
+            }
             for role in &p.roles {
                 let prev_tok = d.tokens.get(role).cloned();
                 let role_scopes = if role == "operator" {
@@ -422,6 +437,17 @@ pub async fn approve(
                 d.tokens.insert(role.clone(), rec);
             }
             store::put_device(txn, &d)?;
+            store::put_decided(
+                txn,
+                &DecidedRecord {
+                    request_id: p.request_id.clone(),
+                    device_id: p.device_id.clone(),
+                    decision: "approved".into(),
+                    decided_at_ms: now,
+                    actor: audit.actor.clone(),
+                },
+            )?;
+            store::append_audit(txn, &audit)?;
             Ok(Approved {
                 request: p,
                 device: d,
@@ -435,20 +461,51 @@ pub async fn reject(
     store: &Store,
     request_id: String,
     ttl_ms: u64,
+    audit: AuditEvent,
 ) -> Result<PendingRecord, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
             let now = now_ms();
             match store::delete_pending(txn, &request_id)? {
-                Some(p) if p.expires_at(ttl_ms) > now => Ok(p),
-                _ => Err(PairingError::UnknownRequest),
+                Some(p) if p.expires_at(ttl_ms) > now => {
+                    store::put_decided(
+                        txn,
+                        &DecidedRecord {
+                            request_id: p.request_id.clone(),
+                            device_id: p.device_id.clone(),
+                            decision: "rejected".into(),
+                            decided_at_ms: now,
+                            actor: audit.actor.clone(),
+                        },
+                    )?;
+                    store::append_audit(txn, &audit)?;
+                    Ok(p)
+                }
+                _ => Err(decided_or_unknown(txn, &request_id)?),
             }
         })
         .await
 }
 
+/// `AlreadyDecided` when the request was decided before, else `UnknownRequest`.
+fn decided_or_unknown(
+    txn: &redb::WriteTransaction,
+    request_id: &str,
+) -> Result<PairingError, StoreError> {
+    let table = txn.open_table(store::tables::DECIDED)?;
+    let d: Option<DecidedRecord> = store::get_json(&table, request_id)?;
+    Ok(match d {
+        Some(d) => PairingError::AlreadyDecided(d),
+        None => PairingError::UnknownRequest,
+    })
+}
+
 /// Removes a paired device and its pending requests.
-pub async fn remove(store: &Store, device_id: String) -> Result<DeviceRecord, PairingError> {
+pub async fn remove(
+    store: &Store,
+    device_id: String,
+    audit: AuditEvent,
+) -> Result<DeviceRecord, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
             let d = store::delete_device(txn, &device_id)?.ok_or(PairingError::UnknownDevice)?;
@@ -458,6 +515,7 @@ pub async fn remove(store: &Store, device_id: String) -> Result<DeviceRecord, Pa
             {
                 store::delete_pending(txn, &p.request_id)?;
             }
+            store::append_audit(txn, &audit)?;
             Ok(d)
         })
         .await
@@ -467,12 +525,14 @@ pub async fn rename(
     store: &Store,
     device_id: String,
     label: String,
+    audit: AuditEvent,
 ) -> Result<DeviceRecord, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
             let mut d = store::device_in(txn, &device_id)?.ok_or(PairingError::UnknownDevice)?;
             d.label = Some(label);
             store::put_device(txn, &d)?;
+            store::append_audit(txn, &audit)?;
             Ok(d)
         })
         .await
@@ -485,6 +545,7 @@ pub async fn rotate(
     device_id: String,
     role: String,
     scopes_req: Option<Vec<String>>,
+    audit: AuditEvent,
 ) -> Result<(TokenRecord, String), PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
@@ -515,12 +576,18 @@ pub async fn rotate(
             let (rec, token) = mint(&key, &device_id, &role, new_scopes, now, prev.as_ref());
             d.tokens.insert(role.clone(), rec.clone());
             store::put_device(txn, &d)?;
+            store::append_audit(txn, &audit)?;
             Ok((rec, token))
         })
         .await
 }
 
-pub async fn revoke(store: &Store, device_id: String, role: String) -> Result<u64, PairingError> {
+pub async fn revoke(
+    store: &Store,
+    device_id: String,
+    role: String,
+    audit: AuditEvent,
+) -> Result<u64, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
             let now = now_ms();
@@ -529,8 +596,12 @@ pub async fn revoke(store: &Store, device_id: String, role: String) -> Result<u6
                 .tokens
                 .get_mut(&role)
                 .ok_or_else(|| PairingError::UnknownRole(role.clone()))?;
+            if t.revoked_at_ms.is_some() {
+                return Err(PairingError::AlreadyRevoked(role.clone()));
+            }
             t.revoked_at_ms = Some(now);
             store::put_device(txn, &d)?;
+            store::append_audit(txn, &audit)?;
             Ok(now)
         })
         .await

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 use super::frames::{self, ErrorShape};
 use super::pairing::{self, PairingError};
 use super::registry::SessionInfo;
-use super::{scopes, GatewayState, COMPAT_VERSION};
+use super::{ops, scopes, GatewayState, COMPAT_VERSION};
 use crate::util::now_ms;
 
 /// Methods implemented (advertised in `hello-ok.features.methods`).
@@ -210,6 +210,35 @@ pub async fn handle(
     }
 }
 
+/// The audit actor for a WebSocket caller.
+fn actor(info: &SessionInfo) -> ops::Actor {
+    let who = match &info.device_id {
+        Some(d) => format!("ws:device:{}", super::device::fingerprint(d)),
+        None => format!(
+            "ws:{}:{}",
+            info.client_id,
+            &info.conn_id[..8.min(info.conn_id.len())]
+        ),
+    };
+    ops::Actor {
+        name: who,
+        client_addr: Some(info.client_ip.to_string()),
+    }
+}
+
+/// Maps an operation error to the WebSocket message (OpenClaw's texts).
+fn op_err(e: ops::OpError, not_found: &str) -> ErrorShape {
+    match e {
+        ops::OpError::NotFound(_) | ops::OpError::Conflict(_) => err(not_found),
+        ops::OpError::Invalid(m) if not_found.starts_with("device token") => {
+            tracing::debug!(reason = %m, "token operation denied");
+            err(not_found)
+        }
+        ops::OpError::Invalid(m) => err(m),
+        ops::OpError::Store(s) => pairing_err(PairingError::Store(s)),
+    }
+}
+
 fn require(info: &SessionInfo, scope: &str) -> Result<(), ErrorShape> {
     if info.role != "operator" {
         return Err(err(format!("unauthorized role: {}", info.role)));
@@ -320,28 +349,9 @@ async fn dispatch(
             {
                 return Err(err(format!("missing scope: {s}")));
             }
-            let approved_by = Some(format!(
-                "ws:{}",
-                info.device_id
-                    .as_deref()
-                    .map(super::device::fingerprint)
-                    .unwrap_or_else(|| info.conn_id.clone())
-            ));
-            let a = pairing::approve(
-                &state.store,
-                state.token_key,
-                request_id,
-                ttl,
-                None,
-                approved_by,
-            )
-            .await
-            .map_err(pairing_err)?;
-            state.registry.broadcast(
-                "device.pair.resolved",
-                json!({"requestId": a.request.request_id, "deviceId": a.device.device_id, "decision": "approved", "ts": now_ms()}),
-            );
-            tracing::info!(request = %a.request.request_id, device = %super::device::fingerprint(&a.device.device_id), "pairing approved over WebSocket");
+            let a = ops::approve(state, &actor(info), &request_id, None, None)
+                .await
+                .map_err(|e| op_err(e, "unknown requestId"))?;
             Ok(
                 json!({"requestId": a.request.request_id, "device": pairing::paired_json(&a.device, None)}),
             )
@@ -360,13 +370,9 @@ async fn dispatch(
                     return Err(err("device pairing rejection denied"));
                 }
             }
-            let r = pairing::reject(&state.store, request_id, ttl)
+            let r = ops::reject(state, &actor(info), &request_id)
                 .await
-                .map_err(pairing_err)?;
-            state.registry.broadcast(
-                "device.pair.resolved",
-                json!({"requestId": r.request_id, "deviceId": r.device_id, "decision": "rejected", "ts": now_ms()}),
-            );
+                .map_err(|e| op_err(e, "unknown requestId"))?;
             Ok(json!({"requestId": r.request_id, "deviceId": r.device_id}))
         }
         "device.pair.remove" => {
@@ -376,16 +382,9 @@ async fn dispatch(
             if owner_only(info) && info.device_id.as_deref() != Some(device_id.as_str()) {
                 return Err(err("device pairing removal denied"));
             }
-            let d = pairing::remove(&state.store, device_id)
+            let (d, _) = ops::remove_device(state, &actor(info), &device_id)
                 .await
-                .map_err(pairing_err)?;
-            let id = d.device_id.clone();
-            state.registry.close_where(
-                |s| s.device_id.as_deref() == Some(id.as_str()),
-                4001,
-                "device removed",
-                None,
-            );
+                .map_err(|e| op_err(e, "unknown deviceId"))?;
             Ok(json!({"deviceId": d.device_id}))
         }
         "device.pair.rename" => {
@@ -406,10 +405,9 @@ async fn dispatch(
             if owner_only(info) && info.device_id.as_deref() != Some(device_id.as_str()) {
                 return Err(err("device pairing rename denied"));
             }
-            let d = pairing::rename(&state.store, device_id, label.clone())
+            let d = ops::rename_device(state, &actor(info), &device_id, &label)
                 .await
-                .map_err(pairing_err)?;
-            state.registry.broadcast("device.pair.changed", json!({}));
+                .map_err(|e| op_err(e, "unknown deviceId"))?;
             Ok(json!({"deviceId": d.device_id, "label": label}))
         }
         "device.token.rotate" => {
@@ -435,30 +433,12 @@ async fn dispatch(
                     return Err(err("device token rotation denied"));
                 }
             }
-            let (rec, token) = pairing::rotate(
-                &state.store,
-                state.token_key,
-                device_id.clone(),
-                role.clone(),
-                req_scopes,
-            )
-            .await
-            .map_err(|e| match e {
-                PairingError::UnknownDevice
-                | PairingError::UnknownRole(_)
-                | PairingError::Invalid(_) => err("device token rotation denied"),
-                other => pairing_err(other),
-            })?;
             let in_band = own && info.auth_method == "device-token";
-            let did = device_id.clone();
-            let r2 = role.clone();
             let except = in_band.then_some(info.conn_id.as_str());
-            state.registry.close_where(
-                |s| s.device_id.as_deref() == Some(did.as_str()) && s.role == r2,
-                4001,
-                "device removed",
-                except,
-            );
+            let (rec, token, _) =
+                ops::rotate_token(state, &actor(info), &device_id, &role, req_scopes, except)
+                    .await
+                    .map_err(|e| op_err(e, "device token rotation denied"))?;
             let mut out = json!({
                 "deviceId": device_id,
                 "role": role,
@@ -484,22 +464,18 @@ async fn dispatch(
             {
                 return Err(err("device token revocation denied"));
             }
-            let at = pairing::revoke(&state.store, device_id.clone(), role.clone())
-                .await
-                .map_err(|e| match e {
-                    PairingError::UnknownDevice | PairingError::UnknownRole(_) => {
-                        err("device token revocation denied")
-                    }
-                    other => pairing_err(other),
-                })?;
-            let did = device_id.clone();
-            let r2 = role.clone();
-            state.registry.close_where(
-                |s| s.device_id.as_deref() == Some(did.as_str()) && s.role == r2,
-                4001,
-                "device removed",
-                None,
-            );
+            let at = match ops::revoke_token(state, &actor(info), &device_id, &role).await {
+                Ok((at, _)) => at,
+                // Revoking twice answers like the first time (OpenClaw is idempotent here).
+                Err(ops::OpError::Conflict(_)) => state
+                    .store
+                    .device(&device_id)
+                    .ok()
+                    .flatten()
+                    .and_then(|d| d.tokens.get(&role).and_then(|t| t.revoked_at_ms))
+                    .unwrap_or_else(now_ms),
+                Err(e) => return Err(op_err(e, "device token revocation denied")),
+            };
             Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": at}))
         }
         "connect" => Err(err("connect is only valid as the first request")),

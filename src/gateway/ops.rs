@@ -1,0 +1,313 @@
+//! Pairing and token decisions with all their effects: the store change and its
+//! audit record in one transaction, then WebSocket events, admin events and
+//! the closing of sessions whose authority ended. The WebSocket RPCs and the
+//! admin API both call these, so a decision means the same thing either way.
+
+use serde_json::{json, Value};
+
+use super::pairing::{self, Approved, PairingError};
+use super::GatewayState;
+use crate::store::{AuditEvent, DeviceRecord, PendingRecord, StoreError, TokenRecord};
+use crate::util::now_ms;
+
+/// Who is acting (for the audit log; never a secret).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub name: String,
+    pub client_addr: Option<String>,
+}
+
+impl Actor {
+    pub fn audit(
+        &self,
+        action: &str,
+        target: &str,
+        outcome: &str,
+        detail: Option<String>,
+    ) -> AuditEvent {
+        AuditEvent {
+            seq: 0,
+            ts: now_ms(),
+            actor: self.name.clone(),
+            action: action.to_string(),
+            target: target.to_string(),
+            client_addr: self.client_addr.clone(),
+            outcome: outcome.to_string(),
+            detail,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl OpError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            OpError::NotFound(_) => "not_found",
+            OpError::Conflict(_) => "conflict",
+            OpError::Invalid(_) => "invalid",
+            OpError::Store(_) => "error",
+        }
+    }
+}
+
+impl From<PairingError> for OpError {
+    fn from(e: PairingError) -> Self {
+        match e {
+            PairingError::UnknownRequest => OpError::NotFound("unknown requestId".into()),
+            PairingError::UnknownDevice => OpError::NotFound("unknown deviceId".into()),
+            PairingError::UnknownRole(r) => {
+                OpError::NotFound(format!("the device has no {r} token"))
+            }
+            e @ (PairingError::AlreadyDecided(_) | PairingError::AlreadyRevoked(_)) => {
+                OpError::Conflict(e.to_string())
+            }
+            PairingError::Invalid(m) => OpError::Invalid(m),
+            e @ (PairingError::ClientQueueFull(_) | PairingError::QueueFull(_)) => {
+                OpError::Conflict(e.to_string())
+            }
+            PairingError::Store(s) => OpError::Store(s),
+        }
+    }
+}
+
+/// An event for admin listeners (SSE).
+#[derive(Debug, Clone)]
+pub struct AdminEvent {
+    pub name: &'static str,
+    pub data: Value,
+}
+
+impl GatewayState {
+    pub fn emit(&self, name: &'static str, data: Value) {
+        let _ = self.events.send(AdminEvent { name, data });
+    }
+}
+
+async fn audit_failure(
+    state: &GatewayState,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    e: &OpError,
+) {
+    if !matches!(e, OpError::Store(_)) {
+        let _ = state
+            .store
+            .audit_now(actor.audit(action, target, e.outcome(), Some(e.to_string())))
+            .await;
+    }
+}
+
+macro_rules! audited {
+    ($state:expr, $actor:expr, $action:expr, $target:expr, $call:expr) => {
+        match $call.await.map_err(OpError::from) {
+            Ok(v) => v,
+            Err(e) => {
+                audit_failure($state, $actor, $action, $target, &e).await;
+                return Err(e);
+            }
+        }
+    };
+}
+
+pub async fn approve(
+    state: &GatewayState,
+    actor: &Actor,
+    request_id: &str,
+    narrowed: Option<Vec<String>>,
+    label: Option<String>,
+) -> Result<Approved, OpError> {
+    let ttl = state.config.load().gateway.pairing.pending_ttl_ms;
+    let audit = actor.audit(
+        "pairing.approve",
+        request_id,
+        "ok",
+        narrowed
+            .as_ref()
+            .map(|s| format!("scopes narrowed to {}", s.join(","))),
+    );
+    let a = audited!(
+        state,
+        actor,
+        "pairing.approve",
+        request_id,
+        pairing::approve(
+            &state.store,
+            state.token_key,
+            request_id.to_string(),
+            ttl,
+            narrowed,
+            label,
+            Some(actor.name.clone()),
+            audit
+        )
+    );
+    let payload = json!({"requestId": a.request.request_id, "deviceId": a.device.device_id, "decision": "approved", "ts": now_ms()});
+    state
+        .registry
+        .broadcast("device.pair.resolved", payload.clone());
+    state.emit("pairing.resolved", payload);
+    tracing::info!(request = %a.request.request_id, device = %super::device::fingerprint(&a.device.device_id), actor = %actor.name, "pairing approved");
+    Ok(a)
+}
+
+pub async fn reject(
+    state: &GatewayState,
+    actor: &Actor,
+    request_id: &str,
+) -> Result<PendingRecord, OpError> {
+    let ttl = state.config.load().gateway.pairing.pending_ttl_ms;
+    let audit = actor.audit("pairing.reject", request_id, "ok", None);
+    let p = audited!(
+        state,
+        actor,
+        "pairing.reject",
+        request_id,
+        pairing::reject(&state.store, request_id.to_string(), ttl, audit)
+    );
+    let payload = json!({"requestId": p.request_id, "deviceId": p.device_id, "decision": "rejected", "ts": now_ms()});
+    state
+        .registry
+        .broadcast("device.pair.resolved", payload.clone());
+    state.emit("pairing.resolved", payload);
+    tracing::info!(request = %p.request_id, actor = %actor.name, "pairing rejected");
+    Ok(p)
+}
+
+pub async fn remove_device(
+    state: &GatewayState,
+    actor: &Actor,
+    device_id: &str,
+) -> Result<(DeviceRecord, usize), OpError> {
+    let audit = actor.audit("device.remove", device_id, "ok", None);
+    let d = audited!(
+        state,
+        actor,
+        "device.remove",
+        device_id,
+        pairing::remove(&state.store, device_id.to_string(), audit)
+    );
+    let id = d.device_id.clone();
+    let closed = state.registry.close_where(
+        |s| s.device_id.as_deref() == Some(id.as_str()),
+        4001,
+        "device removed",
+        None,
+    );
+    state.emit(
+        "device.removed",
+        json!({"deviceId": d.device_id, "closedSessions": closed, "ts": now_ms()}),
+    );
+    tracing::info!(device = %super::device::fingerprint(&d.device_id), actor = %actor.name, closed, "device removed");
+    Ok((d, closed))
+}
+
+pub async fn rename_device(
+    state: &GatewayState,
+    actor: &Actor,
+    device_id: &str,
+    label: &str,
+) -> Result<DeviceRecord, OpError> {
+    let audit = actor.audit(
+        "device.rename",
+        device_id,
+        "ok",
+        Some(format!("label {label:?}")),
+    );
+    let d = audited!(
+        state,
+        actor,
+        "device.rename",
+        device_id,
+        pairing::rename(
+            &state.store,
+            device_id.to_string(),
+            label.to_string(),
+            audit
+        )
+    );
+    state.registry.broadcast("device.pair.changed", json!({}));
+    state.emit(
+        "device.changed",
+        json!({"deviceId": d.device_id, "label": label, "ts": now_ms()}),
+    );
+    Ok(d)
+}
+
+/// Rotates a device token and closes that device's sessions of the role
+/// (except `except`, the caller receiving the token in band).
+pub async fn rotate_token(
+    state: &GatewayState,
+    actor: &Actor,
+    device_id: &str,
+    role: &str,
+    scopes: Option<Vec<String>>,
+    except: Option<&str>,
+) -> Result<(TokenRecord, String, usize), OpError> {
+    let target = format!("{device_id}/{role}");
+    let audit = actor.audit("token.rotate", &target, "ok", None);
+    let (rec, token) = audited!(
+        state,
+        actor,
+        "token.rotate",
+        &target,
+        pairing::rotate(
+            &state.store,
+            state.token_key,
+            device_id.to_string(),
+            role.to_string(),
+            scopes,
+            audit
+        )
+    );
+    let closed = state.registry.close_where(
+        |s| s.device_id.as_deref() == Some(device_id) && s.role == role,
+        4001,
+        "device removed",
+        except,
+    );
+    state.emit(
+        "token.rotated",
+        json!({"deviceId": device_id, "role": role, "closedSessions": closed, "ts": now_ms()}),
+    );
+    Ok((rec, token, closed))
+}
+
+pub async fn revoke_token(
+    state: &GatewayState,
+    actor: &Actor,
+    device_id: &str,
+    role: &str,
+) -> Result<(u64, usize), OpError> {
+    let target = format!("{device_id}/{role}");
+    let audit = actor.audit("token.revoke", &target, "ok", None);
+    let at = audited!(
+        state,
+        actor,
+        "token.revoke",
+        &target,
+        pairing::revoke(&state.store, device_id.to_string(), role.to_string(), audit)
+    );
+    let closed = state.registry.close_where(
+        |s| s.device_id.as_deref() == Some(device_id) && s.role == role,
+        4001,
+        "device removed",
+        None,
+    );
+    state.emit(
+        "token.revoked",
+        json!({"deviceId": device_id, "role": role, "closedSessions": closed, "ts": now_ms()}),
+    );
+    Ok((at, closed))
+}
