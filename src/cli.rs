@@ -53,6 +53,9 @@ pub struct ServeArgs {
     /// Gateway bind: loopback, lan, or an IP address.
     #[arg(long)]
     pub bind: Option<String>,
+    /// Admin API port (overrides gateway.admin.port; 0 picks a free port).
+    #[arg(long)]
+    pub admin_port: Option<u16>,
 }
 
 fn init_logging() {
@@ -87,6 +90,7 @@ fn merge(global: ServeArgs, sub: ServeArgs) -> ServeArgs {
         state_dir: sub.state_dir.or(global.state_dir),
         port: sub.port.or(global.port),
         bind: sub.bind.or(global.bind),
+        admin_port: sub.admin_port.or(global.admin_port),
     }
 }
 
@@ -122,6 +126,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     opts.state_dir = args.state_dir;
     opts.port = args.port;
     opts.bind = args.bind;
+    opts.admin_port = args.admin_port;
     opts.generate_token = true;
     let cfg = match config::load(&opts) {
         Ok(c) => c,
@@ -146,6 +151,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let addr = running.gateway_addr;
+    let admin_addr = running.admin_addr;
     tracing::info!(
         "clawgate {} listening on ws://{addr} (auth: {}, config: {}, state: {})",
         env!("CARGO_PKG_VERSION"),
@@ -155,6 +161,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
             .unwrap_or_else(|| "embedded defaults".into()),
         state_dir.display()
     );
+    tracing::info!("admin API listening on http://{admin_addr}");
+    if let Some(path) = &running.admin_token_file {
+        eprintln!(
+            "clawgate: admin API on http://{admin_addr}; its token is in {} (mode 0600). List pending pairing requests with:\n  \
+             curl -s -H \"Authorization: Bearer $(cat {})\" http://{admin_addr}/admin/v1/pairing/requests",
+            path.display(),
+            path.display()
+        );
+    }
     if let SecretSource::Generated(path) = &token_source {
         eprintln!(
             "clawgate: no gateway token was configured, so one was generated into {} (mode 0600).\n\

@@ -4,6 +4,7 @@
 //! [`start`] opens the store, binds the gateway listener and returns a
 //! [`Running`] handle.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod gateway;
@@ -49,7 +50,11 @@ impl StartError {
 /// A running gateway.
 pub struct Running {
     pub gateway_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Where the generated admin token is stored, when it was generated.
+    pub admin_token_file: Option<std::path::PathBuf>,
     pub state: Arc<GatewayState>,
+    admin: admin::AdminServer,
     handle: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -66,6 +71,7 @@ impl Running {
             .close_where(|_| true, 1012, "service restart", None);
         self.handle.stop(true).await;
         let _ = self.task.await;
+        self.admin.stop().await;
         let _ = self.state.flush_last_seen().await;
         // Worker threads drop their handles to the state as they wind down; wait
         // (bounded) so that the database is closed when `stop` returns.
@@ -81,11 +87,37 @@ impl Running {
     }
 }
 
-/// Opens the state and binds the gateway listener.
-pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
+/// The admin token: from the config (or `CLAWGATE_ADMIN_TOKEN`), else the one
+/// generated once into `<state dir>/admin-token` (mode 0600).
+fn admin_token(cfg: &RuntimeConfig) -> Result<([u8; 32], Option<std::path::PathBuf>), StoreError> {
+    if let Some(t) = &cfg.gateway.admin.token {
+        return Ok((*t.digest(), None));
+    }
+    let path = cfg.state_dir.join("admin-token");
+    let token = match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Ok(_) | Err(_) => {
+            let t = util::random_token();
+            util::write_private_file(&path, t.as_bytes())?;
+            t
+        }
+    };
+    Ok((gateway::auth::sha256(&token), Some(path)))
+}
+
+/// Opens the state and binds the gateway and admin listeners.
+pub async fn start(mut cfg: RuntimeConfig) -> Result<Running, StartError> {
     let state_dir = cfg.state_dir.clone();
     let store = Store::open(&state_dir)?;
     let token_key = store::load_or_create_key(&state_dir, "device-token.key")?;
+    for w in config::overrides::apply(&mut cfg, &store.overrides()?, util::now_ms()) {
+        tracing::warn!("{w}");
+    }
+    let (admin_digest, admin_token_file) = admin_token(&cfg)?;
+    let admin_bind = cfg.gateway.admin.bind;
+    let admin_port = cfg.gateway.admin.port;
+    let admin_remote = cfg.gateway.admin.allow_remote;
+    let grace = cfg.gateway.auth.previous_token;
     let bind = cfg.gateway.bind;
     let port = cfg.gateway.port;
     let workers = match cfg.gateway.limits.workers {
@@ -120,6 +152,26 @@ pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
         source: e,
     })?;
     let gateway_addr = server.addrs()[0];
+    let admin = admin::start(
+        state.clone(),
+        admin_digest,
+        admin_bind,
+        admin_port,
+        admin_remote,
+    )
+    .map_err(|e| StartError::Bind {
+        addr: SocketAddr::new(admin_bind, admin_port).to_string(),
+        hint: if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (the admin port is taken; set gateway.admin.port)"
+        } else {
+            ""
+        },
+        source: e,
+    })?;
+    let admin_addr = admin.addr;
+    if let Some((prev, until)) = grace {
+        admin::schedule_grace_end(state.clone(), prev, until);
+    }
     let server = server.run();
     let weak = Arc::downgrade(&state);
     tokio::spawn(async move {
@@ -135,14 +187,20 @@ pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
     });
     let handle = server.handle();
     let task = tokio::spawn(server);
-    let runtime =
-        serde_json::json!({"gatewayAddr": gateway_addr.to_string(), "pid": std::process::id()});
+    let runtime = serde_json::json!({
+        "gatewayAddr": gateway_addr.to_string(),
+        "adminAddr": admin_addr.to_string(),
+        "pid": std::process::id(),
+    });
     let _ = util::write_private_file(
         &state_dir.join("runtime.json"),
         runtime.to_string().as_bytes(),
     );
     Ok(Running {
         gateway_addr,
+        admin_addr,
+        admin_token_file,
+        admin,
         state,
         handle,
         task,

@@ -236,7 +236,7 @@ fn a_port_in_use_is_reported() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
     let out = command(&home)
-        .args(["serve", "--port", &port, "--state-dir"])
+        .args(["serve", "--admin-port", "0", "--port", &port, "--state-dir"])
         .arg(&state)
         .output()
         .unwrap();

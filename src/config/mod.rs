@@ -3,6 +3,7 @@
 //! one immutable [`RuntimeConfig`] snapshot behind an `ArcSwap`.
 
 mod error;
+pub mod overrides;
 mod sources;
 mod types;
 mod validate;
@@ -24,6 +25,7 @@ pub struct LoadOptions {
     pub state_dir: Option<PathBuf>,
     pub port: Option<u16>,
     pub bind: Option<String>,
+    pub admin_port: Option<u16>,
     pub env: BTreeMap<String, String>,
     /// Whether a missing shared token may be generated into the state dir
     /// (true for `serve`, false for `config validate`).
@@ -115,6 +117,12 @@ pub fn load(opts: &LoadOptions) -> Result<RuntimeConfig, ConfigError> {
             flags["gateway"] = json!({});
         }
         flags["gateway"]["bind"] = json!(bind);
+    }
+    if let Some(p) = opts.admin_port {
+        if !flags["gateway"].is_object() {
+            flags["gateway"] = json!({});
+        }
+        flags["gateway"]["admin"] = json!({"port": p});
     }
     let file_layer = match (&file, file_value) {
         (Some((p, _)), Some(v)) => Some((p.as_path(), v)),

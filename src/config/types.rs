@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// A secret value (shared token, password). Never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret {
-    value: String,
+    value: Option<String>,
     digest: [u8; 32],
 }
 
@@ -17,10 +17,21 @@ impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
         let value = value.into();
         let digest = Sha256::digest(value.as_bytes()).into();
-        Secret { value, digest }
+        Secret {
+            value: Some(value),
+            digest,
+        }
     }
-    pub fn expose(&self) -> &str {
-        &self.value
+    /// A secret known only by its digest (a runtime override).
+    pub fn from_digest(digest: [u8; 32]) -> Self {
+        Secret {
+            value: None,
+            digest,
+        }
+    }
+    /// The value, when it is known (not for digest-only overrides).
+    pub fn expose(&self) -> Option<&str> {
+        self.value.as_deref()
     }
     pub fn digest(&self) -> &[u8; 32] {
         &self.digest
@@ -57,6 +68,8 @@ pub enum SecretSource {
     Env(&'static str),
     Flag,
     Generated(PathBuf),
+    /// Rotated through the admin API (stored as a digest).
+    Override,
     None,
 }
 
@@ -83,6 +96,9 @@ impl Default for RateLimit {
 pub struct AuthConfig {
     pub mode: AuthMode,
     pub token: Option<Secret>,
+    /// The previous shared token during a rotation grace window: digest and
+    /// the time (ms) until which it is still accepted.
+    pub previous_token: Option<([u8; 32], u64)>,
     pub password: Option<Secret>,
     pub token_source: SecretSource,
     pub rate_limit: RateLimit,

@@ -861,6 +861,7 @@ pub fn validate(
         auth: AuthConfig {
             mode,
             token,
+            previous_token: None,
             password,
             token_source,
             rate_limit,

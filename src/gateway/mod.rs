@@ -58,6 +58,7 @@ pub struct GatewayState {
     last_seen: Mutex<HashMap<String, (u64, String)>>,
     /// Events for admin listeners (SSE).
     pub events: tokio::sync::broadcast::Sender<ops::AdminEvent>,
+    handshakes: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl GatewayState {
@@ -75,7 +76,28 @@ impl GatewayState {
             rejections: Mutex::new(VecDeque::new()),
             last_seen: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(1024).0,
+            handshakes: Mutex::new(Default::default()),
         }
+    }
+
+    pub fn count_handshake(&self, outcome: &str) {
+        let mut m = self.handshakes.lock().expect("handshake counter lock");
+        match m.get_mut(outcome) {
+            Some(n) => *n += 1,
+            None => {
+                m.insert(outcome.to_string(), 1);
+            }
+        }
+    }
+
+    /// Connect attempts by outcome (`ok` or the error's detail code).
+    pub fn handshake_counts(&self) -> Vec<(String, u64)> {
+        self.handshakes
+            .lock()
+            .expect("handshake counter lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
     }
 
     /// Notes that a device connected (kept in memory, written by [`Self::flush_last_seen`]).

@@ -186,8 +186,23 @@ pub async fn run(
         ))
         .await
         {
-            Ok(a) => break (id, a),
+            Ok(a) => {
+                state.count_handshake("ok");
+                break (id, a);
+            }
             Err(rej) => {
+                state.count_handshake(
+                    rej.error
+                        .as_ref()
+                        .map(|e| {
+                            e.details
+                                .as_ref()
+                                .and_then(|d| d.get("code"))
+                                .and_then(Value::as_str)
+                                .unwrap_or(e.code)
+                        })
+                        .unwrap_or("closed"),
+                );
                 if rej.delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(rej.delay_ms)).await;
                 }

@@ -434,13 +434,20 @@ impl Conn {
         let mut req = url
             .into_client_request()
             .map_err(|e| OpenError::Io(format!("bad url {url}: {e}")))?;
+        let mut seen: Vec<HeaderName> = Vec::new();
         for (k, v) in &opts.headers {
             let name = HeaderName::from_bytes(k.as_bytes())
                 .map_err(|e| OpenError::Io(format!("bad header name {k}: {e}")))?;
             let value = HeaderValue::from_str(v)
                 .map_err(|e| OpenError::Io(format!("bad header value {v}: {e}")))?;
-            // insert (not append) so that e.g. a custom Host replaces the default.
-            req.headers_mut().insert(name, value);
+            // The first occurrence replaces a default (e.g. a custom Host);
+            // repeated names are appended (e.g. two X-Forwarded-For lines).
+            if seen.contains(&name) {
+                req.headers_mut().append(name, value);
+            } else {
+                seen.push(name.clone());
+                req.headers_mut().insert(name, value);
+            }
         }
         let host = req
             .uri()

@@ -23,6 +23,7 @@ pub fn config_with(extra_gateway: Value) -> Value {
     let mut gw = serde_json::json!({
         "auth": {"mode": "token", "token": TOKEN},
         "limits": {"workers": 1},
+        "admin": {"port": 0},
     });
     if let (Some(base), Some(extra)) = (gw.as_object_mut(), extra_gateway.as_object()) {
         for (k, v) in extra {
@@ -46,6 +47,7 @@ fn load(dir: &std::path::Path, cfg: &Value) -> clawgate::config::RuntimeConfig {
         state_dir: Some(dir.join("state")),
         port: Some(0),
         bind: None,
+        admin_port: Some(0),
         env: BTreeMap::new(),
         generate_token: true,
     };

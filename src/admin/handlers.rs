@@ -1,0 +1,872 @@
+//! Admin API handlers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use redb::Durability;
+use serde_json::{json, Map, Value};
+
+use super::auth::{self, Principal};
+use super::error::{ApiError, ApiResult, Code};
+use super::AdminState;
+use crate::config::overrides::{self, SHARED_TOKEN, TRUSTED_PROXIES};
+use crate::config::{parse_ip_or_cidr, AuthMode, Secret, SecretSource};
+use crate::gateway::device::fingerprint;
+use crate::gateway::ops::{self, Actor};
+use crate::gateway::{auth as gwauth, pairing, GatewayState};
+use crate::store::{self, DeviceRecord, OverrideRecord, PendingRecord};
+use crate::util::now_ms;
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+type Data = web::Data<AdminState>;
+
+fn principal(req: &HttpRequest) -> Principal {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .unwrap_or(Principal {
+            name: "anonymous".into(),
+            jti: None,
+            scopes: vec![],
+        })
+}
+
+fn actor(req: &HttpRequest) -> Actor {
+    Actor {
+        name: principal(req).name,
+        client_addr: req.peer_addr().map(|a| a.ip().to_string()),
+    }
+}
+
+/// Reads a JSON body: 413 over the limit, 400 with the position of a syntax
+/// error, `None` for an empty body.
+async fn read_json(mut payload: web::Payload) -> ApiResult<Option<Value>> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(Code::MalformedJson, format!("could not read the body: {e}"))
+        })?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    if buf.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(None);
+    }
+    serde_json::from_slice::<Value>(&buf)
+        .map(Some)
+        .map_err(|e| {
+            ApiError::new(
+                Code::MalformedJson,
+                format!(
+                    "malformed JSON at line {} column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })
+}
+
+fn object(body: Option<Value>, allowed: &[&str]) -> ApiResult<Map<String, Value>> {
+    let m = match body {
+        None => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "the body must be a JSON object",
+            ))
+        }
+    };
+    if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::new(
+            Code::Invalid,
+            format!("unknown field {k:?}; allowed: {}", allowed.join(", ")),
+        ));
+    }
+    Ok(m)
+}
+
+fn string_list(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Vec<String>>> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::new(Code::Invalid, format!("{key} must be a list of strings"))
+                })
+            })
+            .collect::<ApiResult<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(ApiError::new(
+            Code::Invalid,
+            format!("{key} must be a list of strings"),
+        )),
+    }
+}
+
+fn query(req: &HttpRequest) -> BTreeMap<String, String> {
+    web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
+        .map(|q| q.into_inner())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- health
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"ok": true}))
+}
+
+pub async fn readyz(s: Data) -> ApiResult<HttpResponse> {
+    s.gw.store.schema_version()?;
+    Ok(HttpResponse::Ok().json(json!({"ok": true, "sessions": s.gw.sessions()})))
+}
+
+// ---------------------------------------------------------------- pairing
+
+fn request_json(p: &PendingRecord, ttl: u64) -> Value {
+    json!({
+        "requestId": p.request_id,
+        "status": "pending",
+        "deviceId": p.device_id,
+        "fingerprint": fingerprint(&p.device_id),
+        "publicKey": p.public_key,
+        "client": {
+            "id": p.client_id,
+            "version": p.client_version,
+            "platform": p.platform,
+            "deviceFamily": p.device_family,
+            "mode": p.client_mode,
+            "displayName": p.display_name,
+        },
+        "role": p.role,
+        "roles": p.roles,
+        "scopes": p.scopes,
+        "reason": p.reason,
+        "isRepair": p.is_repair,
+        "isUpgrade": p.reason != "not-paired",
+        "peerAddress": p.peer_ip,
+        "clientAddress": p.client_key,
+        "firstSeenAtMs": p.ts,
+        "lastSeenAtMs": p.refreshed_at_ms,
+        "expiresAtMs": p.expires_at(ttl),
+        "attempts": p.attempts,
+    })
+}
+
+fn live_pending(s: &AdminState) -> ApiResult<(Vec<PendingRecord>, u64)> {
+    let ttl = s.gw.config.load().gateway.pairing.pending_ttl_ms;
+    let now = now_ms();
+    let mut v: Vec<PendingRecord> =
+        s.gw.store
+            .pending()?
+            .into_iter()
+            .filter(|p| p.expires_at(ttl) > now)
+            .collect();
+    v.sort_by_key(|p| p.ts);
+    Ok((v, ttl))
+}
+
+pub async fn list_requests(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q = query(&req);
+    let status = q.get("status").map(String::as_str).unwrap_or("pending");
+    if !matches!(status, "pending" | "all") {
+        return Err(ApiError::new(
+            Code::Invalid,
+            format!("status must be \"pending\" or \"all\", not {status:?}"),
+        ));
+    }
+    let (pending, ttl) = live_pending(&s)?;
+    let mut out: Vec<Value> = pending.iter().map(|p| request_json(p, ttl)).collect();
+    if status == "all" {
+        let txn = s.gw.store.read()?;
+        let table = txn
+            .open_table(store::tables::DECIDED)
+            .map_err(store::StoreError::from)?;
+        let decided: Vec<store::DecidedRecord> = store::all_json(&table)?;
+        out.extend(decided.iter().map(decided_json));
+    }
+    Ok(HttpResponse::Ok().json(json!({"requests": out})))
+}
+
+fn decided_json(d: &store::DecidedRecord) -> Value {
+    json!({"requestId": d.request_id, "status": d.decision, "deviceId": d.device_id, "fingerprint": fingerprint(&d.device_id), "decidedAtMs": d.decided_at_ms, "decidedBy": d.actor})
+}
+
+pub async fn get_request(s: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (pending, ttl) = live_pending(&s)?;
+    if let Some(p) = pending.iter().find(|p| p.request_id == id) {
+        return Ok(HttpResponse::Ok().json(request_json(p, ttl)));
+    }
+    if let Some(d) = s.gw.store.decided(&id)? {
+        return Ok(HttpResponse::Ok().json(decided_json(&d)));
+    }
+    Err(ApiError::not_found(format!(
+        "no pending pairing request {id} (unknown or expired)"
+    )))
+}
+
+pub async fn approve_request(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let m = object(read_json(body).await?, &["scopes", "label"])?;
+    let scopes = string_list(&m, "scopes")?;
+    let label = match m.get("label") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(l)) if !l.trim().is_empty() && l.chars().count() <= 64 => {
+            Some(l.trim().to_string())
+        }
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "label must be a string of 1 to 64 characters",
+            ))
+        }
+    };
+    let a = ops::approve(&s.gw, &actor(&req), &id, scopes, label).await?;
+    Ok(HttpResponse::Ok().json(json!({"requestId": a.request.request_id, "status": "approved", "device": device_json(&s.gw, &a.device)})))
+}
+
+pub async fn reject_request(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    object(read_json(body).await?, &[])?;
+    let p = ops::reject(&s.gw, &actor(&req), &id).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"requestId": p.request_id, "status": "rejected", "deviceId": p.device_id})))
+}
+
+// ---------------------------------------------------------------- devices
+
+fn device_json(gw: &GatewayState, d: &DeviceRecord) -> Value {
+    let sessions = gw
+        .registry
+        .list()
+        .iter()
+        .filter(|s| s.device_id.as_deref() == Some(d.device_id.as_str()))
+        .count();
+    let mut v = pairing::paired_json(d, None);
+    let o = v.as_object_mut().expect("object");
+    o.insert("fingerprint".into(), json!(fingerprint(&d.device_id)));
+    o.insert("label".into(), json!(d.label));
+    o.insert("approvedBy".into(), json!(d.approved_by));
+    o.insert("pairedAtMs".into(), json!(d.created_at_ms));
+    o.insert("lastSeenAddress".into(), json!(d.last_seen_ip));
+    o.insert("connectedSessions".into(), json!(sessions));
+    v
+}
+
+pub async fn list_devices(s: Data) -> ApiResult<HttpResponse> {
+    let devices = s.gw.store.devices()?;
+    let sessions = s.gw.registry.list();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for x in &sessions {
+        if let Some(d) = &x.device_id {
+            *counts.entry(d.as_str()).or_insert(0) += 1;
+        }
+    }
+    let out: Vec<Value> = devices
+        .iter()
+        .map(|d| {
+            let mut v = pairing::paired_json(d, None);
+            let o = v.as_object_mut().expect("object");
+            o.insert("fingerprint".into(), json!(fingerprint(&d.device_id)));
+            o.insert("label".into(), json!(d.label));
+            o.insert("approvedBy".into(), json!(d.approved_by));
+            o.insert("pairedAtMs".into(), json!(d.created_at_ms));
+            o.insert("lastSeenAddress".into(), json!(d.last_seen_ip));
+            o.insert(
+                "connectedSessions".into(),
+                json!(counts.get(d.device_id.as_str()).copied().unwrap_or(0)),
+            );
+            v
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"devices": out})))
+}
+
+fn load_device(s: &AdminState, id: &str) -> ApiResult<DeviceRecord> {
+    s.gw.store
+        .device(id)?
+        .ok_or_else(|| ApiError::not_found(format!("no paired device {id}")))
+}
+
+pub async fn get_device(s: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let d = load_device(&s, &path.into_inner())?;
+    Ok(HttpResponse::Ok().json(device_json(&s.gw, &d)))
+}
+
+pub async fn patch_device(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let m = object(read_json(body).await?, &["label"])?;
+    let label = match m.get("label") {
+        Some(Value::String(l)) if !l.trim().is_empty() && l.chars().count() <= 64 => {
+            l.trim().to_string()
+        }
+        _ => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "label is required: a string of 1 to 64 characters",
+            ))
+        }
+    };
+    let d = ops::rename_device(&s.gw, &actor(&req), &id, &label).await?;
+    Ok(HttpResponse::Ok().json(device_json(&s.gw, &d)))
+}
+
+pub async fn delete_device(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let (d, closed) = ops::remove_device(&s.gw, &actor(&req), &id).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"deviceId": d.device_id, "removed": true, "closedSessions": closed})))
+}
+
+pub async fn rotate_device_token(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let (id, role) = path.into_inner();
+    let m = object(read_json(body).await?, &["scopes"])?;
+    let scopes = string_list(&m, "scopes")?;
+    let (rec, _token, closed) =
+        ops::rotate_token(&s.gw, &actor(&req), &id, &role, scopes, None).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "deviceId": id, "role": role, "scopes": rec.scopes,
+        "rotatedAtMs": rec.rotated_at_ms.unwrap_or(rec.created_at_ms),
+        "tokenDelivery": "withheld", "closedSessions": closed,
+    })))
+}
+
+pub async fn revoke_device_token(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    let (id, role) = path.into_inner();
+    let (at, closed) = ops::revoke_token(&s.gw, &actor(&req), &id, &role).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"deviceId": id, "role": role, "revokedAtMs": at, "closedSessions": closed})))
+}
+
+// ---------------------------------------------------------------- gateway token
+
+/// Closes the sessions that authenticated with `previous` when its grace
+/// window ends, and forgets it.
+pub fn schedule_grace_end(gw: Arc<GatewayState>, previous: [u8; 32], until_ms: u64) {
+    tokio::spawn(async move {
+        let wait = until_ms.saturating_sub(now_ms());
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        gw.config.rcu(|c| {
+            let mut n = (**c).clone();
+            if n.gateway
+                .auth
+                .previous_token
+                .is_some_and(|(p, _)| p == previous)
+            {
+                n.gateway.auth.previous_token = None;
+            }
+            n
+        });
+        let closed = gw.registry.close_where(
+            |s| {
+                s.shared_digest
+                    .is_some_and(|d| gwauth::digest_eq(&d, &previous))
+            },
+            4001,
+            "gateway auth changed",
+            None,
+        );
+        tracing::info!(closed, "shared-token grace window ended");
+    });
+}
+
+pub async fn rotate_gateway_token(
+    s: Data,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let m = object(read_json(body).await?, &["graceSeconds"])?;
+    let grace = match m.get("graceSeconds") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(g) if g <= 86_400 => g,
+            _ => {
+                return Err(ApiError::new(
+                    Code::Invalid,
+                    "graceSeconds must be a whole number from 0 to 86400",
+                ))
+            }
+        },
+    };
+    let _guard = s.edit_lock.lock().await;
+    let cfg = s.gw.config.load_full();
+    if cfg.gateway.auth.mode != AuthMode::Token {
+        return Err(ApiError::new(
+            Code::Conflict,
+            format!(
+                "the gateway auth mode is {}, not token",
+                cfg.gateway.auth.mode.as_str()
+            ),
+        ));
+    }
+    let previous = cfg.gateway.auth.token.as_ref().map(|t| *t.digest());
+    let token = crate::util::random_token();
+    let digest = gwauth::sha256(&token);
+    let until = now_ms() + grace * 1000;
+    let value = json!({
+        "digest": hex::encode(digest),
+        "previousDigest": previous.map(hex::encode),
+        "previousValidUntil": until,
+    });
+    let a = actor(&req);
+    let rec = OverrideRecord {
+        key: SHARED_TOKEN.into(),
+        value,
+        set_by: a.name.clone(),
+        set_at_ms: now_ms(),
+    };
+    let audit = a.audit(
+        "gateway.token.rotate",
+        "gateway.auth.token",
+        "ok",
+        Some(format!("grace {grace}s")),
+    );
+    s.gw.store
+        .write(Durability::Immediate, move |txn| {
+            store::put_override(txn, &rec)?;
+            store::append_audit(txn, &audit)
+        })
+        .await?;
+    s.gw.config.rcu(|c| {
+        let mut n = (**c).clone();
+        n.gateway.auth.token = Some(Secret::from_digest(digest));
+        n.gateway.auth.token_source = SecretSource::Override;
+        n.gateway.auth.previous_token = previous.filter(|_| grace > 0).map(|p| (p, until));
+        n
+    });
+    if let Some(p) = previous {
+        if grace == 0 {
+            s.gw.registry.close_where(
+                |x| x.shared_digest.is_some_and(|d| gwauth::digest_eq(&d, &p)),
+                4001,
+                "gateway auth changed",
+                None,
+            );
+        } else {
+            schedule_grace_end(s.gw.clone(), p, until);
+        }
+    }
+    s.gw.emit(
+        "gateway.token.rotated",
+        json!({"graceSeconds": grace, "previousValidUntil": until, "ts": now_ms()}),
+    );
+    tracing::info!(grace, "gateway shared token rotated through the admin API");
+    Ok(HttpResponse::Ok()
+        .json(json!({"token": token, "graceSeconds": grace, "previousValidUntil": until})))
+}
+
+// ---------------------------------------------------------------- trusted proxies
+
+fn etag(entries: &[String]) -> String {
+    let d = gwauth::sha256(&serde_json::to_string(entries).unwrap_or_default());
+    format!("\"{}\"", &hex::encode(d)[..16])
+}
+
+fn current_entries(s: &AdminState) -> Vec<String> {
+    overrides::trusted_proxy_entries(&s.gw.config.load())
+}
+
+fn check_if_match(req: &HttpRequest, current: &str, required: bool) -> ApiResult<()> {
+    match req.headers().get("if-match").and_then(|h| h.to_str().ok()) {
+        None if required => Err(ApiError::new(
+            Code::PreconditionRequired,
+            "send If-Match with the ETag from GET /admin/v1/trusted-proxies",
+        )),
+        None => Ok(()),
+        Some(tag)
+            if tag.trim() == "*"
+                || tag
+                    .split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == current) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::new(
+            Code::PreconditionFailed,
+            "the trusted-proxy list changed since you read it",
+        )
+        .hint("GET it again and retry with the new ETag")),
+    }
+}
+
+fn validate_entries(entries: &[String]) -> ApiResult<Vec<String>> {
+    let mut out = vec![];
+    let mut bad = vec![];
+    for e in entries {
+        match parse_ip_or_cidr(e) {
+            Some(n) => {
+                let s = match n {
+                    ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+                    ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+                    n => n.to_string(),
+                };
+                if !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+            None => bad.push(e.clone()),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidEntry,
+            format!(
+                "not an IP address or CIDR range: {}",
+                bad.iter()
+                    .map(|b| format!("{b:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )
+        .hint("write an address like \"172.17.0.1\" or a range like \"172.17.0.0/16\""));
+    }
+    Ok(out)
+}
+
+async fn apply_proxies(
+    s: &AdminState,
+    req: &HttpRequest,
+    entries: Vec<String>,
+    action: &str,
+) -> ApiResult<HttpResponse> {
+    let dry = query(req)
+        .get("dryRun")
+        .is_some_and(|v| v == "true" || v == "1");
+    let before = current_entries(s);
+    if dry {
+        let tag = etag(&entries);
+        return Ok(HttpResponse::Ok()
+            .insert_header(("ETag", tag))
+            .json(json!({"entries": entries, "applied": false, "changed": entries != before})));
+    }
+    let a = actor(req);
+    let rec = OverrideRecord {
+        key: TRUSTED_PROXIES.into(),
+        value: json!(entries),
+        set_by: a.name.clone(),
+        set_at_ms: now_ms(),
+    };
+    let audit = a.audit(
+        action,
+        TRUSTED_PROXIES,
+        "ok",
+        Some(format!("{} -> {}", before.join(","), entries.join(","))),
+    );
+    s.gw.store
+        .write(Durability::Immediate, move |txn| {
+            store::put_override(txn, &rec)?;
+            store::append_audit(txn, &audit)
+        })
+        .await?;
+    let nets: Vec<ipnet::IpNet> = entries.iter().filter_map(|e| parse_ip_or_cidr(e)).collect();
+    s.gw.config.rcu(|c| {
+        let mut n = (**c).clone();
+        n.gateway.trusted_proxies = nets.clone();
+        n
+    });
+    s.gw.emit(
+        "trustedProxies.changed",
+        json!({"entries": entries, "ts": now_ms()}),
+    );
+    let tag = etag(&entries);
+    Ok(HttpResponse::Ok()
+        .insert_header(("ETag", tag))
+        .json(json!({"entries": entries, "applied": true, "changed": entries != before})))
+}
+
+pub async fn get_proxies(s: Data) -> HttpResponse {
+    let entries = current_entries(&s);
+    HttpResponse::Ok()
+        .insert_header(("ETag", etag(&entries)))
+        .json(json!({"entries": entries}))
+}
+
+pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    let m = object(read_json(body).await?, &["entries"])?;
+    let entries = string_list(&m, "entries")?
+        .ok_or_else(|| ApiError::new(Code::Invalid, "entries (a list) is required"))?;
+    let _g = s.edit_lock.lock().await;
+    check_if_match(&req, &etag(&current_entries(&s)), true)?;
+    let entries = validate_entries(&entries)?;
+    apply_proxies(&s, &req, entries, "trustedProxies.replace").await
+}
+
+pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    let m = object(read_json(body).await?, &["entry"])?;
+    let entry = m
+        .get("entry")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::new(Code::Invalid, "entry (a string) is required"))?;
+    let _g = s.edit_lock.lock().await;
+    let mut current = current_entries(&s);
+    check_if_match(&req, &etag(&current), false)?;
+    let new = validate_entries(&[entry.to_string()])?;
+    for n in new {
+        if !current.contains(&n) {
+            current.push(n);
+        }
+    }
+    apply_proxies(&s, &req, current, "trustedProxies.add").await
+}
+
+pub async fn delete_proxy(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let raw = path.into_inner();
+    let _g = s.edit_lock.lock().await;
+    let current = current_entries(&s);
+    check_if_match(&req, &etag(&current), false)?;
+    let target = validate_entries(&[raw.clone()])?.remove(0);
+    if !current.contains(&target) {
+        return Err(ApiError::not_found(format!(
+            "{raw:?} is not in the trusted-proxy list"
+        )));
+    }
+    let rest: Vec<String> = current.into_iter().filter(|e| *e != target).collect();
+    apply_proxies(&s, &req, rest, "trustedProxies.remove").await
+}
+
+// ---------------------------------------------------------------- sessions
+
+pub async fn list_sessions(s: Data) -> HttpResponse {
+    let mut list: Vec<Value> = s
+        .gw
+        .registry
+        .list()
+        .iter()
+        .map(|x| {
+            json!({
+                "connId": x.conn_id, "deviceId": x.device_id, "fingerprint": x.device_id.as_deref().map(fingerprint),
+                "role": x.role, "scopes": x.scopes, "authMethod": x.auth_method,
+                "clientId": x.client_id, "clientMode": x.client_mode, "clientVersion": x.client_version,
+                "peerAddress": x.peer.to_string(), "clientAddress": x.client_ip.to_string(), "connectedAtMs": x.connected_at_ms,
+            })
+        })
+        .collect();
+    list.sort_by_key(|v| v["connectedAtMs"].as_u64());
+    HttpResponse::Ok().json(json!({"sessions": list}))
+}
+
+pub async fn delete_session(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let n = s.gw.registry.close_where(
+        |x| x.conn_id == id,
+        4001,
+        "client invalidated: closed by admin",
+        None,
+    );
+    if n == 0 {
+        return Err(ApiError::not_found(format!("no live session {id}")));
+    }
+    let _ =
+        s.gw.store
+            .audit_now(actor(&req).audit("session.close", &id, "ok", None))
+            .await;
+    Ok(HttpResponse::Ok().json(json!({"connId": id, "closed": true})))
+}
+
+// ---------------------------------------------------------------- audit, events, metrics
+
+pub async fn audit(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q = query(&req);
+    let after = match q.get("after") {
+        None => 0,
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| ApiError::new(Code::Invalid, "after must be a sequence number"))?,
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::new(Code::Invalid, "limit must be from 1 to 1000")),
+        },
+    };
+    let events = s.gw.store.audit(after, limit)?;
+    let next = events.last().map(|e| e.seq).unwrap_or(after);
+    Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
+}
+
+pub async fn events(s: Data) -> HttpResponse {
+    let rx = s.gw.events.subscribe();
+    let keepalive = s.sse_keepalive;
+    let start = futures_util::stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n"))
+    });
+    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, mut n)| async move {
+        loop {
+            match tokio::time::timeout(keepalive, rx.recv()).await {
+                Err(_) => {
+                    return Some((
+                        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": keep-alive\n\n")),
+                        (rx, n),
+                    ))
+                }
+                Ok(Ok(ev)) => {
+                    n += 1;
+                    let frame = format!("id: {n}\nevent: {}\ndata: {}\n\n", ev.name, ev.data);
+                    return Some((Ok(web::Bytes::from(frame)), (rx, n)));
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(k))) => {
+                    let frame = format!("event: lagged\ndata: {{\"missed\":{k}}}\n\n");
+                    return Some((Ok(web::Bytes::from(frame)), (rx, n)));
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(start.chain(stream))
+}
+
+pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut roles: BTreeMap<String, u64> = BTreeMap::new();
+    for x in s.gw.registry.list() {
+        *roles.entry(x.role.clone()).or_insert(0) += 1;
+    }
+    let _ = writeln!(out, "# HELP clawgate_connections Authenticated gateway sessions by role.\n# TYPE clawgate_connections gauge");
+    for role in ["operator", "node"] {
+        let _ = writeln!(
+            out,
+            "clawgate_connections{{role=\"{role}\"}} {}",
+            roles.get(role).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP clawgate_open_sockets Open gateway WebSockets, authenticated or not.\n# TYPE clawgate_open_sockets gauge\nclawgate_open_sockets {}", s.gw.live_connections());
+    let _ = writeln!(out, "# HELP clawgate_handshakes_total Connect attempts by outcome.\n# TYPE clawgate_handshakes_total counter");
+    for (outcome, n) in s.gw.handshake_counts() {
+        let _ = writeln!(
+            out,
+            "clawgate_handshakes_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let (pending, _) = live_pending(&s)?;
+    let _ = writeln!(out, "# HELP clawgate_pairing_pending Pending pairing requests.\n# TYPE clawgate_pairing_pending gauge\nclawgate_pairing_pending {}", pending.len());
+    let _ = writeln!(out, "# HELP clawgate_admin_requests_total Admin API requests by route and status.\n# TYPE clawgate_admin_requests_total counter");
+    for ((method, route, status), n) in s.metrics.requests.lock().expect("metrics lock").iter() {
+        let _ = writeln!(out, "clawgate_admin_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out))
+}
+
+// ---------------------------------------------------------------- admin tokens
+
+pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    let m = object(read_json(body).await?, &["scopes", "ttlSeconds", "label"])?;
+    let scopes = string_list(&m, "scopes")?
+        .ok_or_else(|| ApiError::new(Code::Invalid, "scopes (a list) is required"))?;
+    if scopes.is_empty() {
+        return Err(ApiError::new(Code::Invalid, "scopes must not be empty"));
+    }
+    if let Some(bad) = scopes.iter().find(|x| !auth::SCOPES.contains(&x.as_str())) {
+        return Err(ApiError::new(
+            Code::Invalid,
+            format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
+        ));
+    }
+    let ttl = match m.get("ttlSeconds") {
+        None | Some(Value::Null) => 3600,
+        Some(v) => match v.as_u64() {
+            Some(t) if (60..=31_536_000).contains(&t) => t,
+            _ => {
+                return Err(ApiError::new(
+                    Code::Invalid,
+                    "ttlSeconds must be from 60 to 31536000",
+                ))
+            }
+        },
+    };
+    let label = match m.get("label") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(l)) if l.chars().count() <= 64 => l.clone(),
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "label must be a string of at most 64 characters",
+            ))
+        }
+    };
+    let audit = actor(&req).audit(
+        "admin.token.mint",
+        "",
+        "ok",
+        Some(format!(
+            "scopes {} ttl {ttl}s label {label:?}",
+            scopes.join(",")
+        )),
+    );
+    let (token, rec) = auth::mint(&s.gw.store, scopes, ttl, label, audit).await?;
+    let mut v = serde_json::to_value(&rec).unwrap_or_default();
+    v["token"] = json!(token);
+    Ok(HttpResponse::Created().json(v))
+}
+
+pub async fn list_tokens(s: Data) -> ApiResult<HttpResponse> {
+    let mut t = s.gw.store.admin_tokens()?;
+    t.sort_by_key(|r| r.issued_at_ms);
+    Ok(HttpResponse::Ok().json(json!({"tokens": t})))
+}
+
+pub async fn revoke_token(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let jti = path.into_inner();
+    let audit = actor(&req).audit("admin.token.revoke", &jti, "ok", None);
+    let rec = auth::revoke(&s.gw.store, jti, audit).await?;
+    Ok(HttpResponse::Ok().json(rec))
+}
