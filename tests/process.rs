@@ -45,6 +45,8 @@ fn spawn(home: &Path, state: &Path, args: &[&str]) -> Proc {
         .arg(state)
         .arg("--port")
         .arg("0")
+        .arg("--admin-port")
+        .arg("0")
         .args(args);
     let mut child = cmd.spawn().expect("spawn clawgate");
     let deadline = Instant::now() + Duration::from_secs(20);

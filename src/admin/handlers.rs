@@ -658,7 +658,7 @@ pub async fn delete_proxy(
     let _g = s.edit_lock.lock().await;
     let current = current_entries(&s);
     check_if_match(&req, &etag(&current), false)?;
-    let target = validate_entries(&[raw.clone()])?.remove(0);
+    let target = validate_entries(std::slice::from_ref(&raw))?.remove(0);
     if !current.contains(&target) {
         return Err(ApiError::not_found(format!(
             "{raw:?} is not in the trusted-proxy list"
@@ -740,26 +740,18 @@ pub async fn events(s: Data) -> HttpResponse {
         Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n"))
     });
     let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, mut n)| async move {
-        loop {
-            match tokio::time::timeout(keepalive, rx.recv()).await {
-                Err(_) => {
-                    return Some((
-                        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": keep-alive\n\n")),
-                        (rx, n),
-                    ))
-                }
-                Ok(Ok(ev)) => {
-                    n += 1;
-                    let frame = format!("id: {n}\nevent: {}\ndata: {}\n\n", ev.name, ev.data);
-                    return Some((Ok(web::Bytes::from(frame)), (rx, n)));
-                }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(k))) => {
-                    let frame = format!("event: lagged\ndata: {{\"missed\":{k}}}\n\n");
-                    return Some((Ok(web::Bytes::from(frame)), (rx, n)));
-                }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+        let frame = match tokio::time::timeout(keepalive, rx.recv()).await {
+            Err(_) => ": keep-alive\n\n".to_string(),
+            Ok(Ok(ev)) => {
+                n += 1;
+                format!("id: {n}\nevent: {}\ndata: {}\n\n", ev.name, ev.data)
             }
-        }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(k))) => {
+                format!("event: lagged\ndata: {{\"missed\":{k}}}\n\n")
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+        };
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), (rx, n)))
     });
     HttpResponse::Ok()
         .content_type("text/event-stream")
