@@ -250,3 +250,66 @@ fn a_port_in_use_is_reported() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_approval_that_got_its_200_survives_kill_9() {
+    let (_d, home, state) = dirs();
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    std::fs::write(&cfg, "{ gateway: { auth: { token: 'kill-nine-token-0123456789' }, trustedProxies: ['127.0.0.1'] } }").unwrap();
+    let cfg_s = cfg.display().to_string();
+    let mut p = spawn(&home, &state, &["--config", &cfg_s]);
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("runtime.json")).unwrap())
+            .unwrap();
+    let admin_addr: std::net::SocketAddr = runtime["adminAddr"].as_str().unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let dev = DeviceIdentity::generate();
+    let mut r = Conn::open(&url(&p), &[("X-Forwarded-For", "203.0.113.7")])
+        .await
+        .unwrap();
+    let f = r
+        .connect(&ConnectOpts::with_token("kill-nine-token-0123456789").device(&dev))
+        .await
+        .unwrap_err();
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = admin
+        .post(
+            &format!("/admin/v1/pairing/requests/{rid}/approve"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(resp.status, 200);
+    // kill -9 right after the response
+    p.child.kill().unwrap();
+    p.child.wait().unwrap();
+    drop(p);
+    let p = spawn(&home, &state, &["--config", &cfg_s]);
+    let mut r = Conn::open(&url(&p), &[("X-Forwarded-For", "203.0.113.7")])
+        .await
+        .unwrap();
+    let hello = r
+        .connect(&ConnectOpts::with_token("kill-nine-token-0123456789").device(&dev))
+        .await
+        .expect("the approval survived");
+    assert!(hello["auth"]["deviceToken"].is_string());
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("runtime.json")).unwrap())
+            .unwrap();
+    let admin = common::http::Admin::new(
+        runtime["adminAddr"].as_str().unwrap().parse().unwrap(),
+        token.trim(),
+    );
+    let audit = admin.get("/admin/v1/audit").await.json();
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "pairing.approve" && e["target"] == rid.as_str()),
+        "the audit record committed with it"
+    );
+}

@@ -89,6 +89,19 @@ impl TestServer {
         self.running = Some(running);
     }
 
+    /// The generated admin token.
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state/admin-token"))
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+
+    /// An admin API client with the admin token.
+    pub fn admin(&self) -> super::http::Admin {
+        super::http::Admin::new(self.running().admin_addr, &self.admin_token())
+    }
+
     /// Waits (bounded) until the server's live-connection count is `n`.
     pub async fn wait_live(&self, n: usize) -> usize {
         let state = &self.running().state;

@@ -1,0 +1,222 @@
+//! A small blocking HTTP client (ureq) run off the async runtime, for the admin API.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    }
+    /// The problem `code` of an error response.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into()
+}
+
+/// Sends one request. `body` is sent as is (set the content type in `headers`).
+pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Resp {
+    let method = method.to_string();
+    let url = url.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let body = body.map(str::to_string);
+    tokio::task::spawn_blocking(move || {
+        let a = agent();
+        macro_rules! with_headers {
+            ($rb:expr) => {{
+                let mut rb = $rb;
+                for (k, v) in &headers {
+                    rb = rb.header(k.as_str(), v.as_str());
+                }
+                rb
+            }};
+        }
+        let resp = match method.as_str() {
+            "GET" => with_headers!(a.get(&url)).call(),
+            "DELETE" => with_headers!(a.delete(&url)).call(),
+            "POST" => {
+                let rb = with_headers!(a.post(&url));
+                match &body {
+                    Some(b) => rb.send(b.as_str()),
+                    None => rb.send_empty(),
+                }
+            }
+            "PUT" => {
+                let rb = with_headers!(a.put(&url));
+                match &body {
+                    Some(b) => rb.send(b.as_str()),
+                    None => rb.send_empty(),
+                }
+            }
+            "PATCH" => {
+                let rb = with_headers!(a.patch(&url));
+                match &body {
+                    Some(b) => rb.send(b.as_str()),
+                    None => rb.send_empty(),
+                }
+            }
+            m => panic!("method {m}"),
+        };
+        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// An admin API client bound to a base URL and a bearer token.
+#[derive(Clone)]
+pub struct Admin {
+    pub base: String,
+    pub token: String,
+}
+
+impl Admin {
+    pub fn new(addr: std::net::SocketAddr, token: &str) -> Admin {
+        Admin {
+            base: format!("http://{addr}"),
+            token: token.to_string(),
+        }
+    }
+    pub fn with_token(&self, token: &str) -> Admin {
+        Admin {
+            base: self.base.clone(),
+            token: token.to_string(),
+        }
+    }
+    fn auth(&self) -> String {
+        format!("Bearer {}", self.token)
+    }
+    pub async fn get(&self, path: &str) -> Resp {
+        request(
+            "GET",
+            &format!("{}{path}", self.base),
+            &[("Authorization", &self.auth())],
+            None,
+        )
+        .await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        request(
+            "DELETE",
+            &format!("{}{path}", self.base),
+            &[("Authorization", &self.auth())],
+            None,
+        )
+        .await
+    }
+    pub async fn send(&self, method: &str, path: &str, body: &Value) -> Resp {
+        let b = body.to_string();
+        request(
+            method,
+            &format!("{}{path}", self.base),
+            &[
+                ("Authorization", &self.auth()),
+                ("Content-Type", "application/json"),
+            ],
+            Some(&b),
+        )
+        .await
+    }
+    pub async fn post(&self, path: &str, body: &Value) -> Resp {
+        self.send("POST", path, body).await
+    }
+    pub async fn with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        extra: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Resp {
+        let auth = self.auth();
+        let mut h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(extra);
+        request(method, &format!("{}{path}", self.base), &h, body).await
+    }
+
+    /// Opens the SSE stream; lines arrive on the returned channel.
+    pub fn sse(&self) -> mpsc::Receiver<String> {
+        let (tx, rx) = mpsc::channel();
+        let url = format!("{}/admin/v1/events", self.base);
+        let auth = self.auth();
+        std::thread::spawn(move || {
+            let a: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .into();
+            let Ok(resp) = a.get(&url).header("Authorization", &auth).call() else {
+                return;
+            };
+            let reader = BufReader::new(resp.into_body().into_reader());
+            for line in reader.lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Waits (bounded) for an SSE `event: <name>` and returns its `data` JSON.
+pub fn sse_event(rx: &mpsc::Receiver<String>, name: &str, timeout: Duration) -> Option<Value> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut current: Option<String> = None;
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now())?;
+        let line = rx.recv_timeout(left).ok()?;
+        if let Some(ev) = line.strip_prefix("event: ") {
+            current = Some(ev.to_string());
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            if current.as_deref() == Some(name) {
+                return serde_json::from_str(data).ok();
+            }
+        } else if line.is_empty() {
+            current = None;
+        }
+    }
+}
