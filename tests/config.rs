@@ -225,7 +225,7 @@ fn environment_and_flags_override_the_file() {
     let cfg = config::load(&o).unwrap();
     assert_eq!(cfg.gateway.port, 2000);
     assert_eq!(
-        cfg.gateway.auth.token.as_ref().unwrap().expose(),
+        cfg.gateway.auth.token.as_ref().unwrap().expose().unwrap(),
         "123456789012345678",
         "a numeric-looking token stays a string"
     );
@@ -272,14 +272,17 @@ fn embedded_default_generates_a_private_token_once() {
         SecretSource::Generated(path.clone())
     );
     let token = std::fs::read_to_string(&path).unwrap();
-    assert_eq!(cfg.gateway.auth.token.as_ref().unwrap().expose(), token);
+    assert_eq!(
+        cfg.gateway.auth.token.as_ref().unwrap().expose().unwrap(),
+        token
+    );
     assert_eq!(
         std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
         0o600
     );
     let again = config::load(&opts).unwrap();
     assert_eq!(
-        again.gateway.auth.token.as_ref().unwrap().expose(),
+        again.gateway.auth.token.as_ref().unwrap().expose().unwrap(),
         token,
         "reused on the next start"
     );
