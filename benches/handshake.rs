@@ -17,6 +17,7 @@
 //!   BENCH_TOKEN       shared token of that server (or OPENCLAW_GATEWAY_TOKEN)
 //!   BENCH_SERVER_PID  its pid, to enable the RSS measurement
 //!   BENCH_KEEP_TMP=1  keep the temp dir (config, state, server.log)
+//!   BENCH_SERVER_LOG  server log filter (CLAWGATE_LOG; default info)
 //!
 //! Without `--bench` on the command line (e.g. `cargo test --benches`) it only
 //! prints a note and exits 0.
@@ -93,6 +94,31 @@ fn raise_nofile(want: u64) -> u64 {
     }
 }
 
+/// CPU time (user + system) consumed so far by process `pid`, in seconds.
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = f.get(11)?.parse().ok()?;
+    let stime: u64 = f.get(12)?.parse().ok()?;
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tck = if tck > 0 { tck as f64 } else { 100.0 };
+    Some((utime + stime) as f64 / tck)
+}
+
+/// CPU time (user + system) consumed so far by this process, in seconds.
+fn self_cpu_secs() -> f64 {
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut ru) != 0 {
+            return 0.0;
+        }
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+}
+
 /// VmRSS of `pid` in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -158,12 +184,20 @@ fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
     let config = tmp.path().join("openclaw.json");
     let state = tmp.path().join("state");
     let log = tmp.path().join("server.log");
-    let cfg = json!({"gateway": {"auth": {"mode": "token", "token": token}}});
+    // admin.port 0: the admin listener (default 18788) must not collide with
+    // another clawgate running on this machine.
+    let cfg = json!({"gateway": {
+        "auth": {"mode": "token", "token": token},
+        "admin": {"port": 0},
+    }});
     fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap())
         .map_err(|e| format!("write config: {e}"))?;
     let log_file = fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
     let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
 
+    // Server log level (the server reads CLAWGATE_LOG); the log goes to
+    // <tmp>/server.log, printed on failure (BENCH_KEEP_TMP=1 keeps it).
+    let log_level = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
     cmd.arg("serve")
         .arg("--config")
@@ -180,10 +214,8 @@ fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
         .env_remove("OPENCLAW_CONFIG_PATH")
         .env_remove("OPENCLAW_STATE_DIR")
         .env_remove("CLAWGATE_STATE_DIR")
-        .env(
-            "RUST_LOG",
-            std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
-        )
+        .env("RUST_LOG", &log_level)
+        .env("CLAWGATE_LOG", &log_level)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log_file))
         .stderr(Stdio::from(log_err));
@@ -675,22 +707,42 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
     // --- throughput / latency ----------------------------------------------
     println!();
     println!(
-        "{:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7}",
-        "conc", "count", "hs/s", "p50 ms", "p99 ms", "max ms", "errors"
+        "{:>5} {:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>9} {:>9}",
+        "conc", "count", "hs/s", "p50 ms", "p99 ms", "max ms", "errors", "srv us/hs", "cli us/hs"
     );
     let mut levels_json = Vec::new();
     for &c in &levels {
+        let srv_cpu0 = server.pid.and_then(proc_cpu_secs);
+        let cli_cpu0 = self_cpu_secs();
         let r = run_level(&url, &server.token, &pool, c, secs).await;
+        let cli_cpu = self_cpu_secs() - cli_cpu0;
+        let srv_cpu = match (srv_cpu0, server.pid.and_then(proc_cpu_secs)) {
+            (Some(a), Some(b)) => Some(b - a),
+            _ => None,
+        };
+        let per_hs_us = |cpu: f64| {
+            if r.count > 0 {
+                (cpu * 1e6 / r.count as f64).round()
+            } else {
+                0.0
+            }
+        };
+        let srv_us = srv_cpu.map(per_hs_us);
+        let cli_us = per_hs_us(cli_cpu);
         let rate = r.count as f64 / r.elapsed.as_secs_f64();
         println!(
-            "{:>5} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>7}",
+            "{:>5} {:>8} {:>10.1} {:>9.3} {:>9.3} {:>9.3} {:>7} {:>9} {:>9}",
             r.concurrency,
             r.count,
             rate,
             ms(r.p50),
             ms(r.p99),
             ms(r.max),
-            r.errors
+            r.errors,
+            srv_us
+                .map(|u| format!("{u:.0}"))
+                .unwrap_or_else(|| "-".into()),
+            format!("{cli_us:.0}"),
         );
         if let Some(e) = &r.first_error {
             println!("      first error: {e}");
@@ -713,6 +765,8 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             "p50_ms": ms(r.p50),
             "p99_ms": ms(r.p99),
             "max_ms": ms(r.max),
+            "server_cpu_us_per_hs": srv_us,
+            "client_cpu_us_per_hs": cli_us,
         }));
     }
     report["levels"] = Value::Array(levels_json);

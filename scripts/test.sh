@@ -1,9 +1,22 @@
 #!/usr/bin/env bash
-# The project's test command (README "Run the tests"): formatting, lints, the
-# Rust unit and integration tests, then the interop suite with the real
-# `openclaw` npm client (installed into a cache outside the repo when absent).
+# The project's test command (README "Run the tests"; `.ci/run` calls exactly
+# this): formatting, lints, the Rust unit and integration tests, the OpenAPI
+# lint and a bounded Schemathesis run against the real server, then the interop
+# suite with the real `openclaw` npm client. Tools that are missing (Node 24,
+# openclaw, @redocly/cli, schemathesis) are installed into caches outside the
+# repo; a missing tool fails the run, it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+step "cargo fmt --check"
 cargo fmt --check
+step "cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
+step "cargo test"
 cargo test --locked
+step "openapi.yaml lint"
+bash scripts/openapi-lint.sh
+step "schemathesis against the admin API"
+CLAWGATE_BIN=target/debug/clawgate bash scripts/schemathesis.sh
+step "interop with the real openclaw CLI"
+CLAWGATE_BIN=target/debug/clawgate bash tests/interop/run.sh

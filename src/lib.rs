@@ -73,6 +73,12 @@ impl Running {
         let _ = self.task.await;
         self.admin.stop().await;
         let _ = self.state.flush_last_seen().await;
+        let runtime = self.state.config.load().state_dir.join("runtime.json");
+        if std::fs::read_to_string(&runtime)
+            .is_ok_and(|t| t.contains(&format!("\"pid\":{}", std::process::id())))
+        {
+            let _ = std::fs::remove_file(runtime);
+        }
         // Worker threads drop their handles to the state as they wind down; wait
         // (bounded) so that the database is closed when `stop` returns.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -175,7 +181,7 @@ pub async fn start(mut cfg: RuntimeConfig) -> Result<Running, StartError> {
     let server = server.run();
     let weak = Arc::downgrade(&state);
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
+        let mut every = tokio::time::interval(Duration::from_secs(1));
         every.tick().await;
         loop {
             every.tick().await;

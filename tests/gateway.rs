@@ -1237,3 +1237,52 @@ async fn last_seen_is_recorded_without_blocking_the_handshake() {
     assert!(d.last_seen_at_ms.is_some());
     assert_eq!(d.last_seen_ip.as_deref(), Some("127.0.0.1"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_a_scope_upgrade_needs_the_device_scopes_too() {
+    let srv = proxied_server().await;
+    let dev = DeviceIdentity::generate();
+    let mut c = open(&srv).await;
+    c.connect(
+        &ConnectOpts::with_token(TOKEN)
+            .device(&dev)
+            .scopes(&["operator.read"]),
+    )
+    .await
+    .unwrap();
+    let mut c = open_remote(&srv).await;
+    let f = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .device(&dev)
+                .scopes(&["operator.pairing"]),
+        )
+        .await
+        .unwrap_err();
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut weak = open(&srv).await;
+    weak.connect(&ConnectOpts::with_token(TOKEN).scopes(&["operator.pairing"]))
+        .await
+        .unwrap();
+    let e = weak
+        .rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .unwrap_err();
+    assert_eq!(e["message"], "missing scope: operator.read");
+    let mut strong = pairing_operator(&srv).await;
+    strong
+        .rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .expect("an admin may");
+    // the resolved event reaches the approver before the response
+    assert!(strong
+        .events
+        .iter()
+        .any(|e| e["event"] == "device.pair.resolved"));
+    let presence = strong.rpc("system-presence", json!({})).await.unwrap();
+    assert_eq!(presence.as_array().unwrap().len(), 1);
+    assert_eq!(presence[0]["mode"], "gateway");
+}

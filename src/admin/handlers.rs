@@ -59,7 +59,11 @@ async fn read_json(mut payload: web::Payload) -> ApiResult<Option<Value>> {
         }
         buf.extend_from_slice(&chunk);
     }
-    if buf.iter().all(|b| b.is_ascii_whitespace()) {
+    // JSON whitespace only (not form feed).
+    if buf
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         return Ok(None);
     }
     serde_json::from_slice::<Value>(&buf)
@@ -111,6 +115,27 @@ fn string_list(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Vec<String
         Some(_) => Err(ApiError::new(
             Code::Invalid,
             format!("{key} must be a list of strings"),
+        )),
+    }
+}
+
+/// A non-negative whole JSON number (`60`, `60.0` and `6e1` alike).
+fn whole_number(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
+/// `?dryRun=`: true/false/1/0; anything else is a 422.
+fn dry_run(req: &HttpRequest) -> ApiResult<bool> {
+    match query(req).get("dryRun").map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            Code::Invalid,
+            format!("dryRun must be true or false, not {other:?}"),
         )),
     }
 }
@@ -238,7 +263,9 @@ pub async fn approve_request(
             ))
         }
     };
-    let a = ops::approve(&s.gw, &actor(&req), &id, scopes, label).await?;
+    let a = ops::approve(&s.gw, &actor(&req), &id, scopes, label)
+        .await
+        .map_err(|e| request_err(e, &id))?;
     Ok(HttpResponse::Ok().json(json!({"requestId": a.request.request_id, "status": "approved", "device": device_json(&s.gw, &a.device)})))
 }
 
@@ -250,9 +277,29 @@ pub async fn reject_request(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     object(read_json(body).await?, &[])?;
-    let p = ops::reject(&s.gw, &actor(&req), &id).await?;
+    let p = ops::reject(&s.gw, &actor(&req), &id)
+        .await
+        .map_err(|e| request_err(e, &id))?;
     Ok(HttpResponse::Ok()
         .json(json!({"requestId": p.request_id, "status": "rejected", "deviceId": p.device_id})))
+}
+
+fn request_err(e: ops::OpError, id: &str) -> ApiError {
+    match e {
+        ops::OpError::NotFound(_) => ApiError::not_found(format!("no pending pairing request {id} (unknown or expired)"))
+            .hint("list pending requests with GET /admin/v1/pairing/requests; a device asks again when it reconnects"),
+        other => other.into(),
+    }
+}
+
+fn device_err(e: ops::OpError, id: &str) -> ApiError {
+    match e {
+        ops::OpError::NotFound(m) if m.contains("deviceId") => {
+            ApiError::not_found(format!("no paired device {id}"))
+                .hint("list devices with GET /admin/v1/devices")
+        }
+        other => other.into(),
+    }
 }
 
 // ---------------------------------------------------------------- devices
@@ -334,7 +381,9 @@ pub async fn patch_device(
             ))
         }
     };
-    let d = ops::rename_device(&s.gw, &actor(&req), &id, &label).await?;
+    let d = ops::rename_device(&s.gw, &actor(&req), &id, &label)
+        .await
+        .map_err(|e| device_err(e, &id))?;
     Ok(HttpResponse::Ok().json(device_json(&s.gw, &d)))
 }
 
@@ -344,7 +393,9 @@ pub async fn delete_device(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let (d, closed) = ops::remove_device(&s.gw, &actor(&req), &id).await?;
+    let (d, closed) = ops::remove_device(&s.gw, &actor(&req), &id)
+        .await
+        .map_err(|e| device_err(e, &id))?;
     Ok(HttpResponse::Ok()
         .json(json!({"deviceId": d.device_id, "removed": true, "closedSessions": closed})))
 }
@@ -373,7 +424,9 @@ pub async fn revoke_device_token(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (id, role) = path.into_inner();
-    let (at, closed) = ops::revoke_token(&s.gw, &actor(&req), &id, &role).await?;
+    let (at, closed) = ops::revoke_token(&s.gw, &actor(&req), &id, &role)
+        .await
+        .map_err(|e| device_err(e, &id))?;
     Ok(HttpResponse::Ok()
         .json(json!({"deviceId": id, "role": role, "revokedAtMs": at, "closedSessions": closed})))
 }
@@ -418,7 +471,7 @@ pub async fn rotate_gateway_token(
     let m = object(read_json(body).await?, &["graceSeconds"])?;
     let grace = match m.get("graceSeconds") {
         None | Some(Value::Null) => 0,
-        Some(v) => match v.as_u64() {
+        Some(v) => match whole_number(v) {
             Some(g) if g <= 86_400 => g,
             _ => {
                 return Err(ApiError::new(
@@ -569,12 +622,11 @@ async fn apply_proxies(
     entries: Vec<String>,
     action: &str,
 ) -> ApiResult<HttpResponse> {
-    let dry = query(req)
-        .get("dryRun")
-        .is_some_and(|v| v == "true" || v == "1");
+    let dry = dry_run(req)?;
     let before = current_entries(s);
     if dry {
-        let tag = etag(&entries);
+        // The ETag stays that of the list in force: nothing was applied.
+        let tag = etag(&before);
         return Ok(HttpResponse::Ok()
             .insert_header(("ETag", tag))
             .json(json!({"entries": entries, "applied": false, "changed": entries != before})));
@@ -622,6 +674,7 @@ pub async fn get_proxies(s: Data) -> HttpResponse {
 }
 
 pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    dry_run(&req)?;
     let m = object(read_json(body).await?, &["entries"])?;
     let entries = string_list(&m, "entries")?
         .ok_or_else(|| ApiError::new(Code::Invalid, "entries (a list) is required"))?;
@@ -632,6 +685,7 @@ pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiRe
 }
 
 pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    dry_run(&req)?;
     let m = object(read_json(body).await?, &["entry"])?;
     let entry = m
         .get("entry")
@@ -654,6 +708,7 @@ pub async fn delete_proxy(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
+    dry_run(&req)?;
     let raw = path.into_inner();
     let _g = s.edit_lock.lock().await;
     let current = current_entries(&s);
@@ -811,7 +866,7 @@ pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiRes
     }
     let ttl = match m.get("ttlSeconds") {
         None | Some(Value::Null) => 3600,
-        Some(v) => match v.as_u64() {
+        Some(v) => match whole_number(v) {
             Some(t) if (60..=31_536_000).contains(&t) => t,
             _ => {
                 return Err(ApiError::new(

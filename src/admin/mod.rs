@@ -343,7 +343,32 @@ async fn check(
     Ok(())
 }
 
-async fn not_found() -> actix_web::HttpResponse {
+async fn not_found(req: actix_web::HttpRequest) -> actix_web::HttpResponse {
+    // A known path with another method: 405 with the methods it has.
+    let segs: Vec<&str> = req.path().split('/').collect();
+    let allowed: Vec<&str> = ROUTES
+        .iter()
+        .filter(|r| {
+            let t: Vec<&str> = r.path.split('/').collect();
+            t.len() == segs.len()
+                && t.iter()
+                    .zip(&segs)
+                    .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+        })
+        .map(|r| r.method)
+        .collect();
+    if !allowed.is_empty() {
+        let mut resp = ApiError::new(
+            Code::MethodNotAllowed,
+            format!("{} is not allowed on {}", req.method(), req.path()),
+        )
+        .hint(format!("allowed: {}", allowed.join(", ")))
+        .error_response();
+        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&allowed.join(", ")) {
+            resp.headers_mut().insert(actix_web::http::header::ALLOW, v);
+        }
+        return resp;
+    }
     ApiError::not_found("no such admin route")
         .hint("see openapi.yaml for the routes")
         .error_response()

@@ -22,7 +22,7 @@ pub enum PairingError {
     UnknownDevice,
     #[error("unknown role: {0}")]
     UnknownRole(String),
-    #[error("request {} was already {} at {}", .0.request_id, .0.decision, .0.decided_at_ms)]
+    #[error("request {} was already {} (by {})", .0.request_id, .0.decision, .0.actor)]
     AlreadyDecided(DecidedRecord),
     #[error("the {0} token is already revoked")]
     AlreadyRevoked(String),
@@ -331,6 +331,8 @@ pub async fn approve_silently(
             d.remote_ip = ask.remote_ip.clone();
             d.approved_via = "silent".into();
             d.approved_at_ms = now;
+            d.last_seen_at_ms = Some(now);
+            d.last_seen_reason = Some("connect".into());
             if prev.is_none() {
                 d.tokens.clear();
             }

@@ -58,11 +58,16 @@ fn hostname() -> String {
 
 pub fn self_presence(state: &GatewayState) -> Value {
     let host = hostname();
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let ip = state.config.load().gateway.bind.to_string();
     json!({
         "host": host,
-        "ip": host,
+        "ip": ip,
         "version": COMPAT_VERSION,
-        "platform": std::env::consts::OS,
+        "platform": format!("{} {release}", std::env::consts::OS).trim().to_string(),
+        "deviceFamily": if cfg!(target_os = "linux") { "Linux" } else { std::env::consts::OS },
         "mode": "gateway",
         "reason": "self",
         "instanceId": state.boot_id,
@@ -283,23 +288,7 @@ async fn dispatch(
         }
         "system-presence" => {
             require(info, scopes::READ)?;
-            let mut out = vec![self_presence(state)];
-            for s in state.registry.list().into_iter().take(200) {
-                out.push(json!({
-                    "host": s.client_ip.to_string(),
-                    "ip": s.client_ip.to_string(),
-                    "version": s.client_version,
-                    "platform": s.platform,
-                    "mode": s.client_mode,
-                    "reason": "connect",
-                    "instanceId": s.instance_id,
-                    "deviceId": s.device_id,
-                    "roles": [s.role],
-                    "scopes": s.scopes,
-                    "ts": s.connected_at_ms,
-                }));
-            }
-            Ok(Value::Array(out))
+            Ok(json!([self_presence(state)]))
         }
         "device.pair.list" => {
             require(info, scopes::PAIRING)?;
@@ -344,9 +333,21 @@ async fn dispatch(
             if pending.roles.iter().any(|r| r != "operator") && !is_admin(info) {
                 return Err(err("missing scope: operator.admin"));
             }
-            if let Some(s) =
-                scopes::first_missing(&info.scopes, &scopes::for_role("operator", &pending.scopes))
-            {
+            // The caller must hold every scope the approved token will carry: the
+            // requested ones and the device's current operator token scopes (as
+            // OpenClaw 2026.9.6 does; a pairing-only caller cannot approve a
+            // scope upgrade of a read device).
+            let mut needed = scopes::for_role("operator", &pending.scopes);
+            if let Ok(Some(d)) = state.store.device(&pending.device_id) {
+                if let Some(t) = d
+                    .tokens
+                    .get("operator")
+                    .filter(|t| t.revoked_at_ms.is_none())
+                {
+                    needed = scopes::union(&needed, &t.scopes);
+                }
+            }
+            if let Some(s) = scopes::first_missing(&info.scopes, &needed) {
                 return Err(err(format!("missing scope: {s}")));
             }
             let a = ops::approve(state, &actor(info), &request_id, None, None)

@@ -277,7 +277,28 @@ pub async fn run(
                     }
                     Frame::Control(_) => continue,
                 };
-                match Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await {
+                let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
+                // Events caused by this request go out before its response, as in OpenClaw.
+                let mut pending_close = None;
+                let mut failed = false;
+                while let Ok(ctl) = rx.try_recv() {
+                    match ctl {
+                        Control::Event(name, payload) => {
+                            seq += 1;
+                            if session.text(frames::event(name, &payload, Some(seq))).await.is_err() { failed = true; break; }
+                        }
+                        Control::Close(code, reason) => { pending_close = Some((code, reason)); break; }
+                    }
+                }
+                if failed { break; }
+                if let Some((code, reason)) = pending_close {
+                    if let rpc::Outcome::Reply(s) | rpc::Outcome::ReplyAndClose(s, _, _) = outcome {
+                        let _ = session.text(s).await;
+                    }
+                    close(&session, code, &reason).await;
+                    break;
+                }
+                match outcome {
                     rpc::Outcome::None => {}
                     rpc::Outcome::Reply(s) => {
                         if session.text(s).await.is_err() { break; }

@@ -23,7 +23,9 @@ function load(dir, relay) {
     if (!conns.has(e.conn)) conns.set(e.conn, []);
     conns.get(e.conn).push(e);
   }
-  return [...conns.values()];
+  // drop connections refused with "gateway starting" (the real gateway answers /healthz before its sidecars are up; the
+  // CLI retries), so that the remaining connections line up
+  return [...conns.values()].filter((evs) => !evs.some((e) => e.dir === 's2c' && e.frame?.error?.details?.reason === 'startup-sidecars'));
 }
 
 const ID = /^[0-9a-f]{64}$|^[0-9a-f-]{36}$|^\d+:[0-9a-f-]{36}$/;
@@ -84,6 +86,8 @@ function summarize(e) {
 }
 
 let diffs = 0;
+const seen = new Map();
+const seenPairs = new Map(); // a differing (A, B) line pair is printed once
 for (const relay of ['tap', 'trusted', 'untrusted']) {
   const a = load(A, relay), b = load(B, relay);
   if (!a || !b) { console.log(`# relay-${relay}: missing in ${!a ? A : B}`); continue; }
@@ -95,14 +99,22 @@ for (const relay of ['tap', 'trusted', 'untrusted']) {
     const m = Math.max(sa.length, sb.length);
     const lines = [];
     for (let j = 0; j < m; j++) {
-      if (sa[j] !== sb[j]) lines.push(`  A: ${sa[j] ?? '(none)'}\n  B: ${sb[j] ?? '(none)'}`);
+      if (sa[j] === sb[j]) continue;
+      const pair = `  A: ${sa[j] ?? '(none)'}\n  B: ${sb[j] ?? '(none)'}`;
+      if (seenPairs.has(pair)) { seenPairs.set(pair, seenPairs.get(pair) + 1); continue; }
+      seenPairs.set(pair, 1);
+      lines.push(pair);
     }
     if (lines.length) {
       diffs++;
+      const key = lines.join('\n');
+      if (seen.has(key)) { console.log(`## relay-${relay} conn #${i + 1}: same differences as ${seen.get(key)}`); continue; }
+      seen.set(key, `relay-${relay} conn #${i + 1}`);
       const first = (a[i] || b[i] || []).find((e) => e.dir === 'c2s' && e.frame?.method && e.frame.method !== 'connect');
       console.log(`## relay-${relay} conn #${i + 1}${first ? ` (${first.frame.method})` : ''}`);
       console.log(lines.join('\n'));
     }
   }
 }
-console.log(diffs ? `${diffs} connections differ` : 'no differences');
+const repeats = [...seenPairs.values()].reduce((a, n) => a + n - 1, 0);
+console.log(diffs ? `${diffs} connections differ (${repeats} repeated line differences not shown again)` : 'no differences');

@@ -1,7 +1,8 @@
 'use strict';
 // Offline guard for the interop suite. Load with NODE_OPTIONS="--require /abs/path/guard.cjs".
 // - dns.lookup / dns.promises.lookup / resolve* fail (ENOTFOUND) for anything but localhost / loopback literals;
-// - net sockets (and therefore http/https/ws/undici via net) to non-loopback addresses are refused.
+// - net sockets (and therefore http/https/ws/undici via net) to non-loopback addresses are refused;
+// - UDP sends/connects to non-loopback addresses (e.g. mDNS multicast) are refused.
 // Every process of the suite must only ever talk to 127.0.0.0/8 or ::1.
 const dns = require('dns');
 const net = require('net');
@@ -95,5 +96,34 @@ net.Socket.prototype.connect = function (...args) {
   }
   return origConnect.apply(this, args);
 };
+
+// ---- dgram (mDNS/bonjour, telemetry over UDP, ...) ---------------------------
+const dgram = require('dgram');
+const origSend = dgram.Socket.prototype.send;
+dgram.Socket.prototype.send = function (...args) {
+  const cb = typeof args[args.length - 1] === 'function' ? args[args.length - 1] : null;
+  // send(msg[, offset, length][, port][, address][, callback]): the address is the last string argument after msg
+  const addr = args.slice(1).filter((a) => typeof a === 'string').pop();
+  if (addr !== undefined && !isLoopbackHost(addr)) {
+    note(`udp send to ${addr} refused`);
+    const err = denyErr(addr, 'send');
+    if (cb) process.nextTick(() => cb(err));
+    return undefined;
+  }
+  return origSend.apply(this, args);
+};
+const origUdpConnect = dgram.Socket.prototype.connect;
+if (origUdpConnect) {
+  dgram.Socket.prototype.connect = function (port, address, cb) {
+    if (typeof address === 'string' && !isLoopbackHost(address)) {
+      note(`udp connect to ${address} refused`);
+      const err = denyErr(address, 'connect');
+      const callback = typeof cb === 'function' ? cb : null;
+      process.nextTick(() => (callback ? callback(err) : this.emit('error', err)));
+      return undefined;
+    }
+    return origUdpConnect.apply(this, arguments);
+  };
+}
 
 process.env.__INTEROP_GUARD_LOADED = '1';

@@ -59,7 +59,10 @@ else
 fi
 
 # --- sanity check -------------------------------------------------------------
-VER="$(cd "$CACHE" && HOME="$CACHE/sanity-home" OPENCLAW_STATE_DIR="$CACHE/sanity-home/.openclaw" \
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+GUARD_OPT=""
+[[ -f "$HERE/guard.cjs" ]] && GUARD_OPT="--require $HERE/guard.cjs"
+VER="$(cd "$CACHE" && HOME="$CACHE/sanity-home" OPENCLAW_STATE_DIR="$CACHE/sanity-home/.openclaw" NODE_OPTIONS="$GUARD_OPT" \
   OPENCLAW_NO_AUTO_UPDATE=1 DO_NOT_TRACK=1 OPENCLAW_DISABLE_BONJOUR=1 NO_COLOR=1 \
   run_bounded 120 "$NODE_BIN" "$OC_MJS" --version 2>&1 | tail -n1)" \
   || die "openclaw --version failed: $VER"

@@ -80,7 +80,8 @@ process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL')
 function baseEnv(extra = {}) {
   const env = { ...process.env };
   for (const k of Object.keys(env)) {
-    if (k.startsWith('OPENCLAW_') || k.startsWith('CLAWDBOT_') || k === 'NODE_OPTIONS') delete env[k];
+    // CI=true (set by CI runners) is dropped too, so the CLI behaves the same on a developer machine and in CI
+    if (k.startsWith('OPENCLAW_') || k.startsWith('CLAWDBOT_') || k === 'NODE_OPTIONS' || k === 'CI') delete env[k];
   }
   Object.assign(env, {
     PATH: `${path.dirname(NODE_BIN)}:${process.env.PATH || '/usr/bin:/bin'}`,
@@ -91,7 +92,6 @@ function baseEnv(extra = {}) {
     OPENCLAW_DISABLE_BONJOUR: '1',
     NO_COLOR: '1',
     FORCE_COLOR: '0',
-    CI: process.env.CI || '',
     INTEROP_GUARD_LOG: path.join(WORK, 'guard.log'),
   }, extra);
   return env;
@@ -217,6 +217,17 @@ function tail(file, n = 40) {
   try { return fs.readFileSync(file, 'utf8').split('\n').slice(-n).join('\n'); } catch { return '(no log)'; }
 }
 
+let clawgateHelpText = null;
+async function clawgateSupports(flag) {
+  if (clawgateHelpText === null) {
+    const env = baseEnv();
+    delete env.NODE_OPTIONS;
+    const r = await runBounded(CLAWGATE_BIN, ['serve', '--help'], { env, cwd: WORK, timeoutMs: 20000, name: 'clawgate --help' });
+    clawgateHelpText = `${r.stdout}\n${r.stderr}`;
+  }
+  return clawgateHelpText.includes(flag);
+}
+
 async function startGateway(name, { trustedProxies }) {
   const dir = path.join(WORK, 'gateways', name);
   fs.mkdirSync(dir, { recursive: true });
@@ -233,9 +244,13 @@ async function startGateway(name, { trustedProxies }) {
     const configPath = path.join(dir, 'clawgate.json5');
     fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
     const args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
+    // clawgate also opens an admin API listener (default 127.0.0.1:18788); two instances side by side need a free one each
+    if (await clawgateSupports('--admin-port')) args.push('--admin-port', '0');
     fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
     const env = baseEnv();
     delete env.NODE_OPTIONS;
+    // clawgate reads CLAWGATE_* variables as settings: pass none of the suite's own (CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE)
+    for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
     child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.runtimeFile = path.join(stateDir, 'runtime.json');
     startTimeoutMs = 30000;
@@ -515,6 +530,103 @@ const scenarios = [
     },
   },
   {
+    id: 'l', title: 'pending refresh: an unpaired device connecting twice keeps the same requestId', needs: ['gw1', 'relay1'],
+    async run() {
+      const d = new Device('l-refresh');
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'first connect', 'pairing required');
+      const m1 = REQ_ID_RE.exec(out(r1));
+      if (!m1) throw new Fail('no "requestId: <id>" in the first pairing-required output', r1);
+      const r2 = await d.oc('system', 'presence');
+      expectFail(r2, 'second connect', 'pairing required');
+      const m2 = REQ_ID_RE.exec(out(r2));
+      if (!m2) throw new Fail('no "requestId: <id>" in the second pairing-required output', r2);
+      if (m2[1] !== m1[1]) throw new Fail(`second connect got requestId ${m2[1]}, first got ${m1[1]} (real gateway refreshes the same request)`, r1, r2);
+      const devId = await d.identity();
+      const { list, res } = await listDevices('l');
+      const mine = list.pending.filter((x) => x.deviceId === devId);
+      if (mine.length !== 1 || mine[0].requestId !== m1[1]) throw new Fail(`expected exactly one pending request ${m1[1]} for ${devId}, got ${JSON.stringify(mine.map((x) => x.requestId))}`, res);
+      const rj = await admin.oc('devices', 'reject', m1[1], '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(rj, 'cleanup: devices reject');
+    },
+  },
+  {
+    id: 'm', title: 'removed device must pair again: its next connect gets pairing required (new pending request)', needs: ['j'],
+    async run() {
+      const d = S.eDevice;
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r = await d.oc('system', 'presence');
+      expectFail(r, 'connect of a removed device', 'pairing required');
+      const m = REQ_ID_RE.exec(out(r));
+      if (!m) throw new Fail('no "requestId: <id>" in the pairing-required output', r);
+      const { list, res } = await listDevices('m');
+      const pend = list.pending.find((x) => x.requestId === m[1]);
+      if (!pend || pend.deviceId !== S.eDeviceId) throw new Fail(`request ${m[1]} for ${S.eDeviceId} not pending`, r, res);
+      if (pend.isRepair !== false) note('m', `pending.isRepair=${JSON.stringify(pend.isRepair)} after remove (real gateway: false)`);
+      if (list.paired.some((x) => x.deviceId === S.eDeviceId)) throw new Fail('removed device shows as paired again', res);
+      const rj = await admin.oc('devices', 'reject', m[1], '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(rj, 'cleanup: devices reject');
+    },
+  },
+  {
+    id: 'n', title: 'unknown ids: devices reject/remove/rotate/revoke of unknown ids fail with the real messages', needs: ['gw1'],
+    async run() {
+      const badReq = '00000000-0000-4000-8000-000000000000';
+      const badDev = '0'.repeat(64);
+      const rj = await admin.oc('devices', 'reject', badReq, '--url', direct(), '--token', TOKEN, '--json');
+      expectFail(rj, 'reject unknown requestId', /unknown requestId/i);
+      const rm = await admin.oc('devices', 'remove', badDev, '--url', direct(), '--token', TOKEN, '--json');
+      expectFail(rm, 'remove unknown deviceId', /unknown deviceId/i);
+      // the real gateway answers an unknown device/role with the generic denial (reason unknown-device-or-role is only logged)
+      const ro = await admin.oc('devices', 'rotate', '--device', badDev, '--role', 'operator', '--url', direct(), '--token', TOKEN, '--json');
+      expectFail(ro, 'rotate unknown deviceId', 'device token rotation denied');
+      const rv = await admin.oc('devices', 'revoke', '--device', badDev, '--role', 'operator', '--url', direct(), '--token', TOKEN, '--json');
+      expectFail(rv, 'revoke unknown deviceId', 'device token revocation denied');
+    },
+  },
+  {
+    id: 'o', title: 'scope upgrade: a paired read-only remote device running `devices list` gets "scope upgrade pending approval"', needs: ['gw1', 'relay1'],
+    async run() {
+      const d = new Device('o-scope-upgrade');
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'first connect', 'pairing required');
+      const m1 = REQ_ID_RE.exec(out(r1));
+      if (!m1) throw new Fail('no "requestId: <id>" in the pairing-required output', r1);
+      const ap = await admin.oc('devices', 'approve', m1[1], '--url', direct(), '--token', TOKEN);
+      expectOk(ap, 'devices approve (initial pairing)');
+      const r2 = await d.oc('system', 'presence');
+      expectOk(r2, 'system presence after approval');
+      const devId = await d.identity();
+      // `devices list` through the device's own remote config asks for operator.pairing, beyond the approved operator.read
+      const r3 = await d.oc('devices', 'list', '--json');
+      expectFail(r3, 'devices list from a read-only device', 'scope upgrade pending approval');
+      const m3 = REQ_ID_RE.exec(out(r3));
+      if (!m3) throw new Fail('no "requestId: <id>" in the scope-upgrade output', r3);
+      const { list, res } = await listDevices('o');
+      const pend = list.pending.find((x) => x.requestId === m3[1]);
+      if (!pend || pend.deviceId !== devId) throw new Fail(`scope-upgrade request ${m3[1]} for ${devId} not pending`, r3, res);
+      if (!Array.isArray(pend.scopes) || !pend.scopes.includes('operator.pairing')) throw new Fail(`pending.scopes=${JSON.stringify(pend.scopes)} does not include operator.pairing`, res);
+      if (pend.remoteIp !== XFF) throw new Fail(`pending.remoteIp=${JSON.stringify(pend.remoteIp)}, expected ${XFF}`, res);
+      if (pend.isRepair !== true) note('o', `scope-upgrade pending.isRepair=${JSON.stringify(pend.isRepair)} (real gateway: true)`);
+      if (JSON.stringify(pend.scopes) !== '["operator.pairing"]') note('o', `scope-upgrade pending.scopes=${JSON.stringify(pend.scopes)} (real gateway: ["operator.pairing"])`);
+      const paired = list.paired.find((x) => x.deviceId === devId);
+      if (!paired || JSON.stringify(paired.scopes) !== '["operator.read"]') throw new Fail(`paired record should still have scopes ["operator.read"]: ${trunc(JSON.stringify(paired), 400)}`, res);
+      // Real 2026.9.6 quirk (informational): the CLI approves with scopes ["operator.pairing"], the gateway wants the caller
+      // to hold pending ∪ next-token scopes and answers "missing scope: operator.read".
+      const ap2 = await admin.oc('devices', 'approve', m3[1], '--url', direct(), '--token', TOKEN);
+      if (ap2.code === 0 || !out(ap2).includes('missing scope: operator.read')) {
+        note('o', `devices approve of the scope upgrade: exit ${ap2.code}, output ${JSON.stringify(trunc(out(ap2).trim(), 200))} (real gateway: exit 1, "missing scope: operator.read")`);
+      }
+      const after = await listDevices('o');
+      if (after.list.pending.some((x) => x.requestId === m3[1])) {
+        const rj = await admin.oc('devices', 'reject', m3[1], '--url', direct(), '--token', TOKEN, '--json');
+        expectOk(rj, 'cleanup: devices reject of the scope-upgrade request');
+      }
+    },
+  },
+  {
     id: 'k', title: 'relay without trustedProxies: HTTP 403 proxy attribution required', needs: ['gw2', 'relay2'],
     async run() {
       const since = Date.now();
@@ -526,6 +638,8 @@ const scenarios = [
     },
   },
 ];
+
+scenarios.sort((x, y) => x.id.localeCompare(y.id)); // prerequisites always come first alphabetically
 
 // ---------------------------------------------------------------------------------------------
 async function main() {
@@ -554,8 +668,17 @@ async function main() {
   }
 
   const status = {}; // id -> 'pass' | 'fail'
+  // INTEROP_ONLY plus everything those scenarios need (transitively)
+  const selected = new Set(ONLY);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const sc of scenarios) {
+      if (!selected.has(sc.id)) continue;
+      for (const n of sc.needs) if (/^[a-z]$/.test(n) && !selected.has(n)) { selected.add(n); grew = true; }
+    }
+  }
   for (const sc of scenarios) {
-    if (ONLY.length && !ONLY.includes(sc.id) && !scenarios.some((x) => ONLY.includes(x.id) && x.needs.includes(sc.id))) continue;
+    if (ONLY.length && !selected.has(sc.id)) continue;
     const started = Date.now();
     let err = null;
     const infraKey = infraErr.all ? 'all' : sc.needs.find((n) => infraErr[n]);

