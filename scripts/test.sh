@@ -17,6 +17,6 @@ cargo test --locked
 step "openapi.yaml lint"
 bash scripts/openapi-lint.sh
 step "schemathesis against the admin API"
-CLAWGATE_BIN=target/debug/clawgate bash scripts/schemathesis.sh
+CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash scripts/schemathesis.sh
 step "interop with the real openclaw CLI"
-CLAWGATE_BIN=target/debug/clawgate bash tests/interop/run.sh
+CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
