@@ -64,3 +64,8 @@ pub fn event(name: &str, payload: &Value, seq: Option<u64>) -> String {
         None => json!({"type": "event", "event": name, "payload": payload}).to_string(),
     }
 }
+
+/// A successful response whose payload is already serialized JSON.
+pub fn res_ok_raw(id: &Value, payload_json: &str) -> String {
+    format!(r#"{{"type":"res","id":{id},"ok":true,"payload":{payload_json}}}"#)
+}

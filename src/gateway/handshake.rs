@@ -49,7 +49,8 @@ impl Rejection {
 /// A successful connect.
 pub struct Accepted {
     pub info: Arc<SessionInfo>,
-    pub hello: Value,
+    /// The `hello-ok` payload, serialized.
+    pub hello: String,
 }
 
 struct Params<'a> {
@@ -966,31 +967,32 @@ fn finish(
         auth["issuedAtMs"] = json!(issued);
     }
     let uptime = state.started.elapsed().as_millis() as u64;
-    let hello = json!({
-        "type": "hello-ok",
-        "protocol": PROTOCOL_VERSION,
-        "server": {
-            "version": COMPAT_VERSION,
-            "connId": ctx.conn_id,
-            "buildId": concat!("clawgate-", env!("CARGO_PKG_VERSION")),
-            "bootId": state.boot_id,
-            "controlUiBuildSource": "configured",
-        },
-        "features": super::features(),
-        "snapshot": {
-            "presence": [super::rpc::self_presence(state)],
-            "health": super::rpc::health_payload(state),
-            "stateVersion": {"presence": 1, "health": 1},
-            "uptimeMs": uptime,
-            "authMode": g.auth.mode.as_str(),
-        },
-        "auth": auth,
-        "policy": {
-            "maxPayload": g.limits.max_payload,
-            "maxBufferedBytes": g.limits.max_buffered_bytes,
-            "tickIntervalMs": g.limits.tick_interval_ms,
-        },
-    });
+    // Built as text around pre-serialized constant parts: this runs on every
+    // connect.
+    static FEATURES: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let features = FEATURES.get_or_init(|| super::features().to_string());
+    let js = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    let hello = format!(
+        concat!(
+            r#"{{"type":"hello-ok","protocol":{proto},"server":{{"version":{ver},"connId":{conn},"buildId":{build},"bootId":{boot},"controlUiBuildSource":"configured"}},"#,
+            r#""features":{features},"snapshot":{{"presence":[{presence}],"health":{health},"stateVersion":{{"presence":1,"health":1}},"uptimeMs":{uptime},"authMode":{mode}}},"#,
+            r#""auth":{auth},"policy":{{"maxPayload":{mp},"maxBufferedBytes":{mb},"tickIntervalMs":{tick}}}}}"#
+        ),
+        proto = PROTOCOL_VERSION,
+        ver = js(COMPAT_VERSION),
+        conn = js(&ctx.conn_id),
+        build = js(concat!("clawgate-", env!("CARGO_PKG_VERSION"))),
+        boot = js(&state.boot_id),
+        features = features,
+        presence = super::rpc::self_presence(state),
+        health = super::rpc::health_payload(state),
+        uptime = uptime,
+        mode = js(g.auth.mode.as_str()),
+        auth = auth,
+        mp = g.limits.max_payload,
+        mb = g.limits.max_buffered_bytes,
+        tick = g.limits.tick_interval_ms,
+    );
     Accepted { info, hello }
 }
 

@@ -6,7 +6,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
 
 use super::scopes;
 
@@ -40,9 +43,39 @@ pub struct SessionInfo {
     pub connected_at_ms: u64,
 }
 
+/// A session's inbox: a queue and a wake-up. Much smaller than a channel
+/// (nothing is allocated until something is sent), which matters with tens of
+/// thousands of idle sessions.
+#[derive(Default)]
+pub struct Mailbox {
+    queue: Mutex<VecDeque<Control>>,
+    notify: Notify,
+}
+
+impl Mailbox {
+    pub fn send(&self, c: Control) {
+        self.queue.lock().expect("mailbox lock").push_back(c);
+        self.notify.notify_one();
+    }
+
+    pub fn try_recv(&self) -> Option<Control> {
+        self.queue.lock().expect("mailbox lock").pop_front()
+    }
+
+    /// Waits for the next message.
+    pub async fn recv(&self) -> Control {
+        loop {
+            if let Some(c) = self.try_recv() {
+                return c;
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
 struct Entry {
     info: Arc<SessionInfo>,
-    tx: mpsc::UnboundedSender<Control>,
+    tx: Arc<Mailbox>,
 }
 
 #[derive(Default)]
@@ -63,7 +96,7 @@ fn event_scope(event: &str) -> Option<Option<&'static str>> {
 }
 
 impl Registry {
-    pub fn insert(&self, info: Arc<SessionInfo>, tx: mpsc::UnboundedSender<Control>) {
+    pub fn insert(&self, info: Arc<SessionInfo>, tx: Arc<Mailbox>) {
         let mut map = self.map.write().expect("registry lock");
         map.insert(info.conn_id.clone(), Entry { info, tx });
     }
@@ -113,7 +146,8 @@ impl Registry {
                     e.info.role == "operator" && scopes::satisfies(&e.info.scopes, scope)
                 }
             };
-            if allowed && e.tx.send(Control::Event(event, payload.clone())).is_ok() {
+            if allowed {
+                e.tx.send(Control::Event(event, payload.clone()));
                 n += 1;
             }
         }
@@ -134,7 +168,8 @@ impl Registry {
             if Some(e.info.conn_id.as_str()) == except {
                 continue;
             }
-            if pred(&e.info) && e.tx.send(Control::Close(code, reason.to_string())).is_ok() {
+            if pred(&e.info) {
+                e.tx.send(Control::Close(code, reason.to_string()));
                 n += 1;
             }
         }

@@ -50,17 +50,22 @@ pub fn health_payload(state: &GatewayState) -> Value {
     })
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "clawgate".into())
+/// Host name and kernel release, read once.
+fn host_info() -> &'static (String, String) {
+    static INFO: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "clawgate".into());
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        (host, release)
+    })
 }
 
 pub fn self_presence(state: &GatewayState) -> Value {
-    let host = hostname();
-    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
+    let (host, release) = host_info();
     let ip = state.config.load().gateway.bind.to_string();
     json!({
         "host": host,

@@ -7,11 +7,10 @@ use std::time::Duration;
 use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
 use actix_ws::{MessageStream, Session};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
-use tokio::time::{interval_at, timeout_at, Instant};
+use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::frames::{self, ErrorShape};
-use super::registry::Control;
+use super::registry::{Control, Mailbox};
 use super::{handshake, rpc, GatewayState, LiveGuard, PreauthGuard};
 use crate::config::RuntimeConfig;
 use crate::net::ClientAddr;
@@ -227,8 +226,8 @@ pub async fn run(
     let (connect_id, accepted) = accepted;
     preauth.release();
     let info = accepted.info;
-    let (tx, mut rx) = mpsc::unbounded_channel::<Control>();
-    state.registry.insert(info.clone(), tx);
+    let rx = Arc::new(Mailbox::default());
+    state.registry.insert(info.clone(), rx.clone());
     struct Unregister(Arc<GatewayState>, String);
     impl Drop for Unregister {
         fn drop(&mut self) {
@@ -237,7 +236,7 @@ pub async fn run(
     }
     let _unregister = Unregister(state.clone(), info.conn_id.clone());
     if session
-        .text(frames::res_ok(&connect_id, accepted.hello))
+        .text(frames::res_ok_raw(&connect_id, &accepted.hello))
         .await
         .is_err()
     {
@@ -249,8 +248,11 @@ pub async fn run(
     let mut stream = stream.max_frame_size(limits.max_payload);
     let tick_every = Duration::from_millis(limits.tick_interval_ms);
     let ping_every = Duration::from_millis(limits.ping_interval_ms);
-    let mut tick = interval_at(Instant::now() + tick_every, tick_every);
-    let mut ping = interval_at(Instant::now() + ping_every, ping_every);
+    // One timer serves both the tick events and the WebSocket pings.
+    let mut next_tick = Instant::now() + tick_every;
+    let mut next_ping = Instant::now() + ping_every;
+    let timer = sleep_until(next_tick.min(next_ping));
+    tokio::pin!(timer);
     let mut seq: u64 = 0;
     let mut ticks: u64 = 0;
     let mut awaiting_pong = false;
@@ -281,7 +283,7 @@ pub async fn run(
                 // Events caused by this request go out before its response, as in OpenClaw.
                 let mut pending_close = None;
                 let mut failed = false;
-                while let Ok(ctl) = rx.try_recv() {
+                while let Some(ctl) = rx.try_recv() {
                     match ctl {
                         Control::Event(name, payload) => {
                             seq += 1;
@@ -312,37 +314,42 @@ pub async fn run(
             }
             ctl = rx.recv() => {
                 match ctl {
-                    Some(Control::Event(name, payload)) => {
+                    Control::Event(name, payload) => {
                         seq += 1;
                         if session.text(frames::event(name, &payload, Some(seq))).await.is_err() { break; }
                     }
-                    Some(Control::Close(code, reason)) => {
+                    Control::Close(code, reason) => {
                         tracing::info!(conn = %info.conn_id, code, reason = %reason, "closing session");
                         close(&session, code, &reason).await;
                         break;
                     }
-                    None => break,
                 }
             }
-            _ = tick.tick() => {
-                ticks += 1;
-                seq += 1;
-                if session.text(frames::event("tick", &json!({"ts": now_ms()}), Some(seq))).await.is_err() { break; }
-                if ticks.is_multiple_of(2) {
+            _ = &mut timer => {
+                let now = Instant::now();
+                if now >= next_ping {
+                    next_ping = now + ping_every;
+                    if awaiting_pong {
+                        // No pong within a ping interval: the peer is gone.
+                        break;
+                    }
+                    awaiting_pong = true;
+                    if session.ping(b"").await.is_err() { break; }
+                }
+                if now >= next_tick {
+                    next_tick = now + tick_every;
+                    ticks += 1;
                     seq += 1;
-                    let health = rpc::health_payload(&state);
-                    let frame = json!({"type": "event", "event": "health", "payload": health, "seq": seq,
-                        "stateVersion": {"presence": 1, "health": ticks / 2 + 1}});
-                    if session.text(frame.to_string()).await.is_err() { break; }
+                    if session.text(frames::event("tick", &json!({"ts": now_ms()}), Some(seq))).await.is_err() { break; }
+                    if ticks.is_multiple_of(2) {
+                        seq += 1;
+                        let health = rpc::health_payload(&state);
+                        let frame = json!({"type": "event", "event": "health", "payload": health, "seq": seq,
+                            "stateVersion": {"presence": 1, "health": ticks / 2 + 1}});
+                        if session.text(frame.to_string()).await.is_err() { break; }
+                    }
                 }
-            }
-            _ = ping.tick() => {
-                if awaiting_pong {
-                    // No pong within a ping interval: the peer is gone.
-                    break;
-                }
-                awaiting_pong = true;
-                if session.ping(b"").await.is_err() { break; }
+                timer.as_mut().reset(next_tick.min(next_ping));
             }
         }
     }
