@@ -253,6 +253,7 @@ async function startGateway(name, { trustedProxies }) {
     for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
     child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.runtimeFile = path.join(stateDir, 'runtime.json');
+    gw.stateDir = stateDir;
     startTimeoutMs = 30000;
   } else if (TARGET === 'openclaw') {
     const home = path.join(dir, 'home');
@@ -624,6 +625,37 @@ const scenarios = [
         const rj = await admin.oc('devices', 'reject', m3[1], '--url', direct(), '--token', TOKEN, '--json');
         expectOk(rj, 'cleanup: devices reject of the scope-upgrade request');
       }
+    },
+  },
+  {
+    id: 'p', title: 'admin API (clawgate only): a real CLI device behind the proxy is approved with POST /admin/v1/pairing/requests/{id}/approve and connects', needs: ['gw1', 'relay1'],
+    async run() {
+      if (TARGET !== 'clawgate') { note('p', 'clawgate-only scenario: nothing to check on the real gateway'); return; }
+      const d = new Device('p-http-approved');
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'unpaired remote device', 'pairing required');
+      const m = REQ_ID_RE.exec(out(r1));
+      if (!m) throw new Fail('no "requestId: <id>" in the pairing-required output', r1);
+      const requestId = m[1];
+      const devId = await d.identity();
+      const rt = JSON.parse(fs.readFileSync(gw1.runtimeFile, 'utf8'));
+      const adminToken = fs.readFileSync(path.join(gw1.stateDir, 'admin-token'), 'utf8').trim();
+      const base = `http://${rt.adminAddr}`;
+      const headers = { Authorization: `Bearer ${adminToken}`, 'Content-Type': 'application/json' };
+      const listRes = await fetch(`${base}/admin/v1/pairing/requests`, { headers });
+      const list = await listRes.json();
+      const req = (list.requests || []).find((x) => x.requestId === requestId);
+      const dump = (what, v) => ({ display: what, argv: [], code: '-', ms: 0, stdout: JSON.stringify(v, null, 2), stderr: '' });
+      if (listRes.status !== 200 || !req) throw new Fail(`request ${requestId} not in GET /admin/v1/pairing/requests (status ${listRes.status})`, r1, dump('admin list', list));
+      if (req.deviceId !== devId || req.clientAddress !== XFF) throw new Fail(`admin list shows deviceId=${req.deviceId} clientAddress=${req.clientAddress}`, dump('request', req));
+      const apRes = await fetch(`${base}/admin/v1/pairing/requests/${requestId}/approve`, { method: 'POST', headers, body: '{"label":"interop"}' });
+      const ap = await apRes.json();
+      if (apRes.status !== 200) throw new Fail(`approve answered ${apRes.status}`, dump('approve', ap));
+      const r2 = await d.oc('system', 'presence');
+      expectOk(r2, 'system presence after the HTTP approval');
+      const again = await fetch(`${base}/admin/v1/pairing/requests/${requestId}/approve`, { method: 'POST', headers, body: '{}' });
+      if (again.status !== 409) throw new Fail(`a second approve answered ${again.status}, expected 409`);
     },
   },
   {
