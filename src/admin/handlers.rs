@@ -311,6 +311,11 @@ fn device_json(gw: &GatewayState, d: &DeviceRecord) -> Value {
         .iter()
         .filter(|s| s.device_id.as_deref() == Some(d.device_id.as_str()))
         .count();
+    device_json_with(d, sessions)
+}
+
+/// The admin form of a device: the OpenClaw paired record plus admin fields.
+fn device_json_with(d: &DeviceRecord, connected_sessions: usize) -> Value {
     let mut v = pairing::paired_json(d, None);
     let o = v.as_object_mut().expect("object");
     o.insert("fingerprint".into(), json!(fingerprint(&d.device_id)));
@@ -318,7 +323,7 @@ fn device_json(gw: &GatewayState, d: &DeviceRecord) -> Value {
     o.insert("approvedBy".into(), json!(d.approved_by));
     o.insert("pairedAtMs".into(), json!(d.created_at_ms));
     o.insert("lastSeenAddress".into(), json!(d.last_seen_ip));
-    o.insert("connectedSessions".into(), json!(sessions));
+    o.insert("connectedSessions".into(), json!(connected_sessions));
     v
 }
 
@@ -333,20 +338,7 @@ pub async fn list_devices(s: Data) -> ApiResult<HttpResponse> {
     }
     let out: Vec<Value> = devices
         .iter()
-        .map(|d| {
-            let mut v = pairing::paired_json(d, None);
-            let o = v.as_object_mut().expect("object");
-            o.insert("fingerprint".into(), json!(fingerprint(&d.device_id)));
-            o.insert("label".into(), json!(d.label));
-            o.insert("approvedBy".into(), json!(d.approved_by));
-            o.insert("pairedAtMs".into(), json!(d.created_at_ms));
-            o.insert("lastSeenAddress".into(), json!(d.last_seen_ip));
-            o.insert(
-                "connectedSessions".into(),
-                json!(counts.get(d.device_id.as_str()).copied().unwrap_or(0)),
-            );
-            v
-        })
+        .map(|d| device_json_with(d, counts.get(d.device_id.as_str()).copied().unwrap_or(0)))
         .collect();
     Ok(HttpResponse::Ok().json(json!({"devices": out})))
 }
