@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use ed25519_dalek::VerifyingKey;
 use serde_json::{json, Map, Value};
 
 use super::auth::{self, AuthReason, HintKind, LimitCheck};
@@ -618,7 +617,7 @@ pub async fn process_connect(
             "device-nonce-mismatch",
         ));
     }
-    let Ok(vk) = VerifyingKey::from_bytes(&raw_key) else {
+    let Some(vk) = state.verifying_key(&raw_key) else {
         return Err(device_error(
             "device public key invalid",
             "DEVICE_AUTH_PUBLIC_KEY_INVALID",

@@ -59,6 +59,9 @@ pub struct GatewayState {
     /// Events for admin listeners (SSE).
     pub events: tokio::sync::broadcast::Sender<ops::AdminEvent>,
     handshakes: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Decompressed device keys (point decompression costs a square root on
+    /// every connect otherwise); bounded, cleared when full.
+    keys: Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
 }
 
 impl GatewayState {
@@ -77,7 +80,22 @@ impl GatewayState {
             last_seen: Mutex::new(HashMap::new()),
             events: tokio::sync::broadcast::channel(1024).0,
             handshakes: Mutex::new(Default::default()),
+            keys: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The verifying key for raw public-key bytes, cached.
+    pub fn verifying_key(&self, raw: &[u8; 32]) -> Option<ed25519_dalek::VerifyingKey> {
+        if let Some(k) = self.keys.lock().expect("key cache lock").get(raw) {
+            return Some(*k);
+        }
+        let k = ed25519_dalek::VerifyingKey::from_bytes(raw).ok()?;
+        let mut m = self.keys.lock().expect("key cache lock");
+        if m.len() >= 8192 {
+            m.clear();
+        }
+        m.insert(*raw, k);
+        Some(k)
     }
 
     pub fn count_handshake(&self, outcome: &str) {
@@ -230,9 +248,15 @@ impl Drop for PreauthGuard {
 }
 
 /// Request headers as (lowercase name, value) pairs.
+/// The headers attribution looks at (proxy and Tailscale headers), as
+/// (lowercase name, value) pairs. Others are not copied.
 fn header_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     req.headers()
         .iter()
+        .filter(|(n, _)| {
+            let n = n.as_str();
+            n.starts_with("x-") || n == "forwarded" || n.starts_with("tailscale-")
+        })
         .map(|(n, v)| {
             (
                 n.as_str().to_ascii_lowercase(),

@@ -102,10 +102,9 @@ pub async fn run(
     let _live = live;
     let limits = cfg.gateway.limits.clone();
     let nonce = uuid::Uuid::new_v4().to_string();
-    let challenge = frames::event(
-        "connect.challenge",
-        &json!({"nonce": nonce, "ts": now_ms(), "capabilities": ["model-catalog-snapshot"]}),
-        None,
+    let challenge = format!(
+        r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":["model-catalog-snapshot"]}}}}"#,
+        now_ms()
     );
     if session.text(challenge).await.is_err() {
         return;
