@@ -15,9 +15,15 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// 32 random bytes, base64url without padding (43 characters).
+/// 32 random bytes, base64url without padding (43 characters). Never starts
+/// with `-`, so a token pasted after a command-line flag is not read as one.
 pub fn random_token() -> String {
-    URL_SAFE_NO_PAD.encode(random_bytes())
+    loop {
+        let t = URL_SAFE_NO_PAD.encode(random_bytes());
+        if !t.starts_with('-') {
+            return t;
+        }
+    }
 }
 
 pub fn random_bytes() -> [u8; 32] {
@@ -74,6 +80,7 @@ mod tests {
     fn tokens_are_43_chars() {
         let t = random_token();
         assert_eq!(t.len(), 43);
+        assert!((0..500).all(|_| !random_token().starts_with('-')));
         assert_ne!(t, random_token());
     }
 }

@@ -71,8 +71,8 @@ async fn cli_token(srv: &TestServer, token: &str, args: &[&str]) -> Out {
     v.extend([
         "--admin-url".into(),
         format!("http://{}", srv.running().admin_addr),
-        "--admin-token".into(),
-        token.to_string(),
+        // `=` form: a token may start with "-"
+        format!("--admin-token={token}"),
     ]);
     run_in(srv.dir.path(), v, vec![]).await
 }
