@@ -983,8 +983,11 @@ fn finish(
         build = js(concat!("clawgate-", env!("CARGO_PKG_VERSION"))),
         boot = js(&state.boot_id),
         features = features,
-        presence = super::rpc::self_presence(state),
-        health = super::rpc::health_payload(state),
+        // The minimal snapshot of protocol §1.8: clients fetch `health` and
+        // `system-presence` when they want them, and every byte of hello-ok
+        // stays allocated in each connection's write buffer.
+        presence = "",
+        health = "{}",
         uptime = uptime,
         mode = js(g.auth.mode.as_str()),
         auth = auth,
