@@ -101,13 +101,64 @@ pub async fn run(
 ) {
     let _live = live;
     let limits = cfg.gateway.limits.clone();
+    // Each phase is boxed: an idle session keeps only what phase 2 needs.
+    let Some((accepted, stream, frags)) = Box::pin(handshake_phase(
+        &state,
+        &cfg,
+        &ctx,
+        &mut session,
+        stream,
+        &limits,
+    ))
+    .await
+    else {
+        return;
+    };
+    drop(ctx);
+    drop(cfg);
+    let (connect_id, accepted) = accepted;
+    preauth.release();
+    let info = accepted.info;
+    let rx = Arc::new(Mailbox::default());
+    state.registry.insert(info.clone(), rx.clone());
+    struct Unregister(Arc<GatewayState>, String);
+    impl Drop for Unregister {
+        fn drop(&mut self) {
+            self.0.registry.remove(&self.1);
+        }
+    }
+    let _unregister = Unregister(state.clone(), info.conn_id.clone());
+    if session
+        .text(frames::res_ok_raw(&connect_id, &accepted.hello))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method, "session started");
+
+    Box::pin(session_phase(
+        state, info, rx, session, stream, frags, limits,
+    ))
+    .await;
+}
+
+/// Phase 1: challenge, then frames until a `connect` is judged.
+async fn handshake_phase(
+    state: &Arc<GatewayState>,
+    cfg: &RuntimeConfig,
+    ctx: &ConnCtx,
+    session: &mut Session,
+    stream: MessageStream,
+    limits: &crate::config::LimitsConfig,
+) -> Option<((Value, handshake::Accepted), MessageStream, Fragments)> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let challenge = format!(
         r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":["model-catalog-snapshot"]}}}}"#,
         now_ms()
     );
     if session.text(challenge).await.is_err() {
-        return;
+        return None;
     }
     let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
     let mut stream = stream.max_frame_size(limits.max_preauth_payload);
@@ -117,17 +168,17 @@ pub async fn run(
     let accepted = loop {
         let msg = match timeout_at(deadline, stream.recv()).await {
             Err(_) => {
-                close(&session, 1000, "").await;
-                return;
+                close(session, 1000, "").await;
+                return None;
             }
-            Ok(None) => return,
+            Ok(None) => return None,
             Ok(Some(Err(ProtocolError::Overflow))) => {
-                close(&session, 1009, "").await;
-                return;
+                close(session, 1009, "").await;
+                return None;
             }
             Ok(Some(Err(_))) => {
-                close(&session, 1002, "").await;
-                return;
+                close(session, 1002, "").await;
+                return None;
             }
             Ok(Some(Ok(m))) => m,
         };
@@ -135,12 +186,12 @@ pub async fn run(
             Frame::Text(t) => t,
             Frame::Pending => continue,
             Frame::TooBig => {
-                close(&session, 1009, "preauth payload too large").await;
-                return;
+                close(session, 1009, "preauth payload too large").await;
+                return None;
             }
             Frame::Invalid => {
-                close(&session, 1000, "").await;
-                return;
+                close(session, 1000, "").await;
+                return None;
             }
             Frame::Control(Message::Ping(b)) => {
                 let _ = session.pong(&b).await;
@@ -148,13 +199,13 @@ pub async fn run(
             }
             Frame::Control(Message::Close(_)) => {
                 let _ = session.clone().close(None).await;
-                return;
+                return None;
             }
             Frame::Control(_) => continue,
         };
         let Ok(v) = serde_json::from_str::<Value>(&text) else {
-            close(&session, 1000, "").await;
-            return;
+            close(session, 1000, "").await;
+            return None;
         };
         let is_req = v.get("type").and_then(Value::as_str) == Some("req");
         let id = v
@@ -166,24 +217,20 @@ pub async fn run(
             .and_then(Value::as_str)
             .filter(|m| !m.is_empty());
         let (Some(id), Some(method), true) = (id, method, is_req) else {
-            close(&session, 1008, "invalid request frame").await;
-            return;
+            close(session, 1008, "invalid request frame").await;
+            return None;
         };
         if method != "connect" {
             let msg = "invalid handshake: first request must be connect";
             let _ = session
                 .text(frames::res_err(&id, &ErrorShape::invalid(msg)))
                 .await;
-            close(&session, 1008, msg).await;
-            return;
+            close(session, 1008, msg).await;
+            return None;
         }
         let params = v.get("params").cloned().unwrap_or(Value::Null);
         // Boxed so the connection's own future stays small for its whole life.
-        match Box::pin(handshake::process_connect(
-            &state, &cfg, &ctx, &nonce, &params,
-        ))
-        .await
-        {
+        match Box::pin(handshake::process_connect(state, cfg, ctx, &nonce, &params)).await {
             Ok(a) => {
                 state.count_handshake("ok");
                 break (id, a);
@@ -217,33 +264,24 @@ pub async fn run(
                     }
                     let _ = session.text(frames::res_err(&id, err)).await;
                 }
-                close(&session, rej.close_code, &rej.close_reason).await;
-                return;
+                close(session, rej.close_code, &rej.close_reason).await;
+                return None;
             }
         }
     };
-    let (connect_id, accepted) = accepted;
-    preauth.release();
-    let info = accepted.info;
-    let rx = Arc::new(Mailbox::default());
-    state.registry.insert(info.clone(), rx.clone());
-    struct Unregister(Arc<GatewayState>, String);
-    impl Drop for Unregister {
-        fn drop(&mut self) {
-            self.0.registry.remove(&self.1);
-        }
-    }
-    let _unregister = Unregister(state.clone(), info.conn_id.clone());
-    if session
-        .text(frames::res_ok_raw(&connect_id, &accepted.hello))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method, "session started");
+    Some((accepted, stream, frags))
+}
 
-    // Phase 2: the session.
+/// Phase 2: the authenticated session loop.
+async fn session_phase(
+    state: Arc<GatewayState>,
+    info: Arc<super::registry::SessionInfo>,
+    rx: Arc<Mailbox>,
+    mut session: Session,
+    stream: MessageStream,
+    mut frags: Fragments,
+    limits: crate::config::LimitsConfig,
+) {
     let mut stream = stream.max_frame_size(limits.max_payload);
     let tick_every = Duration::from_millis(limits.tick_interval_ms);
     let ping_every = Duration::from_millis(limits.ping_interval_ms);

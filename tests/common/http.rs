@@ -177,8 +177,18 @@ impl Admin {
         request(method, &format!("{}{path}", self.base), &h, body).await
     }
 
-    /// Opens the SSE stream; lines arrive on the returned channel.
+    /// Opens the SSE stream and waits (bounded) until the server confirmed the
+    /// subscription (`: connected`); later lines arrive on the returned channel.
     pub fn sse(&self) -> mpsc::Receiver<String> {
+        let rx = self.sse_raw();
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("SSE stream opened");
+        assert_eq!(first, ": connected");
+        rx
+    }
+
+    fn sse_raw(&self) -> mpsc::Receiver<String> {
         let (tx, rx) = mpsc::channel();
         let url = format!("{}/admin/v1/events", self.base);
         let auth = self.auth();
