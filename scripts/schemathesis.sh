@@ -26,7 +26,7 @@ CACHE=${CLAWGATE_TOOLS_CACHE:-$HOME/.cache/clawgate-tools}
 VENV=$CACHE/schemathesis-$SCHEMATHESIS_VERSION
 ST=$VENV/bin/st
 MAX_EXAMPLES=${CLAWGATE_ST_MAX_EXAMPLES:-10}
-MAX_TIME=${CLAWGATE_ST_MAX_TIME:-60}
+MAX_TIME=${CLAWGATE_ST_MAX_TIME:-40}
 
 die() { echo "schemathesis.sh: $*" >&2; exit 1; }
 say() { echo "schemathesis.sh: $*" >&2; }
