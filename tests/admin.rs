@@ -1036,3 +1036,48 @@ async fn same_decision_through_websocket_and_http() {
     assert!(ev["payload"]["decision"].is_string());
     let _ = Admin::new(srv.running().admin_addr, "x");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_rejections_explain_themselves() {
+    let srv = TestServer::default().await;
+    let admin = srv.admin();
+    assert!(Conn::open(&srv.url, REMOTE).await.is_err());
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let _ = c
+        .connect(&ConnectOpts::with_token("wrong"))
+        .await
+        .unwrap_err();
+    let r = admin.get("/admin/v1/diagnostics/rejections").await;
+    assert_eq!(r.status, 200);
+    let list = r.json()["rejections"].as_array().unwrap().clone();
+    let proxy = list
+        .iter()
+        .find(|x| x["reason"] == "proxy_attribution_required")
+        .expect("the 403 is recorded");
+    assert_eq!(proxy["peerAddress"], "127.0.0.1");
+    assert_eq!(proxy["forwardedHeaders"][0]["name"], "x-forwarded-for");
+    assert!(proxy["hint"]
+        .as_str()
+        .unwrap()
+        .contains("gateway.trustedProxies"));
+    let auth = list
+        .iter()
+        .find(|x| x["reason"] == "AUTH_TOKEN_MISMATCH")
+        .expect("the auth failure is recorded");
+    assert!(
+        !auth.to_string().contains("\"wrong\""),
+        "the presented secret is not kept"
+    );
+    let reader = admin
+        .post("/admin/v1/tokens", &json!({"scopes": ["pairing:read"]}))
+        .await
+        .json();
+    assert_eq!(
+        admin
+            .with_token(reader["token"].as_str().unwrap())
+            .get("/admin/v1/diagnostics/rejections")
+            .await
+            .status,
+        403
+    );
+}

@@ -780,6 +780,24 @@ pub async fn audit(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
 }
 
+/// The last 256 refused connections, newest last: peer and resolved address,
+/// forwarded headers seen, reason code and a one-line hint.
+pub async fn rejections(s: Data) -> HttpResponse {
+    let list: Vec<Value> = s
+        .gw
+        .recent_rejections()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "ts": r.ts, "peerAddress": r.peer, "clientAddress": r.client,
+                "forwardedHeaders": r.forwarded_headers.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+                "reason": r.reason, "hint": r.hint,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"rejections": list}))
+}
+
 pub async fn events(s: Data) -> HttpResponse {
     let rx = s.gw.events.subscribe();
     let keepalive = s.sse_keepalive;

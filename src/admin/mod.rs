@@ -151,6 +151,12 @@ admin_routes![
     (GET, "/admin/v1/audit", Some("admin"), handlers::audit),
     (
         GET,
+        "/admin/v1/diagnostics/rejections",
+        Some("config:read"),
+        handlers::rejections
+    ),
+    (
+        GET,
         "/admin/v1/events",
         Some("pairing:read"),
         handlers::events
