@@ -25,19 +25,20 @@
 
 #[path = "../tests/common/client.rs"]
 mod client;
+mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use client::{ws_url, Conn, ConnectOpts, DeviceIdentity};
-use rand::distributions::{Alphanumeric, DistString as _};
+use common::{
+    env_levels, env_u64, hello_once, ms, proc_cpu_secs, random_token, read_runtime, round2,
+    rss_kib, ServerProc, ServerSpec, Stats,
+};
 use serde_json::{json, Value};
 
-const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
 /// Per-request HTTP timeout (ureq global timeout).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound on the whole approval phase.
@@ -49,78 +50,9 @@ const REMOTE_IP: &str = "203.0.113.7";
 /// The server caps unauthenticated sockets per address at 32.
 const MAX_POP_CONC: usize = 16;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[idx.clamp(1, sorted.len()) - 1]
-}
-
-#[derive(Clone, Copy, Default)]
-struct Stats {
-    n: usize,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    fn of(mut v: Vec<Duration>) -> Stats {
-        v.sort_unstable();
-        Stats {
-            n: v.len(),
-            p50: percentile(&v, 50.0),
-            p99: percentile(&v, 99.0),
-            max: v.last().copied().unwrap_or_default(),
-        }
-    }
-    fn json(&self) -> Value {
-        json!({"n": self.n, "p50_ms": ms(self.p50), "p99_ms": ms(self.p99), "max_ms": ms(self.max)})
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Process helpers
 // ---------------------------------------------------------------------------
-
-/// CPU time (user + system) consumed so far by process `pid`, in seconds.
-fn proc_cpu_secs(pid: u32) -> Option<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let tck = if tck > 0 { tck as f64 } else { 100.0 };
-    Some((utime + stime) as f64 / tck)
-}
-
-/// VmRSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
 
 fn loadavg() -> String {
     fs::read_to_string("/proc/loadavg")
@@ -128,49 +60,23 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-fn tail(path: &Path, lines: usize) -> String {
-    let s = fs::read_to_string(path).unwrap_or_default();
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
-
 /// A spawned `clawgate serve` (killed on drop).
 struct Server {
-    child: Option<Child>,
+    proc: ServerProc,
     pid: u32,
     gateway_addr: String,
     admin_addr: String,
     token: String,
     admin_token: String,
-    tmp: Option<tempfile::TempDir>,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::env::var("BENCH_KEEP_TMP").as_deref() == Ok("1") {
-            if let Some(t) = self.tmp.take() {
-                let p = t.keep();
-                eprintln!("kept temp dir {}", p.display());
-            }
-        }
-    }
 }
 
 impl Server {
     fn log_tail(&self) -> String {
-        tail(&self.log, 40)
+        self.proc.log_tail()
     }
 
     fn alive(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(c) => matches!(c.try_wait(), Ok(None)),
-            None => false,
-        }
+        self.proc.alive()
     }
 
     fn url(&self) -> String {
@@ -189,113 +95,52 @@ impl Server {
 /// Spawn `clawgate serve` and return once `<state>/runtime.json` names both
 /// listeners and `<state>/admin-token` exists.
 fn spawn_server(tag: &str) -> Result<Server, String> {
-    let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!("clawgate-admin-bench-{tag}-"))
-        .tempdir()
-        .map_err(|e| format!("tempdir: {e}"))?;
-    let config = tmp.path().join("openclaw.json");
-    let state = tmp.path().join("state");
-    let log = tmp.path().join("server.log");
-    let cfg = json!({"gateway": {
-        "auth": {"mode": "token", "token": token},
-        "trustedProxies": ["127.0.0.1"],
-        "pairing": {"maxPendingPerClient": 100_000, "maxPendingTotal": 100_000},
-    }});
-    fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap())
-        .map_err(|e| format!("write config: {e}"))?;
-    let log_file = fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
-    let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
-    let log_level = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into());
-
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--port")
-        .arg("0")
-        .arg("--admin-port")
-        .arg("0")
-        .env_remove("OPENCLAW_GATEWAY_TOKEN")
-        .env_remove("OPENCLAW_GATEWAY_PASSWORD")
-        .env_remove("OPENCLAW_GATEWAY_PORT")
-        .env_remove("OPENCLAW_CONFIG_PATH")
-        .env_remove("OPENCLAW_STATE_DIR")
-        .env_remove("CLAWGATE_STATE_DIR")
-        .env_remove("CLAWGATE_ADMIN_TOKEN")
-        .env("RUST_LOG", &log_level)
-        .env("CLAWGATE_LOG", &log_level)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(log_err));
-    {
-        use std::os::unix::process::CommandExt as _;
-        // Kill the server if the spawning thread dies without cleaning up.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-    let t0 = Instant::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_clawgate")))?;
-    let mut server = Server {
-        pid: child.id(),
-        child: Some(child),
-        gateway_addr: String::new(),
-        admin_addr: String::new(),
-        token,
-        admin_token: String::new(),
-        tmp: Some(tmp),
-        log,
-    };
-
-    let runtime = state.join("runtime.json");
-    let admin_token_file = state.join("admin-token");
-    loop {
-        if server.gateway_addr.is_empty() {
-            if let Some(v) = fs::read_to_string(&runtime)
-                .ok()
-                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            {
+    let token = random_token();
+    let (mut proc, t0) = ServerProc::spawn(&ServerSpec {
+        prefix: &format!("clawgate-admin-bench-{tag}-"),
+        gateway: json!({
+            "auth": {"mode": "token", "token": token},
+            "trustedProxies": ["127.0.0.1"],
+            "pairing": {"maxPendingPerClient": 100_000, "maxPendingTotal": 100_000},
+        }),
+        args: &["--admin-port", "0"],
+        env_remove: &["CLAWGATE_ADMIN_TOKEN"],
+        default_log: "warn",
+    })?;
+    let what = format!(
+        "runtime.json with gatewayAddr/adminAddr and admin-token in {}",
+        proc.state.display()
+    );
+    let mut gateway_addr = String::new();
+    let mut admin_addr = String::new();
+    let mut admin_token = String::new();
+    proc.wait_ready(t0, Duration::from_millis(2), &what, |state| {
+        if gateway_addr.is_empty() {
+            if let Some(v) = read_runtime(state) {
                 if let (Some(g), Some(a)) = (
                     v.get("gatewayAddr").and_then(Value::as_str),
                     v.get("adminAddr").and_then(Value::as_str),
                 ) {
-                    server.gateway_addr = g.to_string();
-                    server.admin_addr = a.to_string();
+                    gateway_addr = g.to_string();
+                    admin_addr = a.to_string();
                 }
             }
         }
-        if server.admin_token.is_empty() {
-            if let Ok(t) = fs::read_to_string(&admin_token_file) {
-                server.admin_token = t.trim().to_string();
+        if admin_token.is_empty() {
+            if let Ok(t) = fs::read_to_string(state.join("admin-token")) {
+                admin_token = t.trim().to_string();
             }
         }
-        if !server.gateway_addr.is_empty() && !server.admin_token.is_empty() {
-            return Ok(server);
-        }
-        if !server.alive() {
-            return Err(format!(
-                "server exited during startup; log tail:\n{}",
-                server.log_tail()
-            ));
-        }
-        if t0.elapsed() > STARTUP_DEADLINE {
-            return Err(format!(
-                "no runtime.json with gatewayAddr/adminAddr and admin-token in {} after {:?}; log tail:\n{}",
-                state.display(),
-                STARTUP_DEADLINE,
-                server.log_tail()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        (!gateway_addr.is_empty() && !admin_token.is_empty()).then_some(())
+    })?;
+    Ok(Server {
+        pid: proc.pid,
+        proc,
+        gateway_addr,
+        admin_addr,
+        token,
+        admin_token,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -553,14 +398,7 @@ async fn populate(server: &Server, n: usize, conc: usize) -> PopulateResult {
                         retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
                     }
-                    let r = async {
-                        let mut c = Conn::open(&url, &[]).await.map_err(|e| e.to_string())?;
-                        let hello = c.connect(&opts).await.map_err(|e| e.to_string())?;
-                        c.close_timeout(1000, "", Duration::from_secs(1)).await;
-                        Ok::<Value, String>(hello)
-                    }
-                    .await;
-                    match r {
+                    match hello_once(&url, &opts, Duration::from_secs(1)).await {
                         Ok(h) if h.get("type").and_then(Value::as_str) == Some("hello-ok") => {
                             ok = true;
                             break;
@@ -717,19 +555,10 @@ fn run_list_level(server: &Server, conc: usize, secs: u64) -> ListLevel {
 // ---------------------------------------------------------------------------
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!(
-            "admin bench: skipped (not invoked with --bench; run `cargo bench --bench admin`)"
-        );
+    if !common::invoked_as_bench("admin") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let code = rt.block_on(run());
-    drop(rt);
-    std::process::exit(code);
+    common::run_and_exit(run());
 }
 
 async fn run() -> i32 {
@@ -737,16 +566,7 @@ async fn run() -> i32 {
     let devices = env_u64("BENCH_DEVICES", 10_000) as usize;
     let secs = env_u64("BENCH_SECS", 5).max(1);
     let pop_conc = (env_u64("BENCH_POP_CONC", MAX_POP_CONC as u64) as usize).clamp(1, MAX_POP_CONC);
-    let levels: Vec<usize> = std::env::var("BENCH_LIST_LEVELS")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .filter(|&x| x > 0)
-                .collect()
-        })
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1, 4]);
+    let levels = env_levels("BENCH_LIST_LEVELS", &[1, 4]);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);

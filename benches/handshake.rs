@@ -24,35 +24,19 @@
 
 #[path = "../tests/common/client.rs"]
 mod client;
+mod common;
 
-use std::fs;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use client::{http_get, ws_url, Conn, ConnectOpts, DeviceIdentity, OpenOpts};
-use rand::distributions::{Alphanumeric, DistString as _};
+use common::{
+    env_levels, env_u64, hello_once, ms, proc_cpu_secs, random_token, read_runtime, round2,
+    rss_kib, ServerProc, ServerSpec, Stats, STARTUP_DEADLINE,
+};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch, Semaphore};
-
-const STARTUP_DEADLINE: Duration = Duration::from_secs(30);
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
 
 // ---------------------------------------------------------------------------
 // Process helpers
@@ -94,19 +78,6 @@ fn raise_nofile(want: u64) -> u64 {
     }
 }
 
-/// CPU time (user + system) consumed so far by process `pid`, in seconds.
-fn proc_cpu_secs(pid: u32) -> Option<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the `(comm)`: state is field 3, utime 14, stime 15.
-    let rest = &s[s.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let tck = if tck > 0 { tck as f64 } else { 100.0 };
-    Some((utime + stime) as f64 / tck)
-}
-
 /// CPU time (user + system) consumed so far by this process, in seconds.
 fn self_cpu_secs() -> f64 {
     unsafe {
@@ -119,51 +90,21 @@ fn self_cpu_secs() -> f64 {
     }
 }
 
-/// VmRSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    s.lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let s = fs::read_to_string(path).unwrap_or_default();
-    let v: Vec<&str> = s.lines().collect();
-    v[v.len().saturating_sub(lines)..].join("\n")
-}
-
 /// The server under test: either spawned here (killed on drop) or external.
 struct Server {
-    child: Option<Child>,
+    /// None for an external server (BENCH_SERVER_ADDR).
+    proc: Option<ServerProc>,
     pid: Option<u32>,
     addr: String,
     token: String,
-    tmp: Option<tempfile::TempDir>,
-    log: Option<PathBuf>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        if std::env::var("BENCH_KEEP_TMP").as_deref() == Ok("1") {
-            if let Some(t) = self.tmp.take() {
-                let p = t.keep();
-                eprintln!("kept temp dir {}", p.display());
-            }
-        }
-    }
 }
 
 impl Server {
     fn log_tail(&self) -> String {
-        self.log.as_deref().map(|p| tail(p, 40)).unwrap_or_default()
+        self.proc
+            .as_ref()
+            .map(ServerProc::log_tail)
+            .unwrap_or_default()
     }
 }
 
@@ -177,108 +118,43 @@ struct Startup {
 /// Spawn `clawgate serve` and return once `<state>/runtime.json` names the
 /// listening address. `t0` is taken just before spawning.
 fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
-    let tmp = tempfile::Builder::new()
-        .prefix("clawgate-bench-")
-        .tempdir()
-        .map_err(|e| format!("tempdir: {e}"))?;
-    let config = tmp.path().join("openclaw.json");
-    let state = tmp.path().join("state");
-    let log = tmp.path().join("server.log");
     // admin.port 0: the admin listener (default 18788) must not collide with
     // another clawgate running on this machine.
-    let cfg = json!({"gateway": {
-        "auth": {"mode": "token", "token": token},
-        "admin": {"port": 0},
-    }});
-    fs::write(&config, serde_json::to_vec_pretty(&cfg).unwrap())
-        .map_err(|e| format!("write config: {e}"))?;
-    let log_file = fs::File::create(&log).map_err(|e| format!("log file: {e}"))?;
-    let log_err = log_file.try_clone().map_err(|e| format!("log file: {e}"))?;
-
-    // Server log level (the server reads CLAWGATE_LOG); the log goes to
-    // <tmp>/server.log, printed on failure (BENCH_KEEP_TMP=1 keeps it).
-    let log_level = std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawgate"));
-    cmd.arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("--port")
-        .arg("0")
-        .arg("--bind")
-        .arg("127.0.0.1")
-        .env_remove("OPENCLAW_GATEWAY_TOKEN")
-        .env_remove("OPENCLAW_GATEWAY_PASSWORD")
-        .env_remove("OPENCLAW_GATEWAY_PORT")
-        .env_remove("OPENCLAW_CONFIG_PATH")
-        .env_remove("OPENCLAW_STATE_DIR")
-        .env_remove("CLAWGATE_STATE_DIR")
-        .env("RUST_LOG", &log_level)
-        .env("CLAWGATE_LOG", &log_level)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log_file))
-        .stderr(Stdio::from(log_err));
-    {
-        use std::os::unix::process::CommandExt as _;
-        // Kill the server if this (spawning) thread dies without cleaning up.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-    }
-    let t0 = Instant::now();
-    let child = cmd
-        .spawn()
-        .map_err(|e| format!("spawn {}: {e}", env!("CARGO_BIN_EXE_clawgate")))?;
-    let pid = child.id();
-    let mut server = Server {
-        child: Some(child),
-        pid: Some(pid),
-        addr: String::new(),
-        token: token.to_string(),
-        tmp: Some(tmp),
-        log: Some(log),
-    };
-
-    // Readiness: poll for runtime.json (bounded).
-    let runtime = state.join("runtime.json");
-    loop {
-        if let Ok(s) = fs::read_to_string(&runtime) {
-            if let Ok(v) = serde_json::from_str::<Value>(&s) {
-                if let Some(addr) = v.get("gatewayAddr").and_then(Value::as_str) {
-                    server.addr = addr.to_string();
-                    if let Some(p) = v.get("pid").and_then(Value::as_u64) {
-                        if p as u32 != pid {
-                            eprintln!("note: runtime.json pid {p} != spawned pid {pid}");
-                        }
-                    }
-                    return Ok((server, t0, t0.elapsed()));
+    let (mut proc, t0) = ServerProc::spawn(&ServerSpec {
+        prefix: "clawgate-bench-",
+        gateway: json!({
+            "auth": {"mode": "token", "token": token},
+            "admin": {"port": 0},
+        }),
+        args: &["--bind", "127.0.0.1"],
+        env_remove: &[],
+        default_log: "info",
+    })?;
+    let pid = proc.pid;
+    let runtime = proc.state.join("runtime.json");
+    let addr = proc.wait_ready(
+        t0,
+        Duration::from_millis(1),
+        &runtime.display().to_string(),
+        |state| {
+            let v = read_runtime(state)?;
+            let addr = v.get("gatewayAddr").and_then(Value::as_str)?.to_string();
+            if let Some(p) = v.get("pid").and_then(Value::as_u64) {
+                if p as u32 != pid {
+                    eprintln!("note: runtime.json pid {p} != spawned pid {pid}");
                 }
             }
-        }
-        if let Some(status) = server
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-        {
-            return Err(format!(
-                "server exited during startup ({status}); log tail:\n{}",
-                server.log_tail()
-            ));
-        }
-        if t0.elapsed() > STARTUP_DEADLINE {
-            return Err(format!(
-                "no {} after {:?}; log tail:\n{}",
-                runtime.display(),
-                STARTUP_DEADLINE,
-                server.log_tail()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+            Some(addr)
+        },
+    )?;
+    let ready = t0.elapsed();
+    let server = Server {
+        proc: Some(proc),
+        pid: Some(pid),
+        addr,
+        token: token.to_string(),
+    };
+    Ok((server, t0, ready))
 }
 
 // ---------------------------------------------------------------------------
@@ -314,17 +190,7 @@ struct LevelResult {
     close_timeouts: usize,
     first_error: Option<String>,
     elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[idx.clamp(1, sorted.len()) - 1]
+    lat: Stats,
 }
 
 async fn run_level(
@@ -378,27 +244,20 @@ async fn run_level(
         }
     }
     res.elapsed = start.elapsed();
-    all.sort();
     res.count = all.len();
-    res.p50 = percentile(&all, 50.0);
-    res.p99 = percentile(&all, 99.0);
-    res.max = all.last().copied().unwrap_or_default();
+    res.lat = Stats::of(all);
     res
 }
+
+/// How long startup / pairing connects wait for the server's close reply.
+const PAIR_CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// Connect until the first hello-ok (retrying on failure) — for startup timing.
 async fn first_handshake(url: &str, opts: &ConnectOpts, deadline: Instant) -> Result<u32, String> {
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        let r = async {
-            let mut c = Conn::open(url, &[]).await.map_err(|e| e.to_string())?;
-            let hello = c.connect(opts).await.map_err(|e| e.to_string())?;
-            c.close().await;
-            Ok::<Value, String>(hello)
-        }
-        .await;
-        match r {
+        match hello_once(url, opts, PAIR_CLOSE_WAIT).await {
             Ok(_) => return Ok(attempts),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("no hello-ok after {attempts} attempts: {e}"))
@@ -535,8 +394,7 @@ async fn run_idle(
 // ---------------------------------------------------------------------------
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("handshake bench: skipped (not invoked with --bench; run `cargo bench --bench handshake`)");
+    if !common::invoked_as_bench("handshake") {
         return;
     }
     let idle_n = env_u64("BENCH_IDLE_CONNS", 10_000) as usize;
@@ -546,28 +404,13 @@ fn main() {
             "warning: RLIMIT_NOFILE is {nofile}, too low for BENCH_IDLE_CONNS={idle_n} (could not raise it)"
         );
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let code = rt.block_on(run(idle_n, nofile));
-    drop(rt);
-    std::process::exit(code);
+    common::run_and_exit(run(idle_n, nofile));
 }
 
 async fn run(idle_n: usize, nofile: u64) -> i32 {
     let secs = env_u64("BENCH_SECS", 5).max(1);
     let open_conc = env_u64("BENCH_OPEN_CONC", 16) as usize;
-    let levels: Vec<usize> = std::env::var("BENCH_LEVELS")
-        .ok()
-        .map(|s| {
-            s.split(',')
-                .filter_map(|x| x.trim().parse().ok())
-                .filter(|&x| x > 0)
-                .collect()
-        })
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| vec![1, 8, 32]);
+    let levels = env_levels("BENCH_LEVELS", &[1, 8, 32]);
     let pool_size = levels.iter().copied().max().unwrap_or(1).max(1);
     let pool: Vec<DeviceIdentity> = (0..pool_size).map(|_| DeviceIdentity::generate()).collect();
 
@@ -592,17 +435,15 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             );
         }
         Server {
-            child: None,
+            proc: None,
             pid: std::env::var("BENCH_SERVER_PID")
                 .ok()
                 .and_then(|p| p.parse().ok()),
             addr,
             token,
-            tmp: None,
-            log: None,
         }
     } else {
-        let token = Alphanumeric.sample_string(&mut rand::thread_rng(), 32);
+        let token = random_token();
         let (server, t0, ready) = match spawn_server(&token) {
             Ok(x) => x,
             Err(e) => {
@@ -663,14 +504,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
     let mut with_token = 0;
     for (i, dev) in pool.iter().enumerate() {
         let opts = signed_opts(&server.token, dev);
-        let r = async {
-            let mut c = Conn::open(&url, &[]).await.map_err(|e| e.to_string())?;
-            let hello = c.connect(&opts).await.map_err(|e| e.to_string())?;
-            c.close().await;
-            Ok::<Value, String>(hello)
-        }
-        .await;
-        match r {
+        match hello_once(&url, &opts, PAIR_CLOSE_WAIT).await {
             Ok(hello) => {
                 if hello
                     .pointer("/auth/deviceToken")
@@ -735,9 +569,9 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             r.concurrency,
             r.count,
             rate,
-            ms(r.p50),
-            ms(r.p99),
-            ms(r.max),
+            ms(r.lat.p50),
+            ms(r.lat.p99),
+            ms(r.lat.max),
             r.errors,
             srv_us
                 .map(|u| format!("{u:.0}"))
@@ -762,9 +596,9 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             "first_error": r.first_error,
             "elapsed_s": round2(r.elapsed.as_secs_f64()),
             "rate_per_s": round2(rate),
-            "p50_ms": ms(r.p50),
-            "p99_ms": ms(r.p99),
-            "max_ms": ms(r.max),
+            "p50_ms": ms(r.lat.p50),
+            "p99_ms": ms(r.lat.p99),
+            "max_ms": ms(r.lat.max),
             "server_cpu_us_per_hs": srv_us,
             "client_cpu_us_per_hs": cli_us,
         }));
@@ -811,8 +645,8 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
         });
     }
 
-    let alive = match server.child.as_mut() {
-        Some(c) => matches!(c.try_wait(), Ok(None)),
+    let alive = match server.proc.as_mut() {
+        Some(p) => p.alive(),
         None => true,
     };
     if !alive {
