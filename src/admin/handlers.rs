@@ -140,6 +140,20 @@ fn dry_run(req: &HttpRequest) -> ApiResult<bool> {
     }
 }
 
+/// An optional device `label`: trimmed, 1 to 64 characters.
+fn device_label(m: &Map<String, Value>) -> ApiResult<Option<String>> {
+    match m.get("label") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(l)) if !l.trim().is_empty() && l.trim().chars().count() <= 64 => {
+            Ok(Some(l.trim().to_string()))
+        }
+        Some(_) => Err(ApiError::new(
+            Code::Invalid,
+            "label must be a string of 1 to 64 characters",
+        )),
+    }
+}
+
 fn query(req: &HttpRequest) -> BTreeMap<String, String> {
     web::Query::<BTreeMap<String, String>>::from_query(req.query_string())
         .map(|q| q.into_inner())
@@ -251,18 +265,7 @@ pub async fn approve_request(
     let id = path.into_inner();
     let m = object(read_json(body).await?, &["scopes", "label"])?;
     let scopes = string_list(&m, "scopes")?;
-    let label = match m.get("label") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(l)) if !l.trim().is_empty() && l.chars().count() <= 64 => {
-            Some(l.trim().to_string())
-        }
-        Some(_) => {
-            return Err(ApiError::new(
-                Code::Invalid,
-                "label must be a string of 1 to 64 characters",
-            ))
-        }
-    };
+    let label = device_label(&m)?;
     let a = ops::approve(&s.gw, &actor(&req), &id, scopes, label)
         .await
         .map_err(|e| request_err(e, &id))?;
@@ -362,17 +365,12 @@ pub async fn patch_device(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let m = object(read_json(body).await?, &["label"])?;
-    let label = match m.get("label") {
-        Some(Value::String(l)) if !l.trim().is_empty() && l.chars().count() <= 64 => {
-            l.trim().to_string()
-        }
-        _ => {
-            return Err(ApiError::new(
-                Code::Invalid,
-                "label is required: a string of 1 to 64 characters",
-            ))
-        }
-    };
+    let label = device_label(&m)?.ok_or_else(|| {
+        ApiError::new(
+            Code::Invalid,
+            "label is required: a string of 1 to 64 characters",
+        )
+    })?;
     let d = ops::rename_device(&s.gw, &actor(&req), &id, &label)
         .await
         .map_err(|e| device_err(e, &id))?;

@@ -208,9 +208,13 @@ impl AuthLimiter {
         (LimitCheck::Allowed, 0)
     }
 
+    /// Forgets a key's failures (after a success). Cheap when nothing is tracked,
+    /// which is the common case on the handshake path.
     pub fn reset(&self, scope: &'static str, key: &str) {
         let mut map = self.entries.lock().expect("limiter lock");
-        map.remove(&(scope, key.to_string()));
+        if !map.is_empty() {
+            map.remove(&(scope, key.to_string()));
+        }
     }
 
     pub fn tracked(&self) -> usize {
