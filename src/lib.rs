@@ -8,6 +8,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod gateway;
+pub mod logging;
 pub mod net;
 pub mod store;
 pub mod util;
@@ -15,8 +16,6 @@ pub mod util;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use actix_web::{web, App, HttpServer};
 
 use config::{ConfigError, RuntimeConfig};
 use gateway::GatewayState;
@@ -55,22 +54,23 @@ pub struct Running {
     pub admin_token_file: Option<std::path::PathBuf>,
     pub state: Arc<GatewayState>,
     admin: admin::AdminServer,
-    handle: actix_web::dev::ServerHandle,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    watcher: Option<gateway::watch::Watcher>,
 }
 
 impl Running {
-    /// Tells sessions the gateway is going away (1012), stops the listener and
-    /// waits for the workers to finish.
+    /// Tells sessions the gateway is going away (1012), stops the listeners
+    /// and waits for the workers to finish.
     pub async fn stop(self) {
+        drop(self.watcher);
         self.state
             .registry
             .broadcast("shutdown", serde_json::json!({"reason": "service restart"}));
         self.state
             .registry
             .close_where(|_| true, 1012, "service restart", None);
-        self.handle.stop(true).await;
-        let _ = self.task.await;
+        for l in self.state.control.take_listeners().await {
+            l.stop().await;
+        }
         self.admin.stop().await;
         let _ = self.state.flush_last_seen().await;
         let runtime = self.state.config.load().state_dir.join("runtime.json");
@@ -87,10 +87,31 @@ impl Running {
         }
     }
 
-    /// Waits until the server stops by itself.
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    /// Where the gateway listens now (it moves when `gateway.port` changes).
+    pub async fn current_gateway_addr(&self) -> SocketAddr {
+        self.state
+            .control
+            .gateway_addr()
+            .await
+            .unwrap_or(self.gateway_addr)
     }
+}
+
+/// Writes `<state dir>/runtime.json` (where the listeners are, for the CLI).
+pub fn write_runtime_file(
+    state_dir: &std::path::Path,
+    gateway: SocketAddr,
+    admin: Option<SocketAddr>,
+) {
+    let runtime = serde_json::json!({
+        "gatewayAddr": gateway.to_string(),
+        "adminAddr": admin.map(|a| a.to_string()),
+        "pid": std::process::id(),
+    });
+    let _ = util::write_private_file(
+        &state_dir.join("runtime.json"),
+        runtime.to_string().as_bytes(),
+    );
 }
 
 /// The admin token: from the config (or `CLAWGATE_ADMIN_TOKEN`), else the one
@@ -111,12 +132,38 @@ fn admin_token(cfg: &RuntimeConfig) -> Result<([u8; 32], Option<std::path::PathB
     Ok((gateway::auth::sha256(&token), Some(path)))
 }
 
-/// Opens the state and binds the gateway and admin listeners.
-pub async fn start(mut cfg: RuntimeConfig) -> Result<Running, StartError> {
+/// Options for [`start`] beyond the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Watch the config file (events + polling) and apply edits.
+    pub watch: bool,
+}
+
+/// Opens the state and binds the gateway and admin listeners (no file watching).
+pub async fn start(cfg: RuntimeConfig) -> Result<Running, StartError> {
+    start_with(cfg, StartOptions::default()).await
+}
+
+/// Opens the state, applies the stored overrides, binds the gateway and
+/// admin listeners and (optionally) starts watching the config file.
+pub async fn start_with(mut cfg: RuntimeConfig, opts: StartOptions) -> Result<Running, StartError> {
     let state_dir = cfg.state_dir.clone();
     let store = Store::open(&state_dir)?;
     let token_key = store::load_or_create_key(&state_dir, "device-token.key")?;
-    for w in config::overrides::apply(&mut cfg, &store.overrides()?, util::now_ms()) {
+    let stored = store.overrides()?;
+    if !stored.is_empty() {
+        let mut src = (*cfg.sources).clone();
+        src.overrides = stored;
+        match config::build(src) {
+            Ok(c) => cfg = c,
+            Err(e) => tracing::error!(
+                "the stored runtime overrides make the configuration invalid; starting without them \
+                 (see GET /admin/v1/config/status):\n{}",
+                e.to_string().trim_end()
+            ),
+        }
+    }
+    for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
     let (admin_digest, admin_token_file) = admin_token(&cfg)?;
@@ -126,59 +173,54 @@ pub async fn start(mut cfg: RuntimeConfig) -> Result<Running, StartError> {
     let grace = cfg.gateway.auth.previous_token;
     let bind = cfg.gateway.bind;
     let port = cfg.gateway.port;
-    let workers = match cfg.gateway.limits.workers {
-        0 => std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2),
-        n => n,
-    };
+    let workers = gateway::listener::workers(cfg.gateway.limits.workers);
+    let snapshot = cfg.clone();
     let state = Arc::new(GatewayState::new(cfg, store, token_key));
-    let app_state = state.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(app_state.clone()))
-            .configure(gateway::configure)
-    })
-    .workers(workers)
-    .disable_signals()
-    .backlog(4096)
-    .max_connections(200_000)
-    .client_request_timeout(Duration::from_secs(10))
-    .client_disconnect_timeout(Duration::from_millis(200))
-    .shutdown_timeout(2);
-    let server = server.bind((bind, port)).map_err(|e| StartError::Bind {
-        addr: SocketAddr::new(bind, port).to_string(),
-        hint: if e.kind() == std::io::ErrorKind::AddrInUse {
-            " (is another gateway running? stop it, or choose another port with --port or gateway.port)"
-        } else if e.kind() == std::io::ErrorKind::PermissionDenied {
-            " (ports below 1024 need privileges; use a port above 1024)"
-        } else {
-            ""
-        },
-        source: e,
-    })?;
-    let gateway_addr = server.addrs()[0];
-    let admin = admin::start(
+    let listener =
+        gateway::listener::start(state.clone(), bind, port, workers).map_err(|e| StartError::Bind {
+            addr: SocketAddr::new(bind, port).to_string(),
+            hint: if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (is another gateway running? stop it, or choose another port with --port or gateway.port)"
+            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+                " (ports below 1024 need privileges; use a port above 1024)"
+            } else {
+                ""
+            },
+            source: e,
+        })?;
+    let gateway_addr = listener.addr;
+    state
+        .control
+        .install(listener, &snapshot, admin_digest)
+        .await;
+    let admin = match admin::start(
         state.clone(),
         admin_digest,
         admin_bind,
         admin_port,
         admin_remote,
-    )
-    .map_err(|e| StartError::Bind {
-        addr: SocketAddr::new(admin_bind, admin_port).to_string(),
-        hint: if e.kind() == std::io::ErrorKind::AddrInUse {
-            " (the admin port is taken; set gateway.admin.port)"
-        } else {
-            ""
-        },
-        source: e,
-    })?;
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            for l in state.control.take_listeners().await {
+                l.stop().await;
+            }
+            return Err(StartError::Bind {
+                addr: SocketAddr::new(admin_bind, admin_port).to_string(),
+                hint: if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (the admin port is taken; set gateway.admin.port)"
+                } else {
+                    ""
+                },
+                source: e,
+            });
+        }
+    };
     let admin_addr = admin.addr;
-    if let Some((prev, until)) = grace {
-        admin::schedule_grace_end(state.clone(), prev, until);
+    state.set_admin_addr(admin_addr);
+    if let Some((_, until)) = grace {
+        gateway::reload::schedule_grace_end(state.clone(), until);
     }
-    let server = server.run();
     let weak = Arc::downgrade(&state);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -191,24 +233,18 @@ pub async fn start(mut cfg: RuntimeConfig) -> Result<Running, StartError> {
             }
         }
     });
-    let handle = server.handle();
-    let task = tokio::spawn(server);
-    let runtime = serde_json::json!({
-        "gatewayAddr": gateway_addr.to_string(),
-        "adminAddr": admin_addr.to_string(),
-        "pid": std::process::id(),
-    });
-    let _ = util::write_private_file(
-        &state_dir.join("runtime.json"),
-        runtime.to_string().as_bytes(),
-    );
+    write_runtime_file(&state_dir, gateway_addr, Some(admin_addr));
+    let watcher = if opts.watch {
+        Some(gateway::watch::Watcher::start(state.clone()))
+    } else {
+        None
+    };
     Ok(Running {
         gateway_addr,
         admin_addr,
         admin_token_file,
         admin,
         state,
-        handle,
-        task,
+        watcher,
     })
 }

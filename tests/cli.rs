@@ -699,3 +699,55 @@ async fn admin_url_that_refuses_connections() {
     assert!(out.stderr.contains("is clawgate running"), "{out:?}");
     assert!(out.stderr.contains(&format!("127.0.0.1:{port}")), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_show_explain_and_reload() {
+    let srv = TestServer::start(config_with(json!({"trustedProxies": ["10.1.2.3"]}))).await;
+    let out = cli(&srv, &["config", "show", "--explain"]).await.ok();
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("gateway.trustedProxies"))
+        .unwrap_or_else(|| panic!("{out:?}"));
+    assert!(line.contains("10.1.2.3"), "{line}");
+    assert!(line.contains("openclaw.json:"), "{line}");
+    let port = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("gateway.port "))
+        .unwrap();
+    assert!(port.ends_with("flag --port"), "{port}");
+    assert!(!out.stdout.contains(TOKEN));
+    let j = cli(&srv, &["config", "show", "--explain", "--json"])
+        .await
+        .ok()
+        .json();
+    assert!(j["keys"].as_array().unwrap().len() > 30);
+    // reload after an edit (this server does not watch the file)
+    let mut cfg = config_with(json!({"trustedProxies": ["10.9.9.9"]}));
+    cfg["gateway"]["auth"]["token"] = json!(TOKEN);
+    std::fs::write(
+        srv.dir.path().join("openclaw.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let out = cli(&srv, &["config", "reload"]).await.ok();
+    assert!(
+        out.stdout.contains("changed gateway.trustedProxies"),
+        "{out:?}"
+    );
+    let out = cli(&srv, &["config", "reload"]).await.ok();
+    assert!(out.stdout.starts_with("unchanged"), "{out:?}");
+    // a broken file: exit 1 with line and column, nothing applied
+    std::fs::write(
+        srv.dir.path().join("openclaw.json"),
+        "{\n  gateway: {,\n}\n",
+    )
+    .unwrap();
+    let out = cli(&srv, &["config", "reload"]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("openclaw.json:2:"), "{out:?}");
+    let j = cli(&srv, &["proxies", "list", "--json"]).await.ok().json();
+    assert_eq!(j["entries"], json!(["10.9.9.9"]));
+    srv.stop().await;
+}

@@ -253,7 +253,16 @@ fn environment_and_flags_override_the_file() {
     assert!(
         e.contains("\"bogus\" is neither") && e.contains("(set from the environment)"),
         "{e}"
-    );
+    ); // a bad file value that the environment replaces is still refused, at its line
+    let bad = c.file("{\n  gateway: {\n    trustedProxies: ['10.0.0.0/33'],\n  },\n}\n");
+    let e = config::load(&c.opts(
+        Some(bad),
+        &[("CLAWGATE_GATEWAY__TRUSTED_PROXIES", "10.0.0.1")],
+    ))
+    .unwrap_err();
+    assert_eq!(e.issues[0].path, "gateway.trustedProxies[0]");
+    assert_eq!(e.issues[0].line, Some(3));
+    assert!(e.issues[0].message.contains("higher-precedence"), "{e}");
 }
 
 #[test]

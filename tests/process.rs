@@ -313,3 +313,52 @@ async fn an_http_approval_that_got_its_200_survives_kill_9() {
         "the audit record committed with it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_file_change_even_with_reload_mode_off() {
+    let (_d, home, state) = dirs();
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        "{ gateway: { reload: { mode: 'off' }, auth: { token: 'before-sighup-0123456789' } } }",
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    let p = spawn(&home, &state, &["--config", &cfg_s]);
+    let runtime: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("runtime.json")).unwrap())
+            .unwrap();
+    let admin_addr: std::net::SocketAddr = runtime["adminAddr"].as_str().unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let rx = admin.sse();
+    std::fs::write(
+        &cfg,
+        "{ gateway: { reload: { mode: 'off' }, auth: { token: 'after-sighup-0123456789' } } }",
+    )
+    .unwrap();
+    // reload mode off: the change is reported, not applied
+    let ev = common::http::sse_event(&rx, "config.changed", Duration::from_secs(5))
+        .expect("change reported");
+    assert_eq!(
+        ev["pending"]["changed"],
+        serde_json::json!(["gateway.auth.token"])
+    );
+    let mut c = Conn::open(&url(&p), &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token("before-sighup-0123456789"))
+        .await
+        .expect("old token still in force");
+    // SIGHUP applies it
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGHUP);
+    }
+    let ev = common::http::sse_event(&rx, "config.reloaded", Duration::from_secs(5))
+        .expect("applied after SIGHUP");
+    assert_eq!(ev["trigger"], "signal");
+    assert_eq!(ev["closedSessions"], 1);
+    let mut c = Conn::open(&url(&p), &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token("after-sighup-0123456789"))
+        .await
+        .expect("new token in force");
+    drop(p);
+}

@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde_json::{json, Value};
 
 /// The stable code table of the admin API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,8 @@ pub enum Code {
     PreconditionFailed,
     PreconditionRequired,
     InvalidEntry,
+    /// A configuration (body, patch, file) that does not validate.
+    InvalidConfig,
     Invalid,
     MalformedJson,
     PayloadTooLarge,
@@ -39,6 +41,7 @@ impl Code {
             Code::PreconditionFailed => "precondition_failed",
             Code::PreconditionRequired => "precondition_required",
             Code::InvalidEntry => "invalid_entry",
+            Code::InvalidConfig => "invalid_config",
             Code::Invalid => "invalid_request",
             Code::MalformedJson => "malformed_json",
             Code::PayloadTooLarge => "payload_too_large",
@@ -60,7 +63,9 @@ impl Code {
             Code::Conflict => StatusCode::CONFLICT,
             Code::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Code::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            Code::InvalidEntry | Code::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+            Code::InvalidEntry | Code::Invalid | Code::InvalidConfig => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Code::MalformedJson => StatusCode::BAD_REQUEST,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -76,6 +81,8 @@ pub struct ApiError {
     pub code: Code,
     pub detail: String,
     pub hint: Option<String>,
+    /// Problem details extension: the individual problems (config issues).
+    pub errors: Option<Value>,
 }
 
 impl ApiError {
@@ -84,10 +91,15 @@ impl ApiError {
             code,
             detail: detail.into(),
             hint: None,
+            errors: None,
         }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
+        self
+    }
+    pub fn errors(mut self, errors: Value) -> Self {
+        self.errors = Some(errors);
         self
     }
     pub fn not_found(detail: impl Into<String>) -> Self {
@@ -117,6 +129,9 @@ impl ResponseError for ApiError {
         });
         if let Some(h) = &self.hint {
             body["hint"] = json!(h);
+        }
+        if let Some(e) = &self.errors {
+            body["errors"] = e.clone();
         }
         let mut resp = HttpResponse::build(status);
         resp.content_type("application/problem+json");

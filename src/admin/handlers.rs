@@ -1,8 +1,6 @@
 //! Admin API handlers.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
@@ -13,9 +11,10 @@ use super::auth::{self, Principal};
 use super::error::{ApiError, ApiResult, Code};
 use super::AdminState;
 use crate::config::overrides::{self, SHARED_TOKEN, TRUSTED_PROXIES};
-use crate::config::{parse_ip_or_cidr, AuthMode, Secret, SecretSource};
+use crate::config::{explain, parse_ip_or_cidr, AuthMode};
 use crate::gateway::device::fingerprint;
 use crate::gateway::ops::{self, Actor};
+use crate::gateway::reload::{self, ConfigGuard, Trigger};
 use crate::gateway::{auth as gwauth, pairing, GatewayState};
 use crate::store::{self, DeviceRecord, OverrideRecord, PendingRecord};
 use crate::util::now_ms;
@@ -423,36 +422,6 @@ pub async fn revoke_device_token(
 
 // ---------------------------------------------------------------- gateway token
 
-/// Closes the sessions that authenticated with `previous` when its grace
-/// window ends, and forgets it.
-pub fn schedule_grace_end(gw: Arc<GatewayState>, previous: [u8; 32], until_ms: u64) {
-    tokio::spawn(async move {
-        let wait = until_ms.saturating_sub(now_ms());
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        gw.config.rcu(|c| {
-            let mut n = (**c).clone();
-            if n.gateway
-                .auth
-                .previous_token
-                .is_some_and(|(p, _)| p == previous)
-            {
-                n.gateway.auth.previous_token = None;
-            }
-            n
-        });
-        let closed = gw.registry.close_where(
-            |s| {
-                s.shared_digest
-                    .is_some_and(|d| gwauth::digest_eq(&d, &previous))
-            },
-            4001,
-            "gateway auth changed",
-            None,
-        );
-        tracing::info!(closed, "shared-token grace window ended");
-    });
-}
-
 pub async fn rotate_gateway_token(
     s: Data,
     req: HttpRequest,
@@ -471,7 +440,7 @@ pub async fn rotate_gateway_token(
             }
         },
     };
-    let _guard = s.edit_lock.lock().await;
+    let mut guard = s.gw.control.lock().await;
     let cfg = s.gw.config.load_full();
     if cfg.gateway.auth.mode != AuthMode::Token {
         return Err(ApiError::new(
@@ -510,25 +479,9 @@ pub async fn rotate_gateway_token(
             store::append_audit(txn, &audit)
         })
         .await?;
-    s.gw.config.rcu(|c| {
-        let mut n = (**c).clone();
-        n.gateway.auth.token = Some(Secret::from_digest(digest));
-        n.gateway.auth.token_source = SecretSource::Override;
-        n.gateway.auth.previous_token = previous.filter(|_| grace > 0).map(|p| (p, until));
-        n
-    });
-    if let Some(p) = previous {
-        if grace == 0 {
-            s.gw.registry.close_where(
-                |x| x.shared_digest.is_some_and(|d| gwauth::digest_eq(&d, &p)),
-                4001,
-                "gateway auth changed",
-                None,
-            );
-        } else {
-            schedule_grace_end(s.gw.clone(), p, until);
-        }
-    }
+    let report = reload::rebuild(&s.gw, &mut guard, Trigger::Write, &a.name).await;
+    drop(guard);
+    write_outcome(&report)?;
     s.gw.emit(
         "gateway.token.rotated",
         json!({"graceSeconds": grace, "previousValidUntil": until, "ts": now_ms()}),
@@ -536,6 +489,21 @@ pub async fn rotate_gateway_token(
     tracing::info!(grace, "gateway shared token rotated through the admin API");
     Ok(HttpResponse::Ok()
         .json(json!({"token": token, "graceSeconds": grace, "previousValidUntil": until})))
+}
+
+/// An admin write was stored; a failed rebuild means the stored state makes
+/// the configuration invalid (reported, the last good config keeps serving).
+fn write_outcome(report: &reload::Report) -> ApiResult<()> {
+    match (&report.error, report.result) {
+        (Some(err), _) => Err(ApiError::new(
+            Code::Internal,
+            format!(
+                "the change was stored but the resulting configuration is invalid: {}",
+                err["message"].as_str().unwrap_or("")
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 // ---------------------------------------------------------------- trusted proxies
@@ -608,6 +576,7 @@ fn validate_entries(entries: &[String]) -> ApiResult<Vec<String>> {
 
 async fn apply_proxies(
     s: &AdminState,
+    guard: &mut ConfigGuard<'_>,
     req: &HttpRequest,
     entries: Vec<String>,
     action: &str,
@@ -640,12 +609,8 @@ async fn apply_proxies(
             store::append_audit(txn, &audit)
         })
         .await?;
-    let nets: Vec<ipnet::IpNet> = entries.iter().filter_map(|e| parse_ip_or_cidr(e)).collect();
-    s.gw.config.rcu(|c| {
-        let mut n = (**c).clone();
-        n.gateway.trusted_proxies = nets.clone();
-        n
-    });
+    let report = reload::rebuild(&s.gw, guard, Trigger::Write, &a.name).await;
+    write_outcome(&report)?;
     s.gw.emit(
         "trustedProxies.changed",
         json!({"entries": entries, "ts": now_ms()}),
@@ -668,10 +633,10 @@ pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiRe
     let m = object(read_json(body).await?, &["entries"])?;
     let entries = string_list(&m, "entries")?
         .ok_or_else(|| ApiError::new(Code::Invalid, "entries (a list) is required"))?;
-    let _g = s.edit_lock.lock().await;
+    let mut g = s.gw.control.lock().await;
     check_if_match(&req, &etag(&current_entries(&s)), true)?;
     let entries = validate_entries(&entries)?;
-    apply_proxies(&s, &req, entries, "trustedProxies.replace").await
+    apply_proxies(&s, &mut g, &req, entries, "trustedProxies.replace").await
 }
 
 pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
@@ -681,7 +646,7 @@ pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResu
         .get("entry")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::new(Code::Invalid, "entry (a string) is required"))?;
-    let _g = s.edit_lock.lock().await;
+    let mut g = s.gw.control.lock().await;
     let mut current = current_entries(&s);
     check_if_match(&req, &etag(&current), false)?;
     let new = validate_entries(&[entry.to_string()])?;
@@ -690,7 +655,7 @@ pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResu
             current.push(n);
         }
     }
-    apply_proxies(&s, &req, current, "trustedProxies.add").await
+    apply_proxies(&s, &mut g, &req, current, "trustedProxies.add").await
 }
 
 pub async fn delete_proxy(
@@ -700,7 +665,7 @@ pub async fn delete_proxy(
 ) -> ApiResult<HttpResponse> {
     dry_run(&req)?;
     let raw = path.into_inner();
-    let _g = s.edit_lock.lock().await;
+    let mut g = s.gw.control.lock().await;
     let current = current_entries(&s);
     check_if_match(&req, &etag(&current), false)?;
     let target = validate_entries(std::slice::from_ref(&raw))?.remove(0);
@@ -710,7 +675,274 @@ pub async fn delete_proxy(
         )));
     }
     let rest: Vec<String> = current.into_iter().filter(|e| *e != target).collect();
-    apply_proxies(&s, &req, rest, "trustedProxies.remove").await
+    apply_proxies(&s, &mut g, &req, rest, "trustedProxies.remove").await
+}
+
+// ---------------------------------------------------------------- configuration
+
+fn config_problem(e: &crate::config::ConfigError, what: &str) -> ApiError {
+    let err = reload::error_json(e);
+    let first = e.issues.first().map(|i| i.to_string()).unwrap_or_default();
+    ApiError::new(Code::InvalidConfig, format!("{what}: {first}")).errors(err["issues"].clone())
+}
+
+fn flag(req: &HttpRequest, name: &str) -> ApiResult<bool> {
+    match query(req).get(name).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") => Ok(true),
+        Some(other) => Err(ApiError::new(
+            Code::Invalid,
+            format!("{name} must be true or false, not {other:?}"),
+        )),
+    }
+}
+
+/// `GET /admin/v1/config[?explain=true]`.
+pub async fn get_config(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let explain = flag(&req, "explain")?;
+    let cfg = s.gw.config.load_full();
+    let mut body = if explain {
+        explain::explain(&cfg)
+    } else {
+        json!({"config": explain::tree(&cfg)})
+    };
+    body["revision"] = json!(s.gw.control.revision());
+    Ok(HttpResponse::Ok()
+        .insert_header(("ETag", explain::etag(&cfg)))
+        .json(body))
+}
+
+fn check_config_if_match(req: &HttpRequest, current: &str) -> ApiResult<()> {
+    match req.headers().get("if-match").and_then(|h| h.to_str().ok()) {
+        None => Ok(()),
+        Some(tag)
+            if tag.trim() == "*"
+                || tag
+                    .split(',')
+                    .any(|t| t.trim().trim_start_matches("W/") == current) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::new(
+            Code::PreconditionFailed,
+            "the configuration changed since you read it",
+        )
+        .hint("GET /admin/v1/config again and retry with the new ETag")),
+    }
+}
+
+/// `PATCH /admin/v1/config`: a JSON merge patch stored as runtime overrides
+/// (`null` hands a key back to the file).
+pub async fn patch_config(
+    s: Data,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let dry = dry_run(&req)?;
+    let patch = read_json(body).await?.ok_or_else(|| {
+        ApiError::new(
+            Code::Invalid,
+            "send a JSON merge patch, e.g. {\"gateway\": {\"trustedProxies\": [\"172.17.0.0/16\"]}}",
+        )
+    })?;
+    let ops = overrides::decompose(&patch).map_err(|errs| {
+        let list: Vec<Value> = errs
+            .iter()
+            .map(|(k, m)| json!({"key": k, "message": m, "text": format!("{k}: {m}")}))
+            .collect();
+        ApiError::new(Code::InvalidConfig, format!("{}: {}", errs[0].0, errs[0].1))
+            .errors(json!(list))
+    })?;
+    let a = actor(&req);
+    let mut g = s.gw.control.lock().await;
+    let cur = s.gw.config.load_full();
+    check_config_if_match(&req, &explain::etag(&cur))?;
+    let stored = s.gw.store.overrides()?;
+    let mut next = stored.clone();
+    for op in &ops {
+        match op {
+            overrides::PatchOp::Set(k, v) => {
+                next.retain(|o| o.key != *k);
+                next.push(OverrideRecord {
+                    key: (*k).to_string(),
+                    value: v.clone(),
+                    set_by: a.name.clone(),
+                    set_at_ms: now_ms(),
+                });
+            }
+            overrides::PatchOp::Remove(k) => next.retain(|o| o.key != *k),
+        }
+    }
+    let candidate = reload::candidate(&s.gw, Some(next.clone()), None)
+        .map_err(|e| config_problem(&e, "the patched configuration is invalid"))?;
+    let changed = explain::changed_keys(&cur, &candidate);
+    if dry {
+        return Ok(HttpResponse::Ok()
+            .insert_header(("ETag", explain::etag(&cur)))
+            .json(
+                json!({"applied": false, "changed": changed, "revision": s.gw.control.revision()}),
+            ));
+    }
+    let keys: Vec<String> = ops
+        .iter()
+        .map(|o| match o {
+            overrides::PatchOp::Set(k, _) | overrides::PatchOp::Remove(k) => k.to_string(),
+        })
+        .collect();
+    let audit = a.audit(
+        "config.patch",
+        &keys.join(","),
+        "ok",
+        Some(format!("changed: {}", changed.join(", "))),
+    );
+    let removed: Vec<String> = stored
+        .iter()
+        .filter(|o| !next.iter().any(|n| n.key == o.key))
+        .map(|o| o.key.clone())
+        .collect();
+    let put: Vec<OverrideRecord> = next
+        .iter()
+        .filter(|n| !stored.iter().any(|o| o.key == n.key && o.value == n.value))
+        .cloned()
+        .collect();
+    s.gw.store
+        .write(Durability::Immediate, move |txn| {
+            for k in &removed {
+                store::delete_override(txn, k)?;
+            }
+            for r in &put {
+                store::put_override(txn, r)?;
+            }
+            store::append_audit(txn, &audit)
+        })
+        .await?;
+    let report = reload::rebuild(&s.gw, &mut g, Trigger::Write, &a.name).await;
+    drop(g);
+    write_outcome(&report)?;
+    let now = s.gw.config.load_full();
+    let mut body = report.to_json();
+    body["applied"] = json!(true);
+    Ok(HttpResponse::Ok()
+        .insert_header(("ETag", explain::etag(&now)))
+        .json(body))
+}
+
+/// `DELETE /admin/v1/config/overrides/{key}`: gives the key back to the file.
+pub async fn delete_override(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let key = path.into_inner();
+    let a = actor(&req);
+    let mut g = s.gw.control.lock().await;
+    let stored = s.gw.store.overrides()?;
+    if !stored.iter().any(|o| o.key == key) {
+        return Err(
+            ApiError::not_found(format!("no runtime override for {key:?}"))
+                .hint("GET /admin/v1/config?explain=true lists where each key comes from"),
+        );
+    }
+    let next: Vec<OverrideRecord> = stored.into_iter().filter(|o| o.key != key).collect();
+    reload::candidate(&s.gw, Some(next), None)
+        .map_err(|e| config_problem(&e, "without the override the configuration is invalid"))?;
+    let audit = a.audit("config.override.delete", &key, "ok", None);
+    let k = key.clone();
+    s.gw.store
+        .write(Durability::Immediate, move |txn| {
+            store::delete_override(txn, &k)?;
+            store::append_audit(txn, &audit)
+        })
+        .await?;
+    let report = reload::rebuild(&s.gw, &mut g, Trigger::Write, &a.name).await;
+    drop(g);
+    write_outcome(&report)?;
+    let now = s.gw.config.load_full();
+    let source = explain::Provenance::new(&now).source(&key);
+    Ok(HttpResponse::Ok()
+        .insert_header(("ETag", explain::etag(&now)))
+        .json(json!({
+            "key": key,
+            "released": true,
+            "value": explain::value_of(&now, &key),
+            "source": source,
+            "revision": report.revision,
+            "closedSessions": report.closed_sessions,
+        })))
+}
+
+/// `POST /admin/v1/config/validate`: checks a config file body (JSON, or
+/// JSON5 with `Content-Type: application/json5`) against the running sources.
+pub async fn validate_config(
+    s: Data,
+    req: HttpRequest,
+    mut body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    let mut buf = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ApiError::new(Code::Invalid, e.to_string()))?;
+        if buf.len() + chunk.len() > MAX_BODY {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("the body is larger than {MAX_BODY} bytes"),
+            ));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(buf.to_vec())
+        .map_err(|_| ApiError::new(Code::Invalid, "the body is not UTF-8"))?;
+    let cur = s.gw.config.load_full();
+    let path = cur
+        .sources
+        .file_path
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("<request body>"));
+    let value = crate::config::sources_parse(&path, &text)
+        .map_err(|e| config_problem(&e, "the configuration is invalid"))?;
+    let layer = crate::config::FileLayer {
+        path,
+        hash: crate::config::content_hash(text.as_bytes()),
+        text,
+        value,
+    };
+    let _ = req;
+    let c = reload::candidate(&s.gw, None, Some(layer))
+        .map_err(|e| config_problem(&e, "the configuration is invalid"))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "valid": true,
+        "warnings": c.warnings,
+        "changed": explain::changed_keys(&cur, &c),
+        "shadowed": explain::Provenance::new(&c).shadowed(),
+    })))
+}
+
+/// `POST /admin/v1/config/reload`: re-reads the config file now.
+pub async fn reload_config(
+    s: Data,
+    req: HttpRequest,
+    body: web::Payload,
+) -> ApiResult<HttpResponse> {
+    object(read_json(body).await?, &[])?;
+    let a = actor(&req);
+    let report = reload::reload(&s.gw, Trigger::Api, &a.name).await;
+    if report.result == "failed" {
+        let err = report.error.clone().unwrap_or_default();
+        let first = err["issues"][0]["text"].as_str().unwrap_or("").to_string();
+        return Err(ApiError::new(
+            Code::InvalidConfig,
+            format!(
+                "the config file is invalid; the last good configuration keeps serving: {first}"
+            ),
+        )
+        .errors(err["issues"].clone()));
+    }
+    Ok(HttpResponse::Ok().json(report.to_json()))
+}
+
+/// `GET /admin/v1/config/status`.
+pub async fn config_status(s: Data) -> HttpResponse {
+    let cfg = s.gw.config.load_full();
+    HttpResponse::Ok().json(s.gw.control.status_json(&cfg).await)
 }
 
 // ---------------------------------------------------------------- sessions

@@ -7,8 +7,6 @@ pub mod auth;
 pub mod error;
 mod handlers;
 
-pub use handlers::schedule_grace_end;
-
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -148,6 +146,42 @@ admin_routes![
         Some("devices:write"),
         handlers::delete_session
     ),
+    (
+        GET,
+        "/admin/v1/config",
+        Some("config:read"),
+        handlers::get_config
+    ),
+    (
+        PATCH,
+        "/admin/v1/config",
+        Some("config:write"),
+        handlers::patch_config
+    ),
+    (
+        POST,
+        "/admin/v1/config/validate",
+        Some("config:read"),
+        handlers::validate_config
+    ),
+    (
+        POST,
+        "/admin/v1/config/reload",
+        Some("config:write"),
+        handlers::reload_config
+    ),
+    (
+        GET,
+        "/admin/v1/config/status",
+        Some("config:read"),
+        handlers::config_status
+    ),
+    (
+        DELETE,
+        "/admin/v1/config/overrides/{key}",
+        Some("config:write"),
+        handlers::delete_override
+    ),
     (GET, "/admin/v1/audit", Some("admin"), handlers::audit),
     (
         GET,
@@ -196,8 +230,6 @@ pub struct AdminState {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub sse_keepalive: Duration,
-    /// Serializes config edits (check-then-apply of ETags).
-    pub edit_lock: tokio::sync::Mutex<()>,
 }
 
 fn host_name(h: &str) -> String {
@@ -337,7 +369,8 @@ async fn check(
             .and_then(|c| c.to_str().ok())
             .unwrap_or("");
         let essence = ct.split(';').next().unwrap_or("").trim().to_lowercase();
-        if essence != "application/json" && !essence.ends_with("+json") {
+        let json5_ok = essence == "application/json5" && req.path() == "/admin/v1/config/validate";
+        if essence != "application/json" && !essence.ends_with("+json") && !json5_ok {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
                 "send Content-Type: application/json",
@@ -410,7 +443,6 @@ pub fn start(
         allowed_hosts: allowed_hosts_for(bind, allow_remote),
         allowed_origins: vec![],
         sse_keepalive: Duration::from_secs(15),
-        edit_lock: tokio::sync::Mutex::new(()),
     });
     let app_state = state.clone();
     let server = HttpServer::new(move || {

@@ -183,12 +183,20 @@ pub enum ProxiesCommand {
     },
 }
 
+/// `clawgate config show|reload` (the parts of `config` that talk to the API).
+#[derive(Debug, Clone)]
+pub enum ConfigOp {
+    Show { explain: bool },
+    Reload,
+}
+
 /// A management command with its connection arguments.
 #[derive(Debug)]
 pub enum Managed {
     Devices(DevicesArgs),
     Tokens(TokensArgs),
     Proxies(ProxiesArgs),
+    Config(ConfigOp, ConnArgs),
 }
 
 impl Managed {
@@ -197,6 +205,7 @@ impl Managed {
             Managed::Devices(a) => &a.conn,
             Managed::Tokens(a) => &a.conn,
             Managed::Proxies(a) => &a.conn,
+            Managed::Config(_, c) => c,
         }
     }
 }
@@ -735,13 +744,24 @@ pub fn execute(cmd: Managed, config: Option<PathBuf>, state_dir: Option<PathBuf>
     opts.generate_token = false;
     let state = config::resolve_state_dir(&opts);
     let conn = cmd.conn().clone();
-    let (base, origin) = match non_empty(&conn.admin_url) {
-        Some(u) => (normalize_url(u)?, Origin::Flag),
-        None => runtime_addr(&state)?,
-    };
-    let token = match non_empty(&conn.admin_token) {
-        Some(t) => t.to_string(),
-        None => discover_token(&opts, &state)?,
+    let found = (|| -> Res<(String, Origin, String)> {
+        let (base, origin) = match non_empty(&conn.admin_url) {
+            Some(u) => (normalize_url(u)?, Origin::Flag),
+            None => runtime_addr(&state)?,
+        };
+        let token = match non_empty(&conn.admin_token) {
+            Some(t) => t.to_string(),
+            None => discover_token(&opts, &state)?,
+        };
+        Ok((base, origin, token))
+    })();
+    let (base, origin, token) = match (found, &cmd) {
+        (Ok(x), _) => x,
+        // Not running: `config show` explains the file, environment and defaults.
+        (Err(f), Managed::Config(ConfigOp::Show { explain }, _)) if f.exit == 2 => {
+            return config_show_local(&opts, *explain, conn.json, &f)
+        }
+        (Err(f), _) => return Err(f),
     };
     let api = Api::new(base, token, origin);
     let json = conn.json;
@@ -749,7 +769,183 @@ pub fn execute(cmd: Managed, config: Option<PathBuf>, state_dir: Option<PathBuf>
         Managed::Devices(a) => devices(&api, a.command, json),
         Managed::Tokens(a) => tokens(&api, a.command, json),
         Managed::Proxies(a) => proxies(&api, a.command, json),
+        Managed::Config(op, _) => config_cmd(&api, op, json, &opts),
     }
+}
+
+fn source_text(src: &Value) -> String {
+    match src["kind"].as_str().unwrap_or("") {
+        "file" => {
+            let file = src["file"].as_str().unwrap_or("file");
+            match (src["line"].as_u64(), src["column"].as_u64()) {
+                (Some(l), Some(c)) => format!("{file}:{l}:{c}"),
+                _ => file.to_string(),
+            }
+        }
+        "env" => format!("env {}", src["variable"].as_str().unwrap_or("?")),
+        "override" => format!(
+            "override by {} {}",
+            src["setBy"].as_str().unwrap_or("?"),
+            src["setAtMs"]
+                .as_u64()
+                .map(|t| format!("({} ago)", ago(t)))
+                .unwrap_or_default()
+        ),
+        "flag" => format!("flag {}", src["flag"].as_str().unwrap_or("?")),
+        "generated" => format!("generated into {}", src["file"].as_str().unwrap_or("?")),
+        other => other.to_string(),
+    }
+}
+
+fn ago(t: u64) -> String {
+    let s = now_ms().saturating_sub(t) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86400),
+    }
+}
+
+fn short(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn print_config(body: &Value, explain: bool) {
+    if !explain {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body["config"]).unwrap_or_default()
+        );
+        return;
+    }
+    let keys = body["keys"].as_array().cloned().unwrap_or_default();
+    let width = keys
+        .iter()
+        .map(|k| k["key"].as_str().unwrap_or("").len())
+        .max()
+        .unwrap_or(10);
+    let vwidth = keys
+        .iter()
+        .map(|k| short(&k["value"]).len().min(40))
+        .max()
+        .unwrap_or(5);
+    println!("{:width$}  {:vwidth$}  SOURCE", "KEY", "VALUE");
+    for k in &keys {
+        println!(
+            "{:width$}  {:vwidth$}  {}",
+            k["key"].as_str().unwrap_or(""),
+            short(&k["value"]),
+            source_text(&k["source"])
+        );
+    }
+    for s in body["shadowed"].as_array().into_iter().flatten() {
+        println!(
+            "shadowed: {} is {} in the file{} but {} sets it; to give the file control: {}",
+            s["key"].as_str().unwrap_or(""),
+            short(&s["fileValue"]),
+            s["fileLine"]
+                .as_u64()
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default(),
+            source_text(&s["source"]),
+            s["release"].as_str().unwrap_or("")
+        );
+    }
+    for w in body["warnings"].as_array().into_iter().flatten() {
+        println!("warning: {}", w.as_str().unwrap_or(""));
+    }
+}
+
+fn config_show_local(opts: &LoadOptions, explain: bool, json: bool, why: &Failure) -> Res<()> {
+    let cfg = config::load(opts)
+        .map_err(|e| Failure::refused(e.to_string().trim_end().to_string(), None))?;
+    eprintln!(
+        "clawgate: not running ({}); showing the file, environment and defaults (runtime overrides are not included)",
+        why.message
+    );
+    let body = if explain {
+        config::explain::explain(&cfg)
+    } else {
+        json!({"config": config::explain::tree(&cfg)})
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&body).unwrap_or_default()
+        );
+    } else {
+        print_config(&body, explain);
+    }
+    Ok(())
+}
+
+fn config_cmd(api: &Api, op: ConfigOp, json: bool, _opts: &LoadOptions) -> Res<()> {
+    match op {
+        ConfigOp::Show { explain } => {
+            let body = api.get(&format!("/admin/v1/config?explain={explain}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body).unwrap_or_default()
+                );
+            } else {
+                print_config(&body, explain);
+            }
+        }
+        ConfigOp::Reload => {
+            let r = api.post("/admin/v1/config/reload", &json!({}))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+                return Ok(());
+            }
+            let changed: Vec<&str> = r["changed"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match r["result"].as_str() {
+                Some("unchanged") => println!(
+                    "unchanged: the file matches the configuration in force (revision {})",
+                    r["revision"]
+                ),
+                _ if changed.is_empty() => {
+                    println!("reloaded: revision {}, no effective change", r["revision"])
+                }
+                _ => println!(
+                    "reloaded: revision {}, changed {}; {} session(s) closed",
+                    r["revision"],
+                    changed.join(", "),
+                    r["closedSessions"]
+                ),
+            }
+            for s in r["shadowed"].as_array().into_iter().flatten() {
+                println!(
+                    "shadowed: {} changed in the file, but {} sets it; {}",
+                    s["key"].as_str().unwrap_or(""),
+                    source_text(&s["source"]),
+                    s["release"].as_str().unwrap_or("")
+                );
+            }
+            for s in r["restartRequired"].as_array().into_iter().flatten() {
+                println!(
+                    "restart required: {} (running {}, configured {})",
+                    s["key"].as_str().unwrap_or(""),
+                    s["running"],
+                    s["configured"]
+                );
+            }
+            if let Some(e) = r["listenerError"].as_str() {
+                println!("listener: {e}");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds "where to find the ids" to a bare 404 (the API's detail, e.g.

@@ -47,6 +47,19 @@ pub enum ConfigCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Show the effective configuration; --explain adds where each value came from.
+    Show {
+        /// Show each key's source (file and line, env variable, override, flag, default).
+        #[arg(long)]
+        explain: bool,
+        #[command(flatten)]
+        conn: admin::ConnArgs,
+    },
+    /// Re-read the config file now (also when gateway.reload.mode is off).
+    Reload {
+        #[command(flatten)]
+        conn: admin::ConnArgs,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -68,27 +81,29 @@ pub struct ServeArgs {
     pub admin_port: Option<u16>,
 }
 
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CLAWGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("CLAWGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        let _ = builder.json().try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    crate::logging::init();
     match cli.command {
         Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
         Some(Command::Config(ConfigCommand::Validate { config })) => {
             validate(config.or(cli.serve.config), cli.serve.state_dir)
+        }
+        Some(Command::Config(ConfigCommand::Show { explain, conn })) => {
+            admin::run(
+                admin::Managed::Config(admin::ConfigOp::Show { explain }, conn),
+                cli.serve.config,
+                cli.serve.state_dir,
+            )
+            .await
+        }
+        Some(Command::Config(ConfigCommand::Reload { conn })) => {
+            admin::run(
+                admin::Managed::Config(admin::ConfigOp::Reload, conn),
+                cli.serve.config,
+                cli.serve.state_dir,
+            )
+            .await
         }
         Some(Command::Devices(a)) => {
             admin::run(
@@ -170,14 +185,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    for w in &cfg.warnings {
-        tracing::warn!("{w}");
-    }
+    crate::logging::apply_level(cfg.log_level.as_deref());
     let file = cfg.file.clone();
     let state_dir = cfg.state_dir.clone();
     let token_source = cfg.gateway.auth.token_source.clone();
     let mode = cfg.gateway.auth.mode;
-    let running = match crate::start(cfg).await {
+    let running = match crate::start_with(cfg, crate::StartOptions { watch: true }).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("clawgate: {e}");
@@ -212,6 +225,23 @@ async fn serve(args: ServeArgs) -> ExitCode {
             path.display()
         );
     }
+    // SIGHUP re-reads the config file (also when gateway.reload.mode is off).
+    let hup_state = running.state.clone();
+    let hup = tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            crate::gateway::reload::reload(
+                &hup_state,
+                crate::gateway::reload::Trigger::Signal,
+                "signal",
+            )
+            .await;
+        }
+    });
     let stop = async {
         let mut term =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -222,6 +252,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     stop.await;
     tracing::info!("shutting down");
+    hup.abort();
+    let _ = hup.await;
     running.stop().await;
     ExitCode::SUCCESS
 }

@@ -3,6 +3,7 @@
 //! one immutable [`RuntimeConfig`] snapshot behind an `ArcSwap`.
 
 mod error;
+pub mod explain;
 pub mod overrides;
 mod sources;
 mod types;
@@ -12,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigCode, ConfigError, Issue};
-pub use sources::{env_name_to_key, locate, KNOWN_KEYS};
+pub use sources::{env_name_to_key, locate, set_path, KNOWN_KEYS};
 pub use types::*;
 pub use validate::parse_ip_or_cidr;
 
@@ -91,59 +92,228 @@ pub fn resolve_config_path(opts: &LoadOptions) -> Option<(PathBuf, bool)> {
         .map(|p| (p, false))
 }
 
-/// Loads, merges and validates the configuration.
+/// The config file as last read: path, text, parsed tree and content hash.
+#[derive(Debug, Clone)]
+pub struct FileLayer {
+    pub path: PathBuf,
+    pub text: String,
+    pub value: Value,
+    /// SHA-256 (hex) of the raw bytes.
+    pub hash: String,
+}
+
+/// What a [`RuntimeConfig`] was built from. The environment and the flags are
+/// fixed for the life of the process; the file layer and the overrides change.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub opts: LoadOptions,
+    /// The config file clawgate reads (watched for changes), when there is one.
+    pub file_path: Option<PathBuf>,
+    /// The last good file layer.
+    pub file: Option<FileLayer>,
+    /// The runtime overrides in force.
+    pub overrides: Vec<crate::store::OverrideRecord>,
+}
+
+/// Parses config text as if it were the file at `path`.
+pub fn sources_parse(path: &Path, text: &str) -> Result<Value, ConfigError> {
+    sources::parse_text(path, text)
+}
+
+/// SHA-256 (hex) of config content.
+pub fn content_hash(bytes: &[u8]) -> String {
+    sources::hash(bytes)
+}
+
+/// Reads and parses the config file named by `opts` (none when there is no file).
+pub fn read_file_layer(path: Option<&Path>) -> Result<Option<FileLayer>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    let (value, text, hash) = sources::read_file(path)?;
+    Ok(Some(FileLayer {
+        path: path.to_path_buf(),
+        text,
+        value,
+        hash,
+    }))
+}
+
+/// Loads, merges and validates the configuration (file, environment, flags).
 pub fn load(opts: &LoadOptions) -> Result<RuntimeConfig, ConfigError> {
-    let state_dir = resolve_state_dir(opts);
-    let mut warnings = Vec::new();
-    let file = resolve_config_path(opts);
-    let mut file_text = None;
-    let mut file_value = None;
-    let mut source_hash = None;
-    if let Some((path, _explicit)) = &file {
-        let (value, text) = sources::read_file(path)?;
-        use sha2::Digest;
-        source_hash = Some(hex::encode(sha2::Sha256::digest(text.as_bytes())));
-        file_value = Some(value);
-        file_text = Some(text);
-    }
-    let (env_value, _) = sources::env_tree(&opts.env, &mut warnings);
+    let file_path = resolve_config_path(opts).map(|(p, _)| p);
+    let file = read_file_layer(file_path.as_deref())?;
+    build(Sources {
+        opts: opts.clone(),
+        file_path,
+        file,
+        overrides: vec![],
+    })
+}
+
+/// The command-line layer as a tree.
+fn flags_tree(opts: &LoadOptions) -> Value {
     let mut flags = json!({});
     if let Some(port) = opts.port {
-        flags["gateway"] = json!({});
-        flags["gateway"]["port"] = json!(port);
+        sources::set_path(&mut flags, "gateway.port", json!(port));
     }
     if let Some(bind) = &opts.bind {
-        if !flags["gateway"].is_object() {
-            flags["gateway"] = json!({});
-        }
-        flags["gateway"]["bind"] = json!(bind);
+        sources::set_path(&mut flags, "gateway.bind", json!(bind));
     }
     if let Some(p) = opts.admin_port {
-        if !flags["gateway"].is_object() {
-            flags["gateway"] = json!({});
-        }
-        flags["gateway"]["admin"] = json!({"port": p});
+        sources::set_path(&mut flags, "gateway.admin.port", json!(p));
     }
-    let file_layer = match (&file, file_value) {
-        (Some((p, _)), Some(v)) => Some((p.as_path(), v)),
+    flags
+}
+
+/// The flag that set a key, for provenance.
+pub fn flag_for(key: &str) -> Option<&'static str> {
+    match key {
+        "gateway.port" => Some("--port"),
+        "gateway.bind" => Some("--bind"),
+        "gateway.admin.port" => Some("--admin-port"),
         _ => None,
-    };
-    let merged = sources::merge(file_layer, env_value.clone(), flags)?;
+    }
+}
+
+/// Builds and validates a snapshot from its sources: defaults < file <
+/// environment < runtime overrides < flags.
+pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
+    let state_dir = resolve_state_dir(&src.opts);
+    let mut warnings = Vec::new();
+    let (env_value, _) = sources::env_tree(&src.opts.env, &mut warnings);
+    let override_value = overrides::layer(&src.overrides);
+    let fig = sources::figment(
+        src.file.as_ref(),
+        &env_value,
+        &override_value,
+        &flags_tree(&src.opts),
+    );
+    let merged = sources::extract(&fig)?;
     let ctx = validate::Context {
-        file: file.as_ref().map(|(p, _)| p.clone()),
-        file_text: file_text.as_deref(),
+        file: src.file.as_ref().map(|f| f.path.clone()),
+        file_text: src.file.as_ref().map(|f| f.text.as_str()),
         env: &env_value,
+        overrides: &override_value,
         state_dir: &state_dir,
-        generate_token: opts.generate_token,
+        generate_token: src.opts.generate_token,
     };
-    let gateway = validate::validate(&merged, &ctx, &mut warnings)?;
-    Ok(RuntimeConfig {
+    let empty = json!({});
+    let flags = flags_tree(&src.opts);
+    // A bad value that a higher layer replaces is still an error: it would
+    // apply as soon as the higher layer lets go of the key.
+    let mut shadowed = vec![];
+    if let Some(f) = &src.file {
+        let c = validate::Context {
+            file: Some(f.path.clone()),
+            file_text: Some(f.text.as_str()),
+            env: &empty,
+            overrides: &empty,
+            state_dir: &state_dir,
+            generate_token: false,
+        };
+        shadowed.extend(shadowed_issues(
+            &f.value,
+            &[&env_value, &override_value, &flags],
+            &c,
+        ));
+    }
+    let c = validate::Context {
+        file: None,
+        file_text: None,
+        env: &env_value,
+        overrides: &empty,
+        state_dir: &state_dir,
+        generate_token: false,
+    };
+    shadowed.extend(shadowed_issues(&env_value, &[&override_value, &flags], &c));
+    let c = validate::Context {
+        file: None,
+        file_text: None,
+        env: &empty,
+        overrides: &override_value,
+        state_dir: &state_dir,
+        generate_token: false,
+    };
+    shadowed.extend(shadowed_issues(&override_value, &[&flags], &c));
+    let (gateway, log_level) = match (
+        validate::validate(&merged, &ctx, &mut warnings),
+        validate::log_level(&merged, &ctx),
+    ) {
+        (Ok(g), Ok(l)) if shadowed.is_empty() => (g, l),
+        (g, l) => {
+            let mut issues = g.err().map(|e| e.issues).unwrap_or_default();
+            issues.extend(l.err().map(|e| e.issues).unwrap_or_default());
+            for i in shadowed {
+                if !issues.iter().any(|x| x.path == i.path) {
+                    issues.push(i);
+                }
+            }
+            return Err(ConfigError { issues });
+        }
+    };
+    let mut cfg = RuntimeConfig {
         gateway,
-        file: file.map(|(p, _)| p),
-        source_hash,
+        file: src.file.as_ref().map(|f| f.path.clone()),
+        source_hash: src.file.as_ref().map(|f| f.hash.clone()),
         state_dir,
         warnings,
-    })
+        log_level,
+        sources: std::sync::Arc::new(Sources::default()),
+    };
+    let ignored_sections: Vec<&str> = merged
+        .as_object()
+        .map(|m| {
+            m.keys()
+                .filter(|k| !["gateway", "$schema", "logging"].contains(&k.as_str()))
+                .map(String::as_str)
+                .collect()
+        })
+        .unwrap_or_default();
+    if !ignored_sections.is_empty() {
+        tracing::info!(sections = %ignored_sections.join(", "), "config sections outside `gateway` are accepted and not used by clawgate");
+    }
+    let extra = overrides::apply_secrets(&mut cfg, &src.overrides, crate::util::now_ms());
+    cfg.warnings.extend(extra);
+    cfg.sources = std::sync::Arc::new(src);
+    Ok(cfg)
+}
+
+fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
+    path.split('.').try_fold(root, |cur, seg| cur.get(seg))
+}
+
+/// Value errors in one layer at keys that a higher layer also sets.
+fn shadowed_issues(layer: &Value, higher: &[&Value], ctx: &validate::Context<'_>) -> Vec<Issue> {
+    if layer.as_object().is_none_or(|m| m.is_empty()) {
+        return vec![];
+    }
+    let mut ignored = vec![];
+    let mut issues = vec![];
+    if let Err(e) = validate::validate(layer, ctx, &mut ignored) {
+        issues.extend(e.issues);
+    }
+    if let Err(e) = validate::log_level(layer, ctx) {
+        issues.extend(e.issues);
+    }
+    issues
+        .into_iter()
+        .filter(|i| i.code == ConfigCode::InvalidValue || i.code == ConfigCode::Syntax)
+        .filter(|i| {
+            let base = i
+                .path
+                .split('.')
+                .map(|seg| seg.split('[').next().unwrap_or(seg))
+                .collect::<Vec<_>>()
+                .join(".");
+            !base.is_empty()
+                && lookup(layer, &base).is_some()
+                && higher.iter().any(|h| lookup(h, &base).is_some())
+        })
+        .map(|mut i| {
+            i.message
+                .push_str(" (a higher-precedence source currently replaces this value)");
+            i
+        })
+        .collect()
 }
 
 /// Reads the generated gateway token from the state dir, creating it (mode 0600)

@@ -1,8 +1,10 @@
 //! Runtime overrides written by the admin API (stored in redb), applied on top
 //! of the file and environment.
 
+use serde_json::{json, Value};
+
+use super::sources::{set_path, KNOWN_KEYS};
 use super::types::{RuntimeConfig, Secret, SecretSource};
-use super::validate::parse_ip_or_cidr;
 use crate::store::OverrideRecord;
 
 pub const TRUSTED_PROXIES: &str = "gateway.trustedProxies";
@@ -12,32 +14,42 @@ fn digest_from_hex(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
-/// Applies stored overrides; returns warnings for entries that no longer apply.
-pub fn apply(cfg: &mut RuntimeConfig, overrides: &[OverrideRecord], now_ms: u64) -> Vec<String> {
+/// Keys an override may not set through `PATCH /admin/v1/config`: secrets
+/// (they would be stored in clear; use the rotate endpoint) and keys that
+/// only make sense at start.
+pub fn not_overridable(key: &str) -> Option<&'static str> {
+    match key {
+        SHARED_TOKEN => Some("the shared token is changed with POST /admin/v1/gateway/token/rotate (stored as a digest, shown once)"),
+        "gateway.auth.password" | "gateway.admin.token" => {
+            Some("secrets are not stored as overrides; set them in the config file or the environment")
+        }
+        _ => None,
+    }
+}
+
+/// The override layer as a tree (the shared-token override, a digest, is
+/// applied after validation by [`apply_secrets`]).
+pub fn layer(overrides: &[OverrideRecord]) -> Value {
+    let mut tree = json!({});
+    for o in overrides {
+        if o.key == SHARED_TOKEN || !KNOWN_KEYS.contains(&o.key.as_str()) {
+            continue;
+        }
+        set_path(&mut tree, &o.key, o.value.clone());
+    }
+    tree
+}
+
+/// Applies the digest-only shared-token override; returns warnings for
+/// entries that no longer apply.
+pub fn apply_secrets(
+    cfg: &mut RuntimeConfig,
+    overrides: &[OverrideRecord],
+    now_ms: u64,
+) -> Vec<String> {
     let mut warnings = vec![];
     for o in overrides {
         match o.key.as_str() {
-            TRUSTED_PROXIES => {
-                let entries: Vec<String> = o
-                    .value
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let mut nets = vec![];
-                for e in &entries {
-                    match parse_ip_or_cidr(e) {
-                        Some(n) => nets.push(n),
-                        None => warnings.push(format!(
-                            "override {TRUSTED_PROXIES}: ignoring invalid entry {e:?}"
-                        )),
-                    }
-                }
-                cfg.gateway.trusted_proxies = nets;
-            }
             SHARED_TOKEN => {
                 let Some(d) = o
                     .value
@@ -65,12 +77,76 @@ pub fn apply(cfg: &mut RuntimeConfig, overrides: &[OverrideRecord], now_ms: u64)
                     _ => None,
                 };
             }
+            k if KNOWN_KEYS.contains(&k) => {}
             other => warnings.push(format!(
                 "override {other}: not a key clawgate can override, ignored"
             )),
         }
     }
     warnings
+}
+
+/// One change a merge patch asks for: set a key, or (null) hand it back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PatchOp {
+    Set(&'static str, Value),
+    Remove(&'static str),
+}
+
+/// Splits a JSON merge patch (RFC 7396) into per-key operations on known
+/// leaf keys. Errors name the offending path.
+pub fn decompose(patch: &Value) -> Result<Vec<PatchOp>, Vec<(String, String)>> {
+    let mut ops = vec![];
+    let mut errors = vec![];
+    fn walk(prefix: &str, v: &Value, ops: &mut Vec<PatchOp>, errors: &mut Vec<(String, String)>) {
+        let Some(m) = v.as_object() else {
+            errors.push((
+                prefix.to_string(),
+                "expected an object of settings, e.g. {\"gateway\": {\"trustedProxies\": [\"172.17.0.0/16\"]}}".into(),
+            ));
+            return;
+        };
+        for (k, val) in m {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            if let Some(known) = KNOWN_KEYS.iter().copied().find(|x| *x == key) {
+                if let Some(why) = not_overridable(known) {
+                    errors.push((key, why.to_string()));
+                } else if val.is_null() {
+                    ops.push(PatchOp::Remove(known));
+                } else {
+                    ops.push(PatchOp::Set(known, val.clone()));
+                }
+            } else if KNOWN_KEYS.iter().any(|x| x.starts_with(&format!("{key}."))) {
+                if val.is_null() {
+                    for x in KNOWN_KEYS
+                        .iter()
+                        .filter(|x| x.starts_with(&format!("{key}.")))
+                    {
+                        if not_overridable(x).is_none() {
+                            ops.push(PatchOp::Remove(x));
+                        }
+                    }
+                } else {
+                    walk(&key, val, ops, errors);
+                }
+            } else {
+                let hint = super::validate::closest_known(&key)
+                    .map(|c| format!(" (did you mean {c}?)"))
+                    .unwrap_or_default();
+                errors.push((key, format!("is not a setting clawgate knows{hint}")));
+            }
+        }
+    }
+    walk("", patch, &mut ops, &mut errors);
+    if errors.is_empty() {
+        Ok(ops)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The trusted-proxy entries as strings (canonical form).
@@ -84,4 +160,48 @@ pub fn trusted_proxy_entries(cfg: &RuntimeConfig) -> Vec<String> {
             n => n.to_string(),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_splits_into_known_keys() {
+        let ops = decompose(&json!({
+            "gateway": {"trustedProxies": ["10.0.0.0/8"], "limits": {"tickIntervalMs": 1000}, "pairing": null}
+        }))
+        .unwrap();
+        assert!(ops.contains(&PatchOp::Set(
+            "gateway.trustedProxies",
+            json!(["10.0.0.0/8"])
+        )));
+        assert!(ops.contains(&PatchOp::Set("gateway.limits.tickIntervalMs", json!(1000))));
+        assert!(ops.contains(&PatchOp::Remove("gateway.pairing.pendingTtlMs")));
+        let errs = decompose(&json!({"gateway": {"trustedProxy": [], "auth": {"token": "x"}}}))
+            .unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs
+            .iter()
+            .any(|(k, m)| k == "gateway.trustedProxy" && m.contains("gateway.trustedProxies")));
+        assert!(errs
+            .iter()
+            .any(|(k, m)| k == "gateway.auth.token" && m.contains("rotate")));
+        assert!(decompose(&json!(["x"])).is_err());
+    }
+
+    #[test]
+    fn override_layer_skips_the_token_digest() {
+        let rec = |k: &str, v: Value| OverrideRecord {
+            key: k.into(),
+            value: v,
+            set_by: "t".into(),
+            set_at_ms: 1,
+        };
+        let tree = layer(&[
+            rec("gateway.trustedProxies", json!(["10.0.0.1"])),
+            rec(SHARED_TOKEN, json!({"digest": "00"})),
+        ]);
+        assert_eq!(tree, json!({"gateway": {"trustedProxies": ["10.0.0.1"]}}));
+    }
 }

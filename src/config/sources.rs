@@ -54,6 +54,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "gateway.nodes.pairing.autoApproveLocal",
     "gateway.nodes.pairing.autoApproveCidrs",
     "gateway.reload.mode",
+    "gateway.reload.pollIntervalMs",
     "gateway.admin.bind",
     "gateway.admin.port",
     "gateway.admin.token",
@@ -68,6 +69,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "gateway.limits.tickIntervalMs",
     "gateway.limits.pingIntervalMs",
     "gateway.limits.workers",
+    "logging.level",
 ];
 
 /// Keys whose values are lists (an env value may be a JSON array or a comma list).
@@ -113,7 +115,8 @@ pub fn env_name_to_key(name: &str) -> Option<&'static str> {
     })
 }
 
-fn set_path(root: &mut Value, path: &str, value: Value) {
+/// Sets `a.b.c` in a tree, creating objects on the way.
+pub fn set_path(root: &mut Value, path: &str, value: Value) {
     let mut cur = root;
     let segs: Vec<&str> = path.split('.').collect();
     for (i, seg) in segs.iter().enumerate() {
@@ -151,16 +154,17 @@ fn env_value(key: &str, raw: &str) -> Value {
 }
 
 /// Builds the environment layer and reports unknown `CLAWGATE_*` variables.
+/// Also returns which variable set which key.
 pub fn env_tree(
     env: &BTreeMap<String, String>,
     warnings: &mut Vec<String>,
-) -> (Value, Vec<String>) {
+) -> (Value, Vec<(String, &'static str)>) {
     let mut tree = json!({});
     let mut used = Vec::new();
     for (name, key) in OPENCLAW_ENV {
         if let Some(v) = env.get(*name) {
             set_path(&mut tree, key, env_value(key, v));
-            used.push(format!("{name} -> {key}"));
+            used.push((name.to_string(), *key));
         }
     }
     for (name, raw) in env {
@@ -173,7 +177,7 @@ pub fn env_tree(
         match env_name_to_key(name) {
             Some(key) => {
                 set_path(&mut tree, key, env_value(key, raw));
-                used.push(format!("{name} -> {key}"));
+                used.push((name.clone(), key));
             }
             None => warnings.push(format!(
                 "environment variable {name} is not a clawgate setting and is ignored \
@@ -191,9 +195,17 @@ pub fn env_tree(
     (tree, used)
 }
 
-/// Reads and parses a JSON5 config file. Errors name the file, line and column.
-pub fn read_file(path: &Path) -> Result<(Value, String), ConfigError> {
+/// SHA-256 (hex) of a file's bytes.
+pub fn hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Reads and parses a JSON5 config file: (tree, text, content hash). Errors
+/// name the file, line and column.
+pub fn read_file(path: &Path) -> Result<(Value, String, String), ConfigError> {
     let bytes = std::fs::read(path).map_err(|e| ConfigError::single(unreadable(path, &e)))?;
+    let digest = hash(&bytes);
     let text = String::from_utf8(bytes).map_err(|e| {
         let mut issue = Issue::new(
             ConfigCode::Syntax,
@@ -206,10 +218,16 @@ pub fn read_file(path: &Path) -> Result<(Value, String), ConfigError> {
         issue.file = Some(path.to_path_buf());
         ConfigError::single(issue)
     })?;
+    let value = parse_text(path, &text)?;
+    Ok((value, text, digest))
+}
+
+/// Parses JSON5 config text; errors name `path`, the line and the column.
+pub fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
-        return Ok((json!({}), text));
+        return Ok(json!({}));
     }
-    match json5::from_str::<Value>(&text) {
+    match json5::from_str::<Value>(text) {
         Ok(v) => {
             if !v.is_object() {
                 let mut issue = Issue::new(
@@ -220,7 +238,7 @@ pub fn read_file(path: &Path) -> Result<(Value, String), ConfigError> {
                 issue.file = Some(path.to_path_buf());
                 return Err(ConfigError::single(issue));
             }
-            Ok((v, text))
+            Ok(v)
         }
         Err(e) => {
             let mut issue = Issue::new(
@@ -270,27 +288,46 @@ pub fn unreadable(path: &Path, e: &std::io::Error) -> Issue {
     issue
 }
 
-/// Merges the layers with figment and returns the effective tree.
-pub fn merge(file: Option<(&Path, Value)>, env: Value, flags: Value) -> Result<Value, ConfigError> {
+/// Provider names, which provenance maps back to sources.
+pub const FILE: &str = "JSON5 file";
+pub const ENV: &str = "environment";
+pub const OVERRIDE: &str = "runtime override";
+pub const FLAGS: &str = "command line";
+
+/// Layers the sources with figment: file < environment < overrides < flags.
+pub fn figment(
+    file: Option<&super::FileLayer>,
+    env: &Value,
+    overrides: &Value,
+    flags: &Value,
+) -> Figment {
     let mut fig = Figment::new();
-    if let Some((path, value)) = file {
+    if let Some(f) = file {
         fig = fig.merge(JsonTree {
-            name: "JSON5 file",
-            source: Some(path.to_path_buf()),
-            value,
+            name: FILE,
+            source: Some(f.path.clone()),
+            value: f.value.clone(),
         });
     }
-    fig = fig
-        .merge(JsonTree {
-            name: "environment",
-            source: None,
-            value: env,
-        })
-        .merge(JsonTree {
-            name: "command line",
-            source: None,
-            value: flags,
-        });
+    fig.merge(JsonTree {
+        name: ENV,
+        source: None,
+        value: env.clone(),
+    })
+    .merge(JsonTree {
+        name: OVERRIDE,
+        source: None,
+        value: overrides.clone(),
+    })
+    .merge(JsonTree {
+        name: FLAGS,
+        source: None,
+        value: flags.clone(),
+    })
+}
+
+/// The merged tree.
+pub fn extract(fig: &Figment) -> Result<Value, ConfigError> {
     fig.extract::<Value>().map_err(|e| {
         ConfigError::single(Issue::new(
             ConfigCode::InvalidValue,
@@ -366,7 +403,8 @@ mod tests {
         env.insert("OPENCLAW_GATEWAY_TOKEN".to_string(), "123456".to_string());
         env.insert("CLAWGATE_BOGUS".to_string(), "x".to_string());
         let mut warnings = vec![];
-        let (tree, _) = env_tree(&env, &mut warnings);
+        let (tree, used) = env_tree(&env, &mut warnings);
+        assert!(used.contains(&("OPENCLAW_GATEWAY_TOKEN".to_string(), "gateway.auth.token")));
         assert_eq!(
             tree["gateway"]["trustedProxies"],
             json!(["10.0.0.0/8", "127.0.0.1"])

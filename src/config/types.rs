@@ -180,6 +180,9 @@ pub struct GatewayConfig {
     pub control_ui: ControlUiConfig,
     pub node_pairing: NodePairingConfig,
     pub reload_mode: ReloadMode,
+    /// How often the config file is polled as a fallback to file events
+    /// (`gateway.reload.pollIntervalMs`; 0 = never).
+    pub reload_poll_ms: u64,
     pub admin: AdminConfig,
     pub pairing: PairingConfig,
     pub limits: LimitsConfig,
@@ -196,6 +199,11 @@ pub struct RuntimeConfig {
     pub state_dir: PathBuf,
     /// Warnings found while loading (shown once at start and on reload).
     pub warnings: Vec<String>,
+    /// `logging.level` (OpenClaw's key), when set.
+    pub log_level: Option<String>,
+    /// The inputs this snapshot was built from, kept to rebuild it on reload
+    /// and to explain where each value came from.
+    pub sources: std::sync::Arc<super::Sources>,
 }
 
 impl RuntimeConfig {

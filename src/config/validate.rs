@@ -14,6 +14,7 @@ pub struct Context<'a> {
     pub file: Option<PathBuf>,
     pub file_text: Option<&'a str>,
     pub env: &'a Value,
+    pub overrides: &'a Value,
     pub state_dir: &'a Path,
     pub generate_token: bool,
 }
@@ -33,17 +34,25 @@ fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 impl V<'_, '_> {
-    fn set_by_env(&self, path: &str) -> bool {
-        let base: Vec<&str> = path
-            .split('.')
+    fn base(path: &str) -> String {
+        path.split('.')
             .map(|seg| seg.split('[').next().unwrap_or(seg))
-            .collect();
-        lookup(self.ctx.env, &base.join(".")).is_some()
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
+    fn set_by_env(&self, path: &str) -> bool {
+        lookup(self.ctx.env, &Self::base(path)).is_some()
     }
 
     fn issue(&mut self, code: ConfigCode, path: &str, message: String) {
         let mut issue = Issue::new(code, path, message);
-        if self.set_by_env(path) {
+        let base = Self::base(path);
+        if lookup(self.ctx.overrides, &base).is_some() {
+            issue.message.push_str(&format!(
+                " (set by a runtime override; DELETE /admin/v1/config/overrides/{base} gives the key back to the file)"
+            ));
+        } else if self.set_by_env(path) {
             issue.message.push_str(" (set from the environment)");
         } else if let (Some(file), Some(text)) = (&self.ctx.file, self.ctx.file_text) {
             issue.file = Some(file.clone());
@@ -367,6 +376,11 @@ fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
+/// The known dotted key closest to `key` (for "did you mean").
+pub fn closest_known(key: &str) -> Option<&'static str> {
+    closest(key, sources::KNOWN_KEYS)
+}
+
 fn is_loopback(ip: &IpAddr) -> bool {
     ip.to_canonical().is_loopback()
 }
@@ -405,6 +419,41 @@ const GATEWAY_IGNORED: &[&str] = &[
     "channelHealthCheckMinutes",
 ];
 
+/// Log levels accepted in `logging.level` (OpenClaw's names).
+pub const LOG_LEVELS: &[&str] = &["silent", "fatal", "error", "warn", "info", "debug", "trace"];
+
+/// `logging.level`, when set (OpenClaw's key; the rest of `logging` is ignored).
+pub fn log_level(root: &Value, ctx: &Context<'_>) -> Result<Option<String>, ConfigError> {
+    let mut warnings = vec![];
+    let mut v = V {
+        ctx,
+        issues: vec![],
+        warnings: &mut warnings,
+    };
+    let level = match root.get("logging").and_then(|l| l.get("level")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if LOG_LEVELS.contains(&s.trim().to_lowercase().as_str()) => {
+            Some(s.trim().to_lowercase())
+        }
+        Some(other) => {
+            v.err(
+                "logging.level",
+                format!(
+                    "expected one of {}, found {}; e.g. logging: {{ level: \"debug\" }}",
+                    LOG_LEVELS.join(", "),
+                    describe(other)
+                ),
+            );
+            None
+        }
+    };
+    if v.issues.is_empty() {
+        Ok(level)
+    } else {
+        Err(ConfigError { issues: v.issues })
+    }
+}
+
 pub fn validate(
     root: &Value,
     ctx: &Context<'_>,
@@ -415,18 +464,6 @@ pub fn validate(
         issues: vec![],
         warnings,
     };
-    let ignored_sections: Vec<&str> = root
-        .as_object()
-        .map(|m| {
-            m.keys()
-                .filter(|k| *k != "gateway" && *k != "$schema")
-                .map(String::as_str)
-                .collect()
-        })
-        .unwrap_or_default();
-    if !ignored_sections.is_empty() {
-        tracing::info!(sections = %ignored_sections.join(", "), "config sections outside `gateway` are accepted and not used by clawgate");
-    }
     let empty = Map::new();
     let g = v
         .object(
@@ -448,6 +485,16 @@ pub fn validate(
             "loopback".to_string()
         }
     };
+    match g.get("customBindHost") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(other) => v.err(
+            "gateway.customBindHost",
+            format!(
+                "expected an IP address as a string, e.g. \"192.168.1.10\", found {}",
+                describe(other)
+            ),
+        ),
+    }
     let bind: IpAddr = match bind_spec.as_str() {
         "loopback" | "auto" | "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         "lan" | "all" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -690,12 +737,28 @@ pub fn validate(
     }
 
     let mut reload_mode = ReloadMode::Hybrid;
+    let mut reload_poll_ms = 2_000;
     if let Some(r) = v.object(
         "gateway.reload",
         g.get("reload"),
         "reload: { mode: \"hybrid\" }",
     ) {
-        v.unknown_keys("gateway.reload", r, &["mode"], &[]);
+        v.unknown_keys("gateway.reload", r, &["mode", "pollIntervalMs"], &[]);
+        reload_poll_ms = v.number(
+            "gateway.reload.pollIntervalMs",
+            r.get("pollIntervalMs"),
+            2_000,
+            0,
+            3_600_000,
+        );
+        if reload_poll_ms > 0 && reload_poll_ms < 100 {
+            v.err(
+                "gateway.reload.pollIntervalMs",
+                format!(
+                    "{reload_poll_ms} is too short; use 0 (no polling) or at least 100, e.g. 2000"
+                ),
+            );
+        }
         match r.get("mode") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) if s == "hybrid" => {}
@@ -726,17 +789,26 @@ pub fn validate(
         admin.port = v.number("gateway.admin.port", a.get("port"), 18788, 0, 65535) as u16;
         admin.allow_remote = v.boolean("gateway.admin.allowRemote", a.get("allowRemote"), false);
         admin.token = v.secret("gateway.admin.token", a.get("token"));
-        match a.get("bind").and_then(Value::as_str) {
-            None => {}
-            Some("loopback") | Some("localhost") => {}
-            Some("lan") => admin.bind = IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(s) => match s.parse::<IpAddr>() {
-                Ok(ip) => admin.bind = ip,
-                Err(_) => v.err(
-                    "gateway.admin.bind",
-                    format!("{s:?} is not an IP address; e.g. \"127.0.0.1\""),
-                ),
+        match a.get("bind") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => match s.as_str() {
+                "loopback" | "localhost" => {}
+                "lan" => admin.bind = IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                s => match s.parse::<IpAddr>() {
+                    Ok(ip) => admin.bind = ip,
+                    Err(_) => v.err(
+                        "gateway.admin.bind",
+                        format!("{s:?} is not an IP address; e.g. \"127.0.0.1\""),
+                    ),
+                },
             },
+            Some(other) => v.err(
+                "gateway.admin.bind",
+                format!(
+                    "expected \"loopback\", \"lan\" or an IP address, found {}",
+                    describe(other)
+                ),
+            ),
         }
         if !is_loopback(&admin.bind) && !admin.allow_remote {
             v.issue(
@@ -871,6 +943,7 @@ pub fn validate(
         control_ui,
         node_pairing,
         reload_mode,
+        reload_poll_ms,
         admin,
         pairing,
         limits,

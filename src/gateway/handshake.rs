@@ -267,32 +267,46 @@ fn locality(ctx: &ConnCtx, p: &Params<'_>, shared_ok: bool) -> Locality {
 /// Browser Origin policy (protocol §3.9). `Ok` when allowed.
 fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
     let msg = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
-    let reject = || {
-        Rejection::policy(ErrorShape::invalid(msg).with_details(
-            json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"}),
-        ))
-    };
-    let Some(origin) = ctx.origin.as_deref() else {
-        return Err(reject());
+    if origin_allowed(
+        cfg,
+        ctx.origin.as_deref(),
+        ctx.host.as_deref(),
+        ctx.addr.kind == Attribution::DirectLocal,
+    ) {
+        return Ok(());
+    }
+    Err(Rejection::policy(ErrorShape::invalid(msg).with_details(
+        json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"}),
+    )))
+}
+
+/// Whether a browser origin is allowed (also re-checked for live sessions on reload).
+pub(crate) fn origin_allowed(
+    cfg: &RuntimeConfig,
+    origin: Option<&str>,
+    host: Option<&str>,
+    local: bool,
+) -> bool {
+    let Some(origin) = origin else {
+        return false;
     };
     let o = origin.trim().trim_end_matches('/').to_lowercase();
     if o == "null" || !o.contains("://") || o.contains('@') {
-        return Err(reject());
+        return false;
     }
     let allowed = &cfg.gateway.control_ui.allowed_origins;
     if allowed.iter().any(|a| a == "*" || *a == o) {
-        return Ok(());
+        return true;
     }
     let ohost = host_of(&o);
-    let host = ctx.host.as_deref().map(host_of).unwrap_or_default();
-    let local = ctx.addr.kind == Attribution::DirectLocal;
+    let host = host.map(host_of).unwrap_or_default();
     if cfg
         .gateway
         .control_ui
         .dangerously_allow_host_header_origin_fallback
         && ohost == host
     {
-        return Ok(());
+        return true;
     }
     if ohost == host {
         let trusted_host = (is_loopback_host(&host) && local)
@@ -303,13 +317,10 @@ fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
             || host.ends_with(".local")
             || host.ends_with(".ts.net");
         if trusted_host {
-            return Ok(());
+            return true;
         }
     }
-    if local && is_loopback_host(&ohost) {
-        return Ok(());
-    }
-    Err(reject())
+    local && is_loopback_host(&ohost)
 }
 
 fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool) -> Rejection {
@@ -958,6 +969,9 @@ fn finish(
         peer: ctx.addr.peer,
         client_ip: ctx.addr.client,
         origin: ctx.origin.clone(),
+        host: ctx.origin.as_ref().and(ctx.host.clone()),
+        direct_local: ctx.addr.kind == Attribution::DirectLocal,
+        forwarded: !ctx.addr.proxy_headers.is_empty(),
         connected_at_ms: now_ms(),
     });
     let mut auth = json!({"method": auth_method, "role": p.role, "scopes": session_scopes});

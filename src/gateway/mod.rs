@@ -5,12 +5,15 @@ pub mod auth;
 pub mod device;
 pub mod frames;
 mod handshake;
+pub mod listener;
 pub mod ops;
 pub mod pairing;
 pub mod registry;
+pub mod reload;
 mod rpc;
 pub mod scopes;
 mod session;
+pub mod watch;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -62,6 +65,9 @@ pub struct GatewayState {
     /// Decompressed device keys (point decompression costs a square root on
     /// every connect otherwise); bounded, cleared when full.
     keys: Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
+    /// Config reloads, listeners and their status.
+    pub control: reload::Control,
+    admin_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl GatewayState {
@@ -81,7 +87,18 @@ impl GatewayState {
             events: tokio::sync::broadcast::channel(1024).0,
             handshakes: Mutex::new(Default::default()),
             keys: Mutex::new(HashMap::new()),
+            control: Default::default(),
+            admin_addr: Default::default(),
         }
+    }
+
+    /// The admin listener's address, once bound.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.admin_addr.get().copied()
+    }
+
+    pub fn set_admin_addr(&self, a: std::net::SocketAddr) {
+        let _ = self.admin_addr.set(a);
     }
 
     /// The verifying key for raw public-key bytes, cached.
@@ -190,18 +207,24 @@ impl GatewayState {
 }
 
 /// Counts a live connection; the guard decrements on drop.
-pub(crate) struct LiveGuard(Arc<GatewayState>);
+pub(crate) struct LiveGuard(Arc<GatewayState>, Option<listener::Conns>);
 
 impl LiveGuard {
-    fn new(state: Arc<GatewayState>) -> Self {
+    fn new(state: Arc<GatewayState>, per_listener: Option<listener::Conns>) -> Self {
         state.live.fetch_add(1, Ordering::SeqCst);
-        LiveGuard(state)
+        if let Some(c) = &per_listener {
+            c.fetch_add(1, Ordering::SeqCst);
+        }
+        LiveGuard(state, per_listener)
     }
 }
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::SeqCst);
+        if let Some(c) = &self.1 {
+            c.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -361,7 +384,10 @@ async fn ws_entry(
         origin: header(&req, "origin"),
         host: header(&req, "host"),
     };
-    let live = LiveGuard::new(state.clone());
+    let per_listener = req
+        .app_data::<web::Data<listener::Conns>>()
+        .map(|c| c.get_ref().clone());
+    let live = LiveGuard::new(state.clone(), per_listener);
     actix_web::rt::spawn(session::run(
         state, cfg, ctx, session, stream, live, preauth,
     ));

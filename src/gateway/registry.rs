@@ -40,6 +40,12 @@ pub struct SessionInfo {
     pub peer: IpAddr,
     pub client_ip: IpAddr,
     pub origin: Option<String>,
+    /// The Host header, kept only for sessions with an Origin (re-checked on reload).
+    pub host: Option<String>,
+    /// Whether the client connected directly from loopback.
+    pub direct_local: bool,
+    /// Whether the upgrade carried forwarding headers.
+    pub forwarded: bool,
     pub connected_at_ms: u64,
 }
 

@@ -115,12 +115,22 @@ pub async fn run(
         return;
     };
     drop(ctx);
-    drop(cfg);
     let (connect_id, accepted) = accepted;
     preauth.release();
     let info = accepted.info;
     let rx = Arc::new(Mailbox::default());
     state.registry.insert(info.clone(), rx.clone());
+    // A reload may have swapped the config while this handshake was judged
+    // under the old one; the reload's sweep may have missed this session.
+    {
+        let now = state.config.load();
+        if !Arc::ptr_eq(&now, &cfg) {
+            if let Some((code, reason)) = super::reload::verdict(&cfg, &now, &info) {
+                rx.send(Control::Close(code, reason.to_string()));
+            }
+        }
+    }
+    drop(cfg);
     struct Unregister(Arc<GatewayState>, String);
     impl Drop for Unregister {
         fn drop(&mut self) {

@@ -42,16 +42,20 @@ pub fn config_with(extra_gateway: Value) -> Value {
 fn load(dir: &std::path::Path, cfg: &Value) -> clawgate::config::RuntimeConfig {
     let path = dir.join("openclaw.json");
     std::fs::write(&path, serde_json::to_string_pretty(cfg).unwrap()).unwrap();
-    let opts = LoadOptions {
-        config_path: Some(path),
+    config::load(&test_opts(dir, BTreeMap::new())).expect("valid test config")
+}
+
+/// Load options for a test dir: `<dir>/openclaw.json`, `<dir>/state`, port 0 flags.
+pub fn test_opts(dir: &std::path::Path, env: BTreeMap<String, String>) -> LoadOptions {
+    LoadOptions {
+        config_path: Some(dir.join("openclaw.json")),
         state_dir: Some(dir.join("state")),
         port: Some(0),
         bind: None,
         admin_port: Some(0),
-        env: BTreeMap::new(),
+        env,
         generate_token: true,
-    };
-    config::load(&opts).expect("valid test config")
+    }
 }
 
 impl TestServer {
@@ -67,6 +71,52 @@ impl TestServer {
             url,
             config: cfg,
         }
+    }
+
+    /// Starts with file watching on, from custom load options (the config
+    /// file `<dir>/openclaw.json` is written from `cfg` first).
+    pub async fn start_watching_with(
+        cfg: Value,
+        opts: impl FnOnce(&std::path::Path) -> LoadOptions,
+    ) -> TestServer {
+        Self::start_watching_in(tempfile::tempdir().unwrap(), cfg, opts).await
+    }
+
+    /// Like [`Self::start_watching_with`] in a prepared dir (`cfg` null = the
+    /// config file is already there).
+    pub async fn start_watching_in(
+        dir: tempfile::TempDir,
+        cfg: Value,
+        opts: impl FnOnce(&std::path::Path) -> LoadOptions,
+    ) -> TestServer {
+        if !cfg.is_null() {
+            std::fs::write(
+                dir.path().join("openclaw.json"),
+                serde_json::to_string_pretty(&cfg).unwrap(),
+            )
+            .unwrap();
+        }
+        let loaded = config::load(&opts(dir.path())).expect("valid test config");
+        let running = clawgate::start_with(loaded, clawgate::StartOptions { watch: true })
+            .await
+            .expect("server starts");
+        let url = format!("ws://{}/", running.gateway_addr);
+        TestServer {
+            running: Some(running),
+            dir,
+            url,
+            config: cfg,
+        }
+    }
+
+    /// Starts with file watching on (port 0 flags).
+    pub async fn start_watching(cfg: Value) -> TestServer {
+        Self::start_watching_with(cfg, |d| test_opts(d, BTreeMap::new())).await
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("openclaw.json")
     }
 
     pub async fn default() -> TestServer {

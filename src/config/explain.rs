@@ -1,0 +1,278 @@
+//! Where each effective value came from (provenance, from figment's metadata),
+//! the config ETag, and what changed between two snapshots. Secrets are never
+//! shown: they appear as `"<redacted>"`.
+
+use serde_json::{json, Value};
+
+use super::sources::{self, locate, set_path, KNOWN_KEYS};
+use super::types::{GatewayConfig, RuntimeConfig, SecretSource};
+use super::{flag_for, overrides};
+
+pub const REDACTED: &str = "<redacted>";
+
+/// Keys holding secrets.
+pub fn is_secret(key: &str) -> bool {
+    matches!(
+        key,
+        "gateway.auth.token" | "gateway.auth.password" | "gateway.admin.token"
+    )
+}
+
+fn redacted<T>(s: &Option<T>) -> Value {
+    match s {
+        Some(_) => json!(REDACTED),
+        None => Value::Null,
+    }
+}
+
+fn nets(n: &[ipnet::IpNet]) -> Value {
+    json!(n
+        .iter()
+        .map(|n| match n {
+            ipnet::IpNet::V4(v) if v.prefix_len() == 32 => v.addr().to_string(),
+            ipnet::IpNet::V6(v) if v.prefix_len() == 128 => v.addr().to_string(),
+            n => n.to_string(),
+        })
+        .collect::<Vec<_>>())
+}
+
+/// The effective value of a known key (secrets redacted).
+pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
+    let g: &GatewayConfig = &cfg.gateway;
+    match key {
+        "gateway.port" => json!(g.port),
+        "gateway.bind" => json!(g.bind_spec),
+        "gateway.customBindHost" if g.bind_spec == "custom" => json!(g.bind.to_string()),
+        "gateway.customBindHost" => Value::Null,
+        "gateway.auth.mode" => json!(g.auth.mode.as_str()),
+        "gateway.auth.token" => redacted(&g.auth.token),
+        "gateway.auth.password" => redacted(&g.auth.password),
+        "gateway.auth.rateLimit.maxAttempts" => json!(g.auth.rate_limit.max_attempts),
+        "gateway.auth.rateLimit.windowMs" => json!(g.auth.rate_limit.window_ms),
+        "gateway.auth.rateLimit.lockoutMs" => json!(g.auth.rate_limit.lockout_ms),
+        "gateway.auth.rateLimit.exemptLoopback" => json!(g.auth.rate_limit.exempt_loopback),
+        "gateway.trustedProxies" => nets(&g.trusted_proxies),
+        "gateway.allowRealIpFallback" => json!(g.allow_real_ip_fallback),
+        "gateway.controlUi.allowInsecureAuth" => json!(g.control_ui.allow_insecure_auth),
+        "gateway.controlUi.dangerouslyDisableDeviceAuth" => {
+            json!(g.control_ui.dangerously_disable_device_auth)
+        }
+        "gateway.controlUi.allowedOrigins" => json!(g.control_ui.allowed_origins),
+        "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback" => {
+            json!(g.control_ui.dangerously_allow_host_header_origin_fallback)
+        }
+        "gateway.nodes.pairing.autoApproveLocal" => json!(g.node_pairing.auto_approve_local),
+        "gateway.nodes.pairing.autoApproveCidrs" => nets(&g.node_pairing.auto_approve_cidrs),
+        "gateway.reload.mode" => json!(match g.reload_mode {
+            super::ReloadMode::Hybrid => "hybrid",
+            super::ReloadMode::Off => "off",
+        }),
+        "gateway.reload.pollIntervalMs" => json!(g.reload_poll_ms),
+        "gateway.admin.bind" => json!(g.admin.bind.to_string()),
+        "gateway.admin.port" => json!(g.admin.port),
+        "gateway.admin.token" => redacted(&g.admin.token),
+        "gateway.admin.allowRemote" => json!(g.admin.allow_remote),
+        "gateway.pairing.pendingTtlMs" => json!(g.pairing.pending_ttl_ms),
+        "gateway.pairing.maxPendingPerClient" => json!(g.pairing.max_pending_per_client),
+        "gateway.pairing.maxPendingTotal" => json!(g.pairing.max_pending_total),
+        "gateway.limits.handshakeTimeoutMs" => json!(g.limits.handshake_timeout_ms),
+        "gateway.limits.maxPreauthPayload" => json!(g.limits.max_preauth_payload),
+        "gateway.limits.maxPayload" => json!(g.limits.max_payload),
+        "gateway.limits.maxPreauthPerIp" => json!(g.limits.max_preauth_per_ip),
+        "gateway.limits.tickIntervalMs" => json!(g.limits.tick_interval_ms),
+        "gateway.limits.pingIntervalMs" => json!(g.limits.ping_interval_ms),
+        "gateway.limits.workers" => json!(g.limits.workers),
+        "logging.level" => json!(cfg.log_level),
+        _ => Value::Null,
+    }
+}
+
+/// A value that changes whenever the key's effective value changes; for
+/// secrets, their digest (never shown).
+fn fingerprint(cfg: &RuntimeConfig, key: &str) -> Value {
+    let a = &cfg.gateway.auth;
+    match key {
+        "gateway.auth.token" => json!([
+            a.token.as_ref().map(|t| hex::encode(t.digest())),
+            a.previous_token.map(|(d, until)| (hex::encode(d), until))
+        ]),
+        "gateway.auth.password" => json!(a.password.as_ref().map(|t| hex::encode(t.digest()))),
+        "gateway.admin.token" => {
+            json!(cfg
+                .gateway
+                .admin
+                .token
+                .as_ref()
+                .map(|t| hex::encode(t.digest())))
+        }
+        _ => value_of(cfg, key),
+    }
+}
+
+/// The effective configuration as a nested tree (secrets redacted).
+pub fn tree(cfg: &RuntimeConfig) -> Value {
+    let mut t = json!({});
+    for key in KNOWN_KEYS {
+        set_path(&mut t, key, value_of(cfg, key));
+    }
+    t
+}
+
+/// The ETag of the effective configuration.
+pub fn etag(cfg: &RuntimeConfig) -> String {
+    let all: Vec<Value> = KNOWN_KEYS.iter().map(|k| fingerprint(cfg, k)).collect();
+    let h = sources::hash(json!(all).to_string().as_bytes());
+    format!("\"{}\"", &h[..16])
+}
+
+/// Keys whose effective value differs between two snapshots.
+pub fn changed_keys(old: &RuntimeConfig, new: &RuntimeConfig) -> Vec<&'static str> {
+    KNOWN_KEYS
+        .iter()
+        .copied()
+        .filter(|k| fingerprint(old, k) != fingerprint(new, k))
+        .collect()
+}
+
+fn lookup<'v>(root: &'v Value, key: &str) -> Option<&'v Value> {
+    key.split('.').try_fold(root, |cur, seg| cur.get(seg))
+}
+
+/// Keys whose value in the file differs between two file trees.
+pub fn file_changed_keys(old: Option<&Value>, new: Option<&Value>) -> Vec<&'static str> {
+    KNOWN_KEYS
+        .iter()
+        .copied()
+        .filter(|k| old.and_then(|o| lookup(o, k)) != new.and_then(|n| lookup(n, k)))
+        .collect()
+}
+
+/// Provenance of every key, computed from the snapshot's sources.
+pub struct Provenance<'a> {
+    cfg: &'a RuntimeConfig,
+    fig: figment::Figment,
+    env_used: Vec<(String, &'static str)>,
+}
+
+impl<'a> Provenance<'a> {
+    pub fn new(cfg: &'a RuntimeConfig) -> Self {
+        let src = &cfg.sources;
+        let mut ignored = vec![];
+        let (env, env_used) = sources::env_tree(&src.opts.env, &mut ignored);
+        let fig = sources::figment(
+            src.file.as_ref(),
+            &env,
+            &overrides::layer(&src.overrides),
+            &super::flags_tree(&src.opts),
+        );
+        Provenance { cfg, fig, env_used }
+    }
+
+    fn override_source(&self, key: &str) -> Value {
+        let rec = self.cfg.sources.overrides.iter().find(|o| o.key == key);
+        json!({
+            "kind": "override",
+            "setBy": rec.map(|r| r.set_by.clone()),
+            "setAtMs": rec.map(|r| r.set_at_ms),
+            "release": format!("DELETE /admin/v1/config/overrides/{key}"),
+        })
+    }
+
+    /// Where the effective value of `key` came from.
+    pub fn source(&self, key: &str) -> Value {
+        if key == "gateway.auth.token" {
+            match &self.cfg.gateway.auth.token_source {
+                SecretSource::Generated(p) => {
+                    return json!({"kind": "generated", "file": p.display().to_string()})
+                }
+                SecretSource::Override => return self.override_source(key),
+                _ => {}
+            }
+        }
+        let Some(md) = self.fig.find_metadata(key) else {
+            return json!({"kind": "default"});
+        };
+        match md.name.as_ref() {
+            sources::FILE => {
+                let file = self.cfg.sources.file.as_ref();
+                let pos = file.and_then(|f| locate(&f.text, key));
+                json!({
+                    "kind": "file",
+                    "file": file.map(|f| f.path.display().to_string()),
+                    "line": pos.map(|p| p.0),
+                    "column": pos.map(|p| p.1),
+                })
+            }
+            sources::ENV => json!({
+                "kind": "env",
+                "variable": self.env_used.iter().rev().find(|(_, k)| *k == key).map(|(n, _)| n.clone()),
+            }),
+            sources::OVERRIDE => self.override_source(key),
+            sources::FLAGS => json!({"kind": "flag", "flag": flag_for(key)}),
+            other => json!({"kind": other}),
+        }
+    }
+
+    /// Every key with its effective value and source.
+    pub fn entries(&self) -> Vec<Value> {
+        KNOWN_KEYS
+            .iter()
+            .map(|k| json!({"key": k, "value": value_of(self.cfg, k), "source": self.source(k)}))
+            .collect()
+    }
+
+    /// Keys written in the file whose effective value comes from a higher layer.
+    pub fn shadowed(&self) -> Vec<Value> {
+        let Some(file) = self.cfg.sources.file.as_ref() else {
+            return vec![];
+        };
+        KNOWN_KEYS
+            .iter()
+            .filter_map(|k| {
+                let in_file = lookup(&file.value, k)?;
+                let source = self.source(k);
+                if source["kind"] == "file" {
+                    return None;
+                }
+                let file_value = if is_secret(k) {
+                    json!(REDACTED)
+                } else {
+                    in_file.clone()
+                };
+                let how = match source["kind"].as_str() {
+                    Some("override") => format!("DELETE /admin/v1/config/overrides/{k}"),
+                    Some("env") => format!(
+                        "unset the environment variable {}",
+                        source["variable"].as_str().unwrap_or("")
+                    ),
+                    Some("flag") => format!(
+                        "drop the {} flag",
+                        source["flag"].as_str().unwrap_or("command-line")
+                    ),
+                    _ => String::new(),
+                };
+                let pos = locate(&file.text, k);
+                Some(json!({
+                    "key": k,
+                    "fileValue": file_value,
+                    "fileLine": pos.map(|p| p.0),
+                    "effectiveValue": value_of(self.cfg, k),
+                    "source": source,
+                    "release": how,
+                }))
+            })
+            .collect()
+    }
+}
+
+/// `GET /admin/v1/config?explain=true` (and `clawgate config show --explain`).
+pub fn explain(cfg: &RuntimeConfig) -> Value {
+    let p = Provenance::new(cfg);
+    json!({
+        "file": cfg.file.as_ref().map(|f| f.display().to_string()),
+        "sourceHash": cfg.source_hash,
+        "keys": p.entries(),
+        "shadowed": p.shadowed(),
+        "warnings": cfg.warnings,
+    })
+}

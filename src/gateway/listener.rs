@@ -1,0 +1,116 @@
+//! The gateway's HTTP/WebSocket listeners. A port or bind change starts a new
+//! listener first; the old one then stops accepting and releases its address
+//! while the sessions it carries keep running until they disconnect.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{web, App, HttpServer};
+
+use super::GatewayState;
+
+/// WebSocket connections open on one listener.
+pub type Conns = Arc<std::sync::atomic::AtomicUsize>;
+
+/// One bound gateway listener.
+pub struct Listener {
+    /// Open WebSocket connections (a retired listener stops when none is left).
+    pub conns: Conns,
+    /// The configured (bind, port) this listener was started for.
+    pub spec: (IpAddr, u16),
+    pub addr: SocketAddr,
+    handle: actix_web::dev::ServerHandle,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// A second handle on the listening socket, used to release the address
+    /// when the listener is retired.
+    socket: std::net::TcpListener,
+}
+
+fn bind_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        // "::" means IPv6 only here; bind 0.0.0.0 for IPv4.
+        let _ = socket.set_only_v6(true);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// Binds `bind:port` and starts serving the gateway on it.
+pub fn start(
+    state: Arc<GatewayState>,
+    bind: IpAddr,
+    port: u16,
+    workers: usize,
+) -> std::io::Result<Listener> {
+    let socket = bind_socket(SocketAddr::new(bind, port))?;
+    let keep = socket.try_clone()?;
+    let addr = socket.local_addr()?;
+    let app_state = state;
+    let conns: Conns = Default::default();
+    let app_conns = conns.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(app_state.clone()))
+            .app_data(web::Data::new(app_conns.clone()))
+            .configure(super::configure)
+    })
+    .workers(workers)
+    .disable_signals()
+    .max_connections(200_000)
+    .client_request_timeout(Duration::from_secs(10))
+    .client_disconnect_timeout(Duration::from_millis(200))
+    .shutdown_timeout(2)
+    .listen(socket)?
+    .run();
+    let handle = server.handle();
+    let task = tokio::spawn(server);
+    Ok(Listener {
+        conns,
+        spec: (bind, port),
+        addr,
+        handle,
+        task,
+        socket: keep,
+    })
+}
+
+impl Listener {
+    /// Stops accepting and releases the address; connections already made
+    /// keep running.
+    pub async fn retire(&self) {
+        self.handle.pause().await;
+        // The pause is acknowledged before the accept thread has deregistered
+        // the socket; give it a moment so that it never polls a shut-down
+        // listener (which would log accept errors).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is owned by `self.socket` and open. Shutting
+        // a listening socket down makes new connections fail at once and lets
+        // a later listener bind the address again (SO_REUSEADDR).
+        unsafe {
+            libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RD);
+        }
+    }
+
+    /// Stops the listener and waits for its workers (graceful, bounded).
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+/// Workers per listener: `gateway.limits.workers`, 0 = one per core.
+pub fn workers(configured: usize) -> usize {
+    match configured {
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2),
+        n => n,
+    }
+}
