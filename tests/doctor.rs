@@ -395,3 +395,49 @@ async fn stopped_gateway_with_free_ports_is_only_a_warning() {
     assert!(any_contains(&c["fix"], "clawgate serve --config"), "{c:#}");
     assert_eq!(check(&v, "handshake")["status"], "skip");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_runtime_file_with_a_reused_pid_is_not_taken_for_clawgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (gw, admin, port) = (free(), free(), free().port());
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    // Left behind by a clawgate killed with -9; its pid now belongs to this
+    // test process, which answers on neither address.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        state.join("runtime.json"),
+        json!({"gatewayAddr": gw.to_string(), "adminAddr": admin.to_string(), "pid": std::process::id()})
+            .to_string(),
+    )
+    .unwrap();
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    let c = check(&v, "listeners");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("clawgate is not running"),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!("names pid {}, which is now", std::process::id())
+        ),
+        "{c:#}"
+    );
+    assert!(!any_contains(&c["fix"], "kill"), "{c:#}");
+}

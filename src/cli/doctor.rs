@@ -761,7 +761,30 @@ fn check_listeners(ctx: &Ctx, args: &DoctorArgs, cfg: Option<&RuntimeConfig>) ->
                 let admin = admin_flag
                     .clone()
                     .or(rt.admin.map(|a| format!("http://{}", connectable(a))));
-                return probe_running(ctx, rt.gateway.map(connectable), admin, rt.pid, notes);
+                let (c, live) = probe_running(
+                    ctx,
+                    rt.gateway.map(connectable),
+                    admin,
+                    rt.pid,
+                    notes.clone(),
+                );
+                // Nothing answers and the pid now belongs to another program:
+                // clawgate died without removing the file and the pid was reused.
+                let other = rt
+                    .pid
+                    .and_then(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).ok())
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| n != "clawgate");
+                match other {
+                    Some(name) if live.gateway.is_none() && live.admin.is_none() => {
+                        notes.push(format!(
+                            "{} names pid {}, which is now {name}, not clawgate (clawgate was killed or crashed; the file is rewritten at the next start)",
+                            runtime_file.display(),
+                            rt.pid.unwrap_or(0)
+                        ));
+                    }
+                    _ => return (c, live),
+                }
             }
         }
     }
@@ -1022,13 +1045,12 @@ fn probe_running(
                 format!(" (answers: {})", answered.join(", "))
             }
         );
-        if let Some(p) = pid {
-            c.add_fix(format!(
+        match pid {
+            Some(p) => c.add_fix(format!(
                 "look at the log of pid {p}; if it hangs, restart it: `kill {p}` then `{}`",
                 ctx.serve_cmd
-            ));
-        } else {
-            c.add_fix(format!("restart clawgate: `{}`", ctx.serve_cmd));
+            )),
+            None => c.add_fix(format!("restart clawgate: `{}`", ctx.serve_cmd)),
         }
     }
     (c, live)
