@@ -441,3 +441,50 @@ async fn stale_runtime_file_with_a_reused_pid_is_not_taken_for_clawgate() {
     );
     assert!(!any_contains(&c["fix"], "kill"), "{c:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loose_permissions_are_warnings_with_the_chmod() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    let cfg = dir.path().join("openclaw.json");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let admin_token = state.join("admin-token");
+    std::fs::write(&admin_token, "secret-admin-token").unwrap();
+    std::fs::set_permissions(&admin_token, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 0, "warnings only: {out:?}");
+    let v = out.json();
+    let c = check(&v, "permissions");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert_eq!(c["summary"], "3 permission problems", "{c:#}");
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!(
+                "{} (mode 0644) is readable by group and others and holds gateway.auth.token",
+                cfg.display()
+            )
+        ),
+        "{c:#}"
+    );
+    assert_eq!(
+        strings(&c["fix"]),
+        vec![
+            format!("chmod 600 {}", cfg.display()),
+            format!("chmod 700 {}", state.display()),
+            format!("chmod 600 {}", admin_token.display()),
+        ]
+    );
+}

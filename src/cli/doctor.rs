@@ -612,14 +612,8 @@ fn check_permissions(ctx: &Ctx) -> Check {
     }
     c.summary = match c.status {
         Status::Ok => fine.join(", "),
-        _ => {
-            let n = c.details.len();
-            format!(
-                "{}: {}",
-                plural(n, "permission problem"),
-                c.details.first().cloned().unwrap_or_default()
-            )
-        }
+        _ if c.details.len() == 1 => c.details.remove(0),
+        _ => plural(c.details.len(), "permission problem"),
     };
     c
 }
