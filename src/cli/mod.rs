@@ -3,6 +3,7 @@
 //! of the admin API (see [`admin`]).
 
 pub mod admin;
+pub mod doctor;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ pub enum Command {
     Tokens(admin::TokensArgs),
     /// Trusted reverse proxies (through the admin API).
     Proxies(admin::ProxiesArgs),
+    /// Check config, permissions, listeners, a handshake and recent rejections; exit 1 when something is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -129,6 +132,7 @@ pub async fn run() -> ExitCode {
             )
             .await
         }
+        Some(Command::Doctor(a)) => doctor::run(a, cli.serve).await,
         None => serve(cli.serve).await,
     }
 }

@@ -1,0 +1,490 @@
+//! `clawgate doctor` run as the real binary: against an in-process server
+//! (port 0, its own state dir) or against a config with no server at all.
+
+mod common;
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::client::{Conn, OpenError};
+use common::server::{TestServer, TOKEN};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {self:?}"))
+    }
+}
+
+/// Runs the binary with a clean environment (HOME in `home`), off the runtime.
+async fn run(home: &Path, args: Vec<String>, env: Vec<(&str, &str)>) -> Out {
+    let home = home.to_path_buf();
+    let env: Vec<(String, String)> = env
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(BIN)
+            .env_clear()
+            .env("HOME", &home)
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run clawgate");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+/// `clawgate doctor --json --config <dir>/openclaw.json --state-dir <dir>/state`.
+async fn doctor_in(dir: &Path, env: Vec<(&str, &str)>) -> Out {
+    let args = vec![
+        "doctor".to_string(),
+        "--json".into(),
+        "--config".into(),
+        dir.join("openclaw.json").display().to_string(),
+        "--state-dir".into(),
+        dir.join("state").display().to_string(),
+    ];
+    run(dir, args, env).await
+}
+
+async fn doctor(srv: &TestServer, env: Vec<(&str, &str)>) -> Out {
+    doctor_in(srv.dir.path(), env).await
+}
+
+/// The check with this id from `--json` output.
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .expect("checks")
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no {id} check in {report:#}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn any_contains(v: &Value, needle: &str) -> bool {
+    strings(v).iter().any(|s| s.contains(needle))
+}
+
+fn write_config(dir: &Path, text: &str) {
+    let path = dir.join("openclaw.json");
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_gateway_passes_every_check() {
+    let srv = TestServer::default().await;
+    let cfg = srv.dir.path().join("openclaw.json");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = doctor(&srv, vec![]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stderr, "", "{out:?}");
+    let v = out.json();
+    assert_eq!(v["ok"], true, "{v:#}");
+    let ids: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "config",
+            "permissions",
+            "listeners",
+            "handshake",
+            "rejections"
+        ]
+    );
+    for c in v["checks"].as_array().unwrap() {
+        assert_eq!(c["status"], "ok", "{c:#}");
+        assert!(strings(&c["fix"]).is_empty(), "{c:#}");
+    }
+    let handshake = check(&v, "handshake")["summary"].as_str().unwrap();
+    assert!(handshake.contains("hello-ok"), "{handshake}");
+    assert!(
+        handshake.contains(&format!("gateway.auth.token in {}", cfg.display())),
+        "{handshake}"
+    );
+    let listeners = check(&v, "listeners")["summary"].as_str().unwrap();
+    assert!(
+        listeners.contains(&srv.running().gateway_addr.to_string())
+            && listeners.contains(&srv.running().admin_addr.to_string()),
+        "{listeners}"
+    );
+    // The doctor's handshake was accepted: the server recorded no refusal.
+    let rej = srv.admin().get("/admin/v1/diagnostics/rejections").await;
+    assert_eq!(rej.json()["rejections"], json!([]), "{rej:?}");
+
+    // The human form says the same and exits 0 as well.
+    let human = run(
+        srv.dir.path(),
+        vec![
+            "doctor".into(),
+            "--config".into(),
+            cfg.display().to_string(),
+            "--state-dir".into(),
+            srv.dir.path().join("state").display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(human.code, 0, "{human:?}");
+    assert!(human.stdout.contains("✔ handshake"), "{human:?}");
+    assert!(!human.stdout.contains('✘'), "{human:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "{\n  gateway: {\n    port: 18789,,\n  },\n}\n");
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    assert_eq!(v["ok"], false);
+    let c = check(&v, "config");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let path = dir.path().join("openclaw.json").display().to_string();
+    let summary = c["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!("{path}:3:17: invalid JSON5")),
+        "{summary}"
+    );
+    assert!(
+        any_contains(&c["fix"], &format!("edit {path} at line 3, column 17")),
+        "{c:#}"
+    );
+    // Without a config the ports and the secret are unknown.
+    assert_eq!(check(&v, "listeners")["status"], "skip");
+    assert_eq!(check(&v, "handshake")["status"], "skip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_config_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // The tests run as root, which reads any file whatever its mode: a
+    // directory in place of the file is unreadable for everyone.
+    let path = dir.path().join("openclaw.json");
+    std::fs::create_dir(&path).unwrap();
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    let c = check(&v, "config");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let summary = c["summary"].as_str().unwrap();
+    assert!(summary.contains("cannot read the config file"), "{summary}");
+    assert!(
+        summary.contains(&format!("{} is a directory", path.display())),
+        "{summary}"
+    );
+    assert!(
+        any_contains(
+            &c["fix"],
+            &format!("--config {}", path.join("openclaw.json").display())
+        ),
+        "{c:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_proxy_rejections_name_the_peer_and_the_fix() {
+    let srv = TestServer::default().await;
+    // A reverse proxy on this host that clawgate does not trust.
+    for _ in 0..3 {
+        match Conn::open(&srv.url, &[("X-Forwarded-For", "203.0.113.9")]).await {
+            Err(OpenError::Http { status: 403, .. }) => {}
+            other => panic!("expected a 403 refusal, got {other:?}"),
+        }
+    }
+    let out = doctor(&srv, vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    // The handshake itself is fine: it is the rejections that fail.
+    assert_eq!(check(&v, "handshake")["status"], "ok", "{v:#}");
+    let c = check(&v, "rejections");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        any_contains(
+            &c["details"],
+            "3 connections from 127.0.0.1 carried X-Forwarded-For but 127.0.0.1 is not a trusted proxy"
+        ),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(&c["fix"], "`clawgate proxies add 127.0.0.1`"),
+        "{c:#}"
+    );
+
+    // Applying the fix the doctor printed clears the failure.
+    let add = run(
+        srv.dir.path(),
+        vec![
+            "proxies".into(),
+            "add".into(),
+            "127.0.0.1".into(),
+            "--state-dir".into(),
+            srv.dir.path().join("state").display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(add.code, 0, "{add:?}");
+    let out = doctor(&srv, vec![]).await;
+    let v = out.json();
+    let c = check(&v, "rejections");
+    assert_eq!(c["status"], "ok", "{c:#}");
+    assert!(any_contains(&c["details"], "resolved"), "{c:#}");
+    assert!(strings(&c["fix"]).is_empty(), "{c:#}");
+    // Only a permissions warning (the test config is mode 0644) is left.
+    assert_eq!(out.code, 0, "{out:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_fails_the_handshake() {
+    let srv = TestServer::default().await;
+    let wrong = "another-token-0123456789abcdef";
+    assert_ne!(wrong, TOKEN);
+    let out = doctor(&srv, vec![("OPENCLAW_GATEWAY_TOKEN", wrong)]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    assert_eq!(check(&v, "listeners")["status"], "ok", "{v:#}");
+    let c = check(&v, "handshake");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let summary = c["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("rejected the configured token (AUTH_TOKEN_MISMATCH)"),
+        "{summary}"
+    );
+    assert!(
+        any_contains(
+            &c["details"],
+            "came from the environment variable OPENCLAW_GATEWAY_TOKEN"
+        ),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(&c["fix"], "unset OPENCLAW_GATEWAY_TOKEN"),
+        "{c:#}"
+    );
+    // The rejections are read before the doctor's own handshake.
+    assert_eq!(check(&v, "rejections")["status"], "ok", "{v:#}");
+    let rej = srv.admin().get("/admin/v1/diagnostics/rejections").await;
+    let list = rej.json()["rejections"].clone();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list:#}");
+    assert_eq!(list[0]["reason"], "AUTH_TOKEN_MISMATCH");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotated_gateway_token_is_explained() {
+    let srv = TestServer::default().await;
+    let r = srv
+        .admin()
+        .post("/admin/v1/gateway/token/rotate", &json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    // The config file still holds the old token.
+    let out = doctor(&srv, vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    let c = check(&v, "handshake");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        any_contains(&c["details"], "rotated through the admin API"),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(&c["fix"], "`clawgate tokens rotate-gateway`"),
+        "{c:#}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_in_use_is_named_with_its_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    assert_eq!(check(&v, "config")["status"], "ok", "{v:#}");
+    let c = check(&v, "listeners");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let summary = c["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "gateway port {port} on 127.0.0.1 is in use by another process (pid {}",
+            std::process::id()
+        )),
+        "{summary}"
+    );
+    assert!(
+        any_contains(&c["fix"], &format!("kill {}", std::process::id())),
+        "{c:#}"
+    );
+    assert!(any_contains(&c["fix"], "gateway.port"), "{c:#}");
+    assert!(any_contains(&c["fix"], "--port <N>"), "{c:#}");
+    drop(holder);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_gateway_with_free_ports_is_only_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    let c = check(&v, "listeners");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("clawgate is not running"),
+        "{c:#}"
+    );
+    assert!(any_contains(&c["fix"], "clawgate serve --config"), "{c:#}");
+    assert_eq!(check(&v, "handshake")["status"], "skip");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_runtime_file_with_a_reused_pid_is_not_taken_for_clawgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let (gw, admin, port) = (free(), free(), free().port());
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    // Left behind by a clawgate killed with -9; its pid now belongs to this
+    // test process, which answers on neither address.
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        state.join("runtime.json"),
+        json!({"gatewayAddr": gw.to_string(), "adminAddr": admin.to_string(), "pid": std::process::id()})
+            .to_string(),
+    )
+    .unwrap();
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let v = out.json();
+    let c = check(&v, "listeners");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("clawgate is not running"),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!("names pid {}, which is now", std::process::id())
+        ),
+        "{c:#}"
+    );
+    assert!(!any_contains(&c["fix"], "kill"), "{c:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loose_permissions_are_warnings_with_the_chmod() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    let cfg = dir.path().join("openclaw.json");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let admin_token = state.join("admin-token");
+    std::fs::write(&admin_token, "secret-admin-token").unwrap();
+    std::fs::set_permissions(&admin_token, std::fs::Permissions::from_mode(0o640)).unwrap();
+
+    let out = doctor_in(dir.path(), vec![]).await;
+    assert_eq!(out.code, 0, "warnings only: {out:?}");
+    let v = out.json();
+    let c = check(&v, "permissions");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    assert_eq!(c["summary"], "3 permission problems", "{c:#}");
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!(
+                "{} (mode 0644) is readable by group and others and holds gateway.auth.token",
+                cfg.display()
+            )
+        ),
+        "{c:#}"
+    );
+    assert_eq!(
+        strings(&c["fix"]),
+        vec![
+            format!("chmod 600 {}", cfg.display()),
+            format!("chmod 700 {}", state.display()),
+            format!("chmod 600 {}", admin_token.display()),
+        ]
+    );
+}
