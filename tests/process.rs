@@ -362,3 +362,71 @@ async fn sighup_applies_a_file_change_even_with_reload_mode_off() {
         .expect("new token in force");
     drop(p);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_level_follows_the_config_file() {
+    let (_d, home, state) = dirs();
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    let body = |level: &str, tick: u32| {
+        format!("{{ logging: {{ level: '{level}' }}, gateway: {{ auth: {{ token: 'log-level-token-0123456789' }}, limits: {{ tickIntervalMs: {tick} }} }} }}")
+    };
+    std::fs::write(&cfg, body("warn", 30000)).unwrap();
+    let cfg_s = cfg.display().to_string();
+    let runtime = state.join("runtime.json");
+    let mut cmd = command(&home);
+    cmd.env_remove("CLAWGATE_LOG")
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg_s)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--port")
+        .arg("0")
+        .arg("--admin-port")
+        .arg("0");
+    let child = cmd.spawn().unwrap();
+    let mut p = Proc {
+        child,
+        addr: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runtime_v = loop {
+        if let Some(v) = std::fs::read_to_string(&runtime)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "clawgate did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let admin_addr: std::net::SocketAddr =
+        runtime_v["adminAddr"].as_str().unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let rx = admin.sse();
+    std::fs::write(&cfg, body("info", 31000)).unwrap();
+    let ev =
+        common::http::sse_event(&rx, "config.reloaded", Duration::from_secs(5)).expect("reloaded");
+    assert!(ev["changed"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("logging.level")));
+    // stop it cleanly and read what it logged
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGTERM);
+    }
+    p.child.wait().unwrap();
+    let mut err = String::new();
+    use std::io::Read;
+    p.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    // at warn, the start-up info lines were not logged; at info, the reload was
+    assert!(!err.contains("listening on ws://"), "{err}");
+    assert!(err.contains("configuration applied"), "{err}");
+    assert!(err.contains("shutting down"), "{err}");
+}

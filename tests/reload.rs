@@ -601,3 +601,52 @@ async fn validate_endpoint_checks_a_body_without_applying_it() {
     assert_eq!(e["line"], 3);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_whose_origin_is_no_longer_allowed_close_1008() {
+    let cfg = config_with(json!({"controlUi": {"allowedOrigins": ["https://ui.example.com"]}}));
+    let srv = TestServer::start_watching(cfg).await;
+    let dev = DeviceIdentity::generate();
+    let ui = |o: ConnectOpts| {
+        let mut o = o
+            .client("openclaw-control-ui", "webchat")
+            .scopes(&["operator.read"]);
+        o.sig_version = common::client::SigVersion::V2;
+        o
+    };
+    // allowed only by the list
+    let mut listed = Conn::open(&srv.url, &[("Origin", "https://ui.example.com")])
+        .await
+        .unwrap();
+    listed
+        .connect(&ui(ConnectOpts::with_token(TOKEN).device(&dev)))
+        .await
+        .expect("listed origin");
+    // allowed by the local rule (loopback browser)
+    let dev2 = DeviceIdentity::generate();
+    let mut local = Conn::open(&srv.url, &[("Origin", "http://localhost:18789")])
+        .await
+        .unwrap();
+    local
+        .connect(&ui(ConnectOpts::with_token(TOKEN).device(&dev2)))
+        .await
+        .expect("local origin");
+    let admin = srv.admin();
+    let rx = admin.sse();
+    std::fs::write(srv.config_path(), pretty(&config_with(json!({})))).unwrap();
+    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
+        .await
+        .unwrap()
+        .expect("applied");
+    assert_eq!(ev["closedSessions"], 1, "{ev}");
+    assert_eq!(
+        listed.expect_close(T).await,
+        Some((1008, "origin not allowed".into()))
+    );
+    local
+        .rpc("health", json!({}))
+        .await
+        .expect("local browser stays");
+    local.close().await;
+    srv.stop().await;
+}
