@@ -135,8 +135,11 @@ fn admin_token(cfg: &RuntimeConfig) -> Result<([u8; 32], Option<std::path::PathB
 /// Options for [`start`] beyond the configuration.
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
-    /// Watch the config file (events + polling) and apply edits.
+    /// Watch the config file and apply edits (polling, plus file events
+    /// unless `poll_only`).
     pub watch: bool,
+    /// Only poll (as on a mount that delivers no file events).
+    pub poll_only: bool,
 }
 
 /// Opens the state and binds the gateway and admin listeners (no file watching).
@@ -235,7 +238,10 @@ pub async fn start_with(mut cfg: RuntimeConfig, opts: StartOptions) -> Result<Ru
     });
     write_runtime_file(&state_dir, gateway_addr, Some(admin_addr));
     let watcher = if opts.watch {
-        Some(gateway::watch::Watcher::start(state.clone()))
+        Some(gateway::watch::Watcher::start(
+            state.clone(),
+            !opts.poll_only,
+        ))
     } else {
         None
     };

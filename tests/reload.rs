@@ -650,3 +650,38 @@ async fn sessions_whose_origin_is_no_longer_allowed_close_1008() {
     local.close().await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_sees_in_place_writes_without_file_events() {
+    // A Docker single-file bind mount delivers no events; polling sees the
+    // in-place write (same inode).
+    let mut cfg = cfg_tick(30_000);
+    cfg["gateway"]["reload"] = json!({"pollIntervalMs": 200});
+    let srv = TestServer::start_polling(cfg.clone()).await;
+    let admin = srv.admin();
+    let status = admin.get("/admin/v1/config/status").await.json();
+    assert_eq!(status["watch"]["events"], false, "{status}");
+    assert_eq!(status["watch"]["pollIntervalMs"], 200);
+    let rx = admin.sse();
+    cfg["gateway"]["limits"]["tickIntervalMs"] = json!(37_000);
+    {
+        use std::io::Write;
+        let text = pretty(&cfg);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(srv.config_path())
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f.set_len(text.len() as u64).unwrap();
+    }
+    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
+        .await
+        .unwrap()
+        .expect("applied by polling");
+    assert_eq!(ev["trigger"], "poll");
+    assert_eq!(
+        effective(&admin, "gateway.limits.tickIntervalMs").await["value"],
+        37_000
+    );
+    srv.stop().await;
+}

@@ -194,7 +194,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let state_dir = cfg.state_dir.clone();
     let token_source = cfg.gateway.auth.token_source.clone();
     let mode = cfg.gateway.auth.mode;
-    let running = match crate::start_with(cfg, crate::StartOptions { watch: true }).await {
+    let running = match crate::start_with(
+        cfg,
+        crate::StartOptions {
+            watch: true,
+            poll_only: false,
+        },
+    )
+    .await
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("clawgate: {e}");

@@ -73,8 +73,9 @@ fn relevant(event: &notify::Event, names: &BTreeSet<OsString>) -> bool {
 }
 
 impl Watcher {
-    /// Starts watching the config file of the running snapshot (if any).
-    pub fn start(gw: Arc<GatewayState>) -> Watcher {
+    /// Starts watching the config file of the running snapshot (if any):
+    /// polling, and file events when `events` is set.
+    pub fn start(gw: Arc<GatewayState>, events: bool) -> Watcher {
         let cfg = gw.config.load_full();
         let weak = Arc::downgrade(&gw);
         let mut tasks = vec![];
@@ -91,7 +92,12 @@ impl Watcher {
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "file watch error"),
             };
-            match notify::recommended_watcher(handler) {
+            let watcher = if events {
+                notify::recommended_watcher(handler)
+            } else {
+                Err(notify::Error::generic("file events are turned off"))
+            };
+            match watcher {
                 Ok(mut w) => {
                     for d in &dirs {
                         match w.watch(d, notify::RecursiveMode::NonRecursive) {
@@ -150,7 +156,19 @@ async fn settle_loop(gw: Weak<GatewayState>, mut rx: mpsc::UnboundedReceiver<()>
     }
 }
 
+/// The file's content hash (or the read error), to notice a change cheaply.
+fn fingerprint(path: Option<&Path>) -> Option<String> {
+    let path = path?;
+    Some(match std::fs::read(path) {
+        Ok(bytes) => crate::config::content_hash(&bytes),
+        Err(e) => format!("error:{e}"),
+    })
+}
+
 async fn poll_loop(gw: Weak<GatewayState>) {
+    let mut last = gw
+        .upgrade()
+        .and_then(|g| fingerprint(g.config.load().sources.file_path.as_deref()));
     loop {
         let every = match gw.upgrade() {
             Some(g) => g.config.load().gateway.reload_poll_ms,
@@ -162,6 +180,17 @@ async fn poll_loop(gw: Weak<GatewayState>) {
             continue;
         }
         tokio::time::sleep(Duration::from_millis(every)).await;
+        let Some(g) = gw.upgrade() else { return };
+        let path = g.config.load().sources.file_path.clone();
+        let now = fingerprint(path.as_deref());
+        if now == last {
+            continue;
+        }
+        // Changed: let a writer finish (the same settle window as for file
+        // events), then reload; the pipeline skips content already seen.
+        drop(g);
+        tokio::time::sleep(SETTLE).await;
+        last = fingerprint(path.as_deref());
         let Some(g) = gw.upgrade() else { return };
         reload::reload(&g, Trigger::Poll, "file").await;
     }

@@ -89,6 +89,26 @@ impl TestServer {
         cfg: Value,
         opts: impl FnOnce(&std::path::Path) -> LoadOptions,
     ) -> TestServer {
+        Self::start_in(dir, cfg, opts, false).await
+    }
+
+    /// Watching by polling only (as on a mount without file events).
+    pub async fn start_polling(cfg: Value) -> TestServer {
+        Self::start_in(
+            tempfile::tempdir().unwrap(),
+            cfg,
+            |d| test_opts(d, BTreeMap::new()),
+            true,
+        )
+        .await
+    }
+
+    async fn start_in(
+        dir: tempfile::TempDir,
+        cfg: Value,
+        opts: impl FnOnce(&std::path::Path) -> LoadOptions,
+        poll_only: bool,
+    ) -> TestServer {
         if !cfg.is_null() {
             std::fs::write(
                 dir.path().join("openclaw.json"),
@@ -97,9 +117,15 @@ impl TestServer {
             .unwrap();
         }
         let loaded = config::load(&opts(dir.path())).expect("valid test config");
-        let running = clawgate::start_with(loaded, clawgate::StartOptions { watch: true })
-            .await
-            .expect("server starts");
+        let running = clawgate::start_with(
+            loaded,
+            clawgate::StartOptions {
+                watch: true,
+                poll_only,
+            },
+        )
+        .await
+        .expect("server starts");
         let url = format!("ws://{}/", running.gateway_addr);
         TestServer {
             running: Some(running),
