@@ -9,6 +9,8 @@
 // Each bench uses a subset.
 #![allow(dead_code)]
 
+pub mod lean;
+
 use std::fs;
 use std::future::Future;
 use std::path::{Path, PathBuf};
