@@ -254,6 +254,7 @@ async function startGateway(name, { trustedProxies }) {
     child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.runtimeFile = path.join(stateDir, 'runtime.json');
     gw.stateDir = stateDir;
+    gw.configPath = configPath;
     startTimeoutMs = 30000;
   } else if (TARGET === 'openclaw') {
     const home = path.join(dir, 'home');
@@ -272,6 +273,7 @@ async function startGateway(name, { trustedProxies }) {
     const env = baseEnv({ HOME: home, OPENCLAW_STATE_DIR: stateDir, OPENCLAW_CONFIG_PATH: configPath });
     child = spawn(NODE_BIN, args, { env, cwd: home, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.port = port;
+    gw.configPath = configPath;
     startTimeoutMs = 120000;
   } else {
     throw new Error(`unknown INTEROP_TARGET=${TARGET} (use clawgate or openclaw)`);
@@ -656,6 +658,27 @@ const scenarios = [
       expectOk(r2, 'system presence after the HTTP approval');
       const again = await fetch(`${base}/admin/v1/pairing/requests/${requestId}/approve`, { method: 'POST', headers, body: '{}' });
       if (again.status !== 409) throw new Fail(`a second approve answered ${again.status}, expected 409`);
+    },
+  },
+  {
+    id: 'q', title: 'hot reload: a gateway token changed in the config file applies without a restart (new token accepted, old one refused)', needs: ['gw1'],
+    async run() {
+      const NEW = 'interop-token-edited-in-the-file-0123456789';
+      const cfg = JSON.parse(fs.readFileSync(gw1.configPath, 'utf8'));
+      cfg.gateway.auth.token = NEW;
+      // an editor-style rename-replace write
+      fs.writeFileSync(`${gw1.configPath}.tmp`, JSON.stringify(cfg, null, 2) + '\n');
+      fs.renameSync(`${gw1.configPath}.tmp`, gw1.configPath);
+      const deadline = Date.now() + 15000;
+      let r;
+      for (;;) {
+        r = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', NEW, '--json');
+        if (r.code === 0 || Date.now() > deadline) break;
+        await sleep(300);
+      }
+      expectOk(r, 'health with the token from the edited file');
+      const old = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', TOKEN, '--json');
+      expectFail(old, 'the previous token after the edit', 'gateway token mismatch');
     },
   },
   {
