@@ -125,6 +125,7 @@ async fn healthy_gateway_passes_every_check() {
             "config",
             "permissions",
             "listeners",
+            "reload",
             "handshake",
             "rejections"
         ]
@@ -487,4 +488,42 @@ async fn loose_permissions_are_warnings_with_the_chmod() {
             format!("chmod 600 {}", admin_token.display()),
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_change_the_gateway_did_not_apply_is_reported() {
+    // This server does not watch its file (like a container whose bind mount
+    // no longer shows the host's file).
+    let srv = TestServer::default().await;
+    let cfg = srv.dir.path().join("openclaw.json");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut edited = srv.config.clone();
+    edited["gateway"]["trustedProxies"] = json!(["10.0.0.1"]);
+    std::fs::write(&cfg, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    let v = doctor(&srv, vec![]).await.json();
+    let r = check(&v, "reload");
+    assert_eq!(r["status"], "warn", "{r:#}");
+    assert!(
+        any_contains(&r["details"], "differs from what the gateway loaded"),
+        "{r:#}"
+    );
+    assert!(
+        strings(&r["fix"]).contains(&"clawgate config reload".to_string()),
+        "{r:#}"
+    );
+
+    // a broken edit that the gateway refused: a failure with the line
+    std::fs::write(&cfg, "{\n  gateway: {,\n}\n").unwrap();
+    let resp = srv
+        .admin()
+        .post("/admin/v1/config/reload", &json!({}))
+        .await;
+    assert_eq!(resp.status, 422);
+    let out = doctor(&srv, vec![]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let v = out.json();
+    let r = check(&v, "reload");
+    assert_eq!(r["status"], "fail", "{r:#}");
+    assert!(any_contains(&r["details"], "openclaw.json:2:"), "{r:#}");
+    srv.stop().await;
 }
