@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use super::GatewayState;
 
@@ -51,23 +51,42 @@ pub fn start(
     let socket = bind_socket(SocketAddr::new(bind, port))?;
     let keep = socket.try_clone()?;
     let addr = socket.local_addr()?;
-    let app_state = state;
     let conns: Conns = Default::default();
-    let app_conns = conns.clone();
-    let server = HttpServer::new(move || {
-        App::new()
-            .app_data(web::Data::new(app_state.clone()))
-            .app_data(web::Data::new(app_conns.clone()))
-            .configure(super::configure)
-    })
-    .workers(workers)
-    .disable_signals()
-    .max_connections(200_000)
-    .client_request_timeout(Duration::from_secs(10))
-    .client_disconnect_timeout(Duration::from_millis(200))
-    .shutdown_timeout(2)
-    .listen(socket)?
-    .run();
+    let (app_state, app_conns) = (state, conns.clone());
+    let server = actix_server::Server::build()
+        .workers(workers)
+        .disable_signals()
+        .max_concurrent_connections(200_000)
+        .shutdown_timeout(2)
+        .listen("clawgate-gateway", socket, move || {
+            let (st, cn) = (app_state.clone(), app_conns.clone());
+            let app = App::new()
+                .app_data(web::Data::new(st.clone()))
+                .configure(super::configure);
+            let upgrade = actix_service::fn_factory(move || {
+                let (st, cn) = (st.clone(), cn.clone());
+                async move {
+                    Ok::<_, ()>(actix_service::fn_service(
+                        move |(req, framed): (
+                            actix_http::Request,
+                            actix_codec::Framed<tokio::net::TcpStream, actix_http::h1::Codec>,
+                        )| {
+                            super::upgrade_entry(st.clone(), cn.clone(), req, framed)
+                        },
+                    ))
+                }
+            });
+            actix_http::HttpService::build()
+                .client_request_timeout(Duration::from_secs(10))
+                .client_disconnect_timeout(Duration::from_millis(200))
+                .local_addr(addr)
+                .upgrade(upgrade)
+                .finish(actix_service::map_config(app, move |_| {
+                    actix_web::dev::AppConfig::default()
+                }))
+                .tcp()
+        })?
+        .run();
     let handle = server.handle();
     let task = tokio::spawn(server);
     Ok(Listener {

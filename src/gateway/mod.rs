@@ -14,6 +14,7 @@ mod rpc;
 pub mod scopes;
 mod session;
 pub mod watch;
+pub mod ws;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -273,8 +274,8 @@ impl Drop for PreauthGuard {
 /// Request headers as (lowercase name, value) pairs.
 /// The headers attribution looks at (proxy and Tailscale headers), as
 /// (lowercase name, value) pairs. Others are not copied.
-fn header_pairs(req: &HttpRequest) -> Vec<(String, String)> {
-    req.headers()
+fn header_pairs(headers: &actix_web::http::header::HeaderMap) -> Vec<(String, String)> {
+    headers
         .iter()
         .filter(|(n, _)| {
             let n = n.as_str();
@@ -289,8 +290,8 @@ fn header_pairs(req: &HttpRequest) -> Vec<(String, String)> {
         .collect()
 }
 
-fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
+fn header(headers: &actix_web::http::header::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(|s| s.to_string())
@@ -317,34 +318,88 @@ async fn readyz(state: web::Data<Arc<GatewayState>>) -> HttpResponse {
 }
 
 /// Every path that is not `/healthz` or `/readyz`: the gateway WebSocket.
-async fn ws_entry(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<Arc<GatewayState>>,
-) -> HttpResponse {
-    let state: Arc<GatewayState> = state.get_ref().clone();
-    let is_upgrade = req
-        .headers()
-        .get("upgrade")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    if !is_upgrade {
-        return HttpResponse::UpgradeRequired().json(json!({
-            "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}
-        }));
-    }
+/// Plain HTTP on the gateway port (WebSocket upgrades are taken over by
+/// [`upgrade_entry`] before they reach the app).
+async fn ws_entry(req: HttpRequest) -> HttpResponse {
     if RESERVED_PATHS.iter().any(|p| req.path().starts_with(p)) {
         return HttpResponse::NotFound()
             .json(json!({"error": {"message": "not found", "type": "not_found"}}));
     }
+    HttpResponse::UpgradeRequired().json(json!({
+        "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}
+    }))
+}
+
+/// Writes a complete HTTP/1.1 response and closes the connection.
+async fn respond(
+    io: &mut tokio::net::TcpStream,
+    status: actix_web::http::StatusCode,
+    content_type: &str,
+    body: &str,
+) {
+    use tokio::io::AsyncWriteExt;
+    let msg = format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or(""),
+        body.len()
+    );
+    let _ = io.write_all(msg.as_bytes()).await;
+    let _ = io.shutdown().await;
+}
+
+/// A request with `Connection: Upgrade`, handed over by actix-http with its
+/// raw connection: attribution, budgets and the WebSocket handshake, then the
+/// session runs on the socket itself (see [`ws`]).
+pub async fn upgrade_entry(
+    state: Arc<GatewayState>,
+    per_listener: listener::Conns,
+    req: actix_http::Request,
+    framed: actix_codec::Framed<tokio::net::TcpStream, actix_http::h1::Codec>,
+) -> Result<(), actix_http::Error> {
+    use actix_web::http::StatusCode;
+    let parts = framed.into_parts();
+    let mut io = parts.io;
+    let early = parts.read_buf;
+    drop(parts.write_buf);
+    let head = req.head();
+    let headers = &head.headers;
+    let is_ws = headers
+        .get("upgrade")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let path = head.uri.path();
+    if RESERVED_PATHS.iter().any(|p| path.starts_with(p)) {
+        let body = json!({"error": {"message": "not found", "type": "not_found"}}).to_string();
+        respond(&mut io, StatusCode::NOT_FOUND, "application/json", &body).await;
+        return Ok(());
+    }
+    if !is_ws {
+        let body = json!({
+            "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}
+        })
+        .to_string();
+        respond(
+            &mut io,
+            StatusCode::UPGRADE_REQUIRED,
+            "application/json",
+            &body,
+        )
+        .await;
+        return Ok(());
+    }
     let cfg = state.config.load_full();
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
-        return HttpResponse::BadRequest().finish();
+    let Some(peer) = req
+        .peer_addr()
+        .map(|a| a.ip())
+        .or_else(|| io.peer_addr().ok().map(|a| a.ip()))
+    else {
+        respond(&mut io, StatusCode::BAD_REQUEST, "text/plain", "").await;
+        return Ok(());
     };
-    let headers = header_pairs(&req);
     let addr = net::attribute(
         peer,
-        &headers,
+        &header_pairs(headers),
         &ProxyPolicy {
             trusted: &cfg.gateway.trusted_proxies,
             allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
@@ -358,7 +413,14 @@ async fn ws_entry(
             .to_string();
         tracing::warn!(peer = %addr.peer, reason = addr.reason.unwrap_or(""), "rejected upgrade: proxy attribution required");
         state.record_rejection(&addr, "proxy_attribution_required", &hint);
-        return HttpResponse::Forbidden().json(body);
+        respond(
+            &mut io,
+            StatusCode::FORBIDDEN,
+            "application/json",
+            &body.to_string(),
+        )
+        .await;
+        return Ok(());
     }
     let Some(preauth) = PreauthGuard::try_new(
         state.clone(),
@@ -370,28 +432,54 @@ async fn ws_entry(
             "preauth_budget",
             "too many unauthenticated sockets from this address",
         );
-        return HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body("Too many unauthenticated sockets");
+        respond(
+            &mut io,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "Too many unauthenticated sockets",
+        )
+        .await;
+        return Ok(());
     };
-    let (resp, session, stream) = match actix_ws::handle(&req, body) {
-        Ok(x) => x,
-        Err(e) => return e.error_response(),
-    };
+    if let Err(e) = actix_http::ws::verify_handshake(head) {
+        let status = match e {
+            actix_http::ws::HandshakeError::GetMethodRequired => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        respond(&mut io, status, "text/plain", &e.to_string()).await;
+        return Ok(());
+    }
+    let key = headers
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes())
+        .unwrap_or_default();
+    let accept = actix_http::ws::hash_key(key);
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\nsec-websocket-accept: {}\r\n\r\n",
+        std::str::from_utf8(&accept).unwrap_or_default()
+    );
+    {
+        use tokio::io::AsyncWriteExt;
+        if io.write_all(response.as_bytes()).await.is_err() {
+            return Ok(());
+        }
+    }
     let ctx = session::ConnCtx {
         conn_id: uuid::Uuid::new_v4().to_string(),
         addr,
-        origin: header(&req, "origin"),
-        host: header(&req, "host"),
+        origin: header(headers, "origin"),
+        host: header(headers, "host"),
     };
-    let per_listener = req
-        .app_data::<web::Data<listener::Conns>>()
-        .map(|c| c.get_ref().clone());
-    let live = LiveGuard::new(state.clone(), per_listener);
-    actix_web::rt::spawn(session::run(
-        state, cfg, ctx, session, stream, live, preauth,
-    ));
-    resp
+    drop(req);
+    let _ = io.set_nodelay(true);
+    let (r, w) = io.into_split();
+    let reader = ws::WsReader::new(r, early, cfg.gateway.limits.max_preauth_payload);
+    let writer = ws::WsWriter::new(w);
+    let live = LiveGuard::new(state.clone(), Some(per_listener));
+    // Run the session inside this future: actix keeps counting the
+    // connection (graceful shutdown waits for it).
+    session::run(state, cfg, ctx, writer, reader, live, preauth).await;
+    Ok(())
 }
 
 /// Registers the gateway routes.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_ws::{CloseCode, CloseReason, Item, Message, ProtocolError};
-use actix_ws::{MessageStream, Session};
+use actix_http::ws::{CloseCode, CloseReason, Frame, Item, ProtocolError};
+
+use super::ws::{WsReader as MessageStream, WsWriter as Session};
 use serde_json::{json, Value};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
@@ -24,13 +25,13 @@ pub struct ConnCtx {
     pub host: Option<String>,
 }
 
-async fn close(session: &Session, code: u16, reason: &str) {
+async fn close(session: &mut Session, code: u16, reason: &str) {
     let reason = truncate_utf8(reason, 120);
     let cr = CloseReason {
         code: CloseCode::from(code),
         description: (!reason.is_empty()).then(|| reason.to_string()),
     };
-    let _ = session.clone().close(Some(cr)).await;
+    session.close(Some(cr)).await;
 }
 
 /// Reassembles fragmented messages under a size limit.
@@ -40,23 +41,22 @@ struct Fragments {
     active: bool,
 }
 
-enum Frame {
+enum Got {
     Text(String),
     Invalid,
     TooBig,
-    Control(Message),
+    Control(Frame),
     Pending,
 }
 
 impl Fragments {
-    fn push(&mut self, msg: Message, limit: usize) -> Frame {
+    fn push(&mut self, msg: Frame, limit: usize) -> Got {
         match msg {
-            Message::Text(t) => Frame::Text(t.to_string()),
-            Message::Binary(b) => match String::from_utf8(b.to_vec()) {
-                Ok(s) => Frame::Text(s),
-                Err(_) => Frame::Invalid,
+            Frame::Text(b) | Frame::Binary(b) => match String::from_utf8(b.to_vec()) {
+                Ok(s) => Got::Text(s),
+                Err(_) => Got::Invalid,
             },
-            Message::Continuation(item) => {
+            Frame::Continuation(item) => {
                 let (first, last, bytes) = match item {
                     Item::FirstText(b) | Item::FirstBinary(b) => (true, false, b),
                     Item::Continue(b) => (false, false, b),
@@ -66,25 +66,25 @@ impl Fragments {
                     self.buf.clear();
                     self.active = true;
                 } else if !self.active {
-                    return Frame::Invalid;
+                    return Got::Invalid;
                 }
                 if self.buf.len() + bytes.len() > limit {
                     self.buf = Vec::new();
                     self.active = false;
-                    return Frame::TooBig;
+                    return Got::TooBig;
                 }
                 self.buf.extend_from_slice(&bytes);
                 if last {
                     self.active = false;
                     let data = std::mem::take(&mut self.buf);
                     return match String::from_utf8(data) {
-                        Ok(s) => Frame::Text(s),
-                        Err(_) => Frame::Invalid,
+                        Ok(s) => Got::Text(s),
+                        Err(_) => Got::Invalid,
                     };
                 }
-                Frame::Pending
+                Got::Pending
             }
-            other => Frame::Control(other),
+            other => Got::Control(other),
         }
     }
 }
@@ -171,7 +171,8 @@ async fn handshake_phase(
         return None;
     }
     let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
-    let mut stream = stream.max_frame_size(limits.max_preauth_payload);
+    let mut stream = stream;
+    stream.set_max_frame(limits.max_preauth_payload);
     let mut frags = Fragments::default();
 
     // Phase 1: the handshake.
@@ -193,25 +194,25 @@ async fn handshake_phase(
             Ok(Some(Ok(m))) => m,
         };
         let text = match frags.push(msg, limits.max_preauth_payload) {
-            Frame::Text(t) => t,
-            Frame::Pending => continue,
-            Frame::TooBig => {
+            Got::Text(t) => t,
+            Got::Pending => continue,
+            Got::TooBig => {
                 close(session, 1009, "preauth payload too large").await;
                 return None;
             }
-            Frame::Invalid => {
+            Got::Invalid => {
                 close(session, 1000, "").await;
                 return None;
             }
-            Frame::Control(Message::Ping(b)) => {
+            Got::Control(Frame::Ping(b)) => {
                 let _ = session.pong(&b).await;
                 continue;
             }
-            Frame::Control(Message::Close(_)) => {
-                let _ = session.clone().close(None).await;
+            Got::Control(Frame::Close(_)) => {
+                session.close(None).await;
                 return None;
             }
-            Frame::Control(_) => continue,
+            Got::Control(_) => continue,
         };
         let Ok(v) = serde_json::from_str::<Value>(&text) else {
             close(session, 1000, "").await;
@@ -292,7 +293,8 @@ async fn session_phase(
     mut frags: Fragments,
     limits: crate::config::LimitsConfig,
 ) {
-    let mut stream = stream.max_frame_size(limits.max_payload);
+    let mut stream = stream;
+    stream.set_max_frame(limits.max_payload);
     let tick_every = Duration::from_millis(limits.tick_interval_ms);
     let ping_every = Duration::from_millis(limits.ping_interval_ms);
     // One timer serves both the tick events and the WebSocket pings.
@@ -309,22 +311,22 @@ async fn session_phase(
             msg = stream.recv() => {
                 let msg = match msg {
                     None => break,
-                    Some(Err(ProtocolError::Overflow)) => { close(&session, 1009, "").await; break; }
-                    Some(Err(_)) => { close(&session, 1002, "").await; break; }
+                    Some(Err(ProtocolError::Overflow)) => { close(&mut session, 1009, "").await; break; }
+                    Some(Err(_)) => { close(&mut session, 1002, "").await; break; }
                     Some(Ok(m)) => m,
                 };
                 let text = match frags.push(msg, limits.max_payload) {
-                    Frame::Text(t) => t,
-                    Frame::Pending => continue,
-                    Frame::TooBig => { close(&session, 1009, "").await; break; }
-                    Frame::Invalid => continue,
-                    Frame::Control(Message::Ping(b)) => { let _ = session.pong(&b).await; continue; }
-                    Frame::Control(Message::Pong(_)) => { awaiting_pong = false; continue; }
-                    Frame::Control(Message::Close(reason)) => {
-                        let _ = session.clone().close(reason).await;
+                    Got::Text(t) => t,
+                    Got::Pending => continue,
+                    Got::TooBig => { close(&mut session, 1009, "").await; break; }
+                    Got::Invalid => continue,
+                    Got::Control(Frame::Ping(b)) => { let _ = session.pong(&b).await; continue; }
+                    Got::Control(Frame::Pong(_)) => { awaiting_pong = false; continue; }
+                    Got::Control(Frame::Close(reason)) => {
+                        session.close(reason).await;
                         break;
                     }
-                    Frame::Control(_) => continue,
+                    Got::Control(_) => continue,
                 };
                 let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
                 // Events caused by this request go out before its response, as in OpenClaw.
@@ -344,7 +346,7 @@ async fn session_phase(
                     if let rpc::Outcome::Reply(s) | rpc::Outcome::ReplyAndClose(s, _, _) = outcome {
                         let _ = session.text(s).await;
                     }
-                    close(&session, code, &reason).await;
+                    close(&mut session, code, &reason).await;
                     break;
                 }
                 match outcome {
@@ -354,7 +356,7 @@ async fn session_phase(
                     }
                     rpc::Outcome::ReplyAndClose(s, code, reason) => {
                         let _ = session.text(s).await;
-                        close(&session, code, &reason).await;
+                        close(&mut session, code, &reason).await;
                         break;
                     }
                 }
@@ -367,7 +369,7 @@ async fn session_phase(
                     }
                     Control::Close(code, reason) => {
                         tracing::info!(conn = %info.conn_id, code, reason = %reason, "closing session");
-                        close(&session, code, &reason).await;
+                        close(&mut session, code, &reason).await;
                         break;
                     }
                 }
