@@ -1081,3 +1081,56 @@ async fn recent_rejections_explain_themselves() {
         403
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_list_pages_in_id_order() {
+    let srv = TestServer::default().await;
+    // five locally (silently) paired devices
+    for _ in 0..5 {
+        let dev = DeviceIdentity::generate();
+        let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+        c.connect(&ConnectOpts::with_token(TOKEN).device(&dev))
+            .await
+            .unwrap();
+        c.close().await;
+    }
+    let admin = srv.admin();
+    let all = admin.get("/admin/v1/devices").await.json();
+    let mut ids: Vec<String> = all["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deviceId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(all["nextAfter"].is_null());
+    ids.sort();
+    let mut seen = vec![];
+    let mut path = "/admin/v1/devices?limit=2".to_string();
+    let mut pages = 0;
+    loop {
+        let page = admin.get(&path).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let page = page.json();
+        let got: Vec<String> = page["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["deviceId"].as_str().unwrap().to_string())
+            .collect();
+        assert!(got.len() <= 2);
+        seen.extend(got);
+        pages += 1;
+        match page["nextAfter"].as_str() {
+            Some(next) => path = format!("/admin/v1/devices?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ids, "pages cover every device once, in id order");
+    for bad in ["limit=0", "limit=1001", "limit=two"] {
+        let r = admin.get(&format!("/admin/v1/devices?{bad}")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+    }
+    srv.stop().await;
+}

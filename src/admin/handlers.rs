@@ -329,8 +329,28 @@ fn device_json_with(d: &DeviceRecord, connected_sessions: usize) -> Value {
     v
 }
 
-pub async fn list_devices(s: Data) -> ApiResult<HttpResponse> {
-    let devices = s.gw.store.devices()?;
+/// Largest page of `GET /admin/v1/devices`.
+const MAX_PAGE: usize = 1000;
+
+pub async fn list_devices(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q = query(&req);
+    let limit = match q.get("limit") {
+        None => None,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => Some(n),
+            _ => {
+                return Err(ApiError::new(
+                    Code::Invalid,
+                    format!("limit must be a whole number from 1 to {MAX_PAGE}"),
+                ))
+            }
+        },
+    };
+    let after = q.get("after").map(String::as_str);
+    let (devices, more) = match (limit, after) {
+        (None, None) => (s.gw.store.devices()?, false),
+        (l, a) => s.gw.store.devices_page(a, l.unwrap_or(MAX_PAGE))?,
+    };
     let sessions = s.gw.registry.list();
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for x in &sessions {
@@ -342,7 +362,10 @@ pub async fn list_devices(s: Data) -> ApiResult<HttpResponse> {
         .iter()
         .map(|d| device_json_with(d, counts.get(d.device_id.as_str()).copied().unwrap_or(0)))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({"devices": out})))
+    let next = more
+        .then(|| devices.last().map(|d| d.device_id.clone()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({"devices": out, "nextAfter": next})))
 }
 
 fn load_device(s: &AdminState, id: &str) -> ApiResult<DeviceRecord> {

@@ -240,6 +240,33 @@ impl Store {
         all_json(&table)
     }
 
+    /// Up to `limit` devices with an id after `after`, in id order, and
+    /// whether more follow.
+    pub fn devices_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<DeviceRecord>, bool), StoreError> {
+        use std::ops::Bound;
+        let txn = self.read()?;
+        let table = txn.open_table(DEVICES)?;
+        let lower = match after {
+            Some(a) => Bound::Excluded(a),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::new();
+        let mut more = false;
+        for item in table.range::<&str>((lower, Bound::Unbounded))? {
+            if out.len() == limit {
+                more = true;
+                break;
+            }
+            let (_, v) = item?;
+            out.push(records::decode(v.value())?);
+        }
+        Ok((out, more))
+    }
+
     pub fn pending(&self) -> Result<Vec<PendingRecord>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(PENDING)?;
