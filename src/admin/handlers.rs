@@ -540,11 +540,28 @@ fn current_entries(s: &AdminState) -> Vec<String> {
     overrides::trusted_proxy_entries(&s.gw.config.load())
 }
 
-fn check_if_match(req: &HttpRequest, current: &str, required: bool) -> ApiResult<()> {
+/// A resource guarded by an ETag: what it is called and where to read it.
+struct Etagged {
+    what: &'static str,
+    read_at: &'static str,
+}
+
+const PROXY_LIST: Etagged = Etagged {
+    what: "the trusted-proxy list",
+    read_at: "GET /admin/v1/trusted-proxies",
+};
+const CONFIG: Etagged = Etagged {
+    what: "the configuration",
+    read_at: "GET /admin/v1/config",
+};
+
+/// `If-Match` against the current ETag (`*` matches; 428 when `required`
+/// and absent, 412 when stale).
+fn check_if_match(req: &HttpRequest, current: &str, required: bool, r: &Etagged) -> ApiResult<()> {
     match req.headers().get("if-match").and_then(|h| h.to_str().ok()) {
         None if required => Err(ApiError::new(
             Code::PreconditionRequired,
-            "send If-Match with the ETag from GET /admin/v1/trusted-proxies",
+            format!("send If-Match with the ETag from {}", r.read_at),
         )),
         None => Ok(()),
         Some(tag)
@@ -557,9 +574,9 @@ fn check_if_match(req: &HttpRequest, current: &str, required: bool) -> ApiResult
         }
         Some(_) => Err(ApiError::new(
             Code::PreconditionFailed,
-            "the trusted-proxy list changed since you read it",
+            format!("{} changed since you read it", r.what),
         )
-        .hint("GET it again and retry with the new ETag")),
+        .hint(format!("{} again and retry with the new ETag", r.read_at))),
     }
 }
 
@@ -657,7 +674,7 @@ pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiRe
     let entries = string_list(&m, "entries")?
         .ok_or_else(|| ApiError::new(Code::Invalid, "entries (a list) is required"))?;
     let mut g = s.gw.control.lock().await;
-    check_if_match(&req, &etag(&current_entries(&s)), true)?;
+    check_if_match(&req, &etag(&current_entries(&s)), true, &PROXY_LIST)?;
     let entries = validate_entries(&entries)?;
     apply_proxies(&s, &mut g, &req, entries, "trustedProxies.replace").await
 }
@@ -671,7 +688,7 @@ pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResu
         .ok_or_else(|| ApiError::new(Code::Invalid, "entry (a string) is required"))?;
     let mut g = s.gw.control.lock().await;
     let mut current = current_entries(&s);
-    check_if_match(&req, &etag(&current), false)?;
+    check_if_match(&req, &etag(&current), false, &PROXY_LIST)?;
     let new = validate_entries(&[entry.to_string()])?;
     for n in new {
         if !current.contains(&n) {
@@ -690,7 +707,7 @@ pub async fn delete_proxy(
     let raw = path.into_inner();
     let mut g = s.gw.control.lock().await;
     let current = current_entries(&s);
-    check_if_match(&req, &etag(&current), false)?;
+    check_if_match(&req, &etag(&current), false, &PROXY_LIST)?;
     let target = validate_entries(std::slice::from_ref(&raw))?.remove(0);
     if !current.contains(&target) {
         return Err(ApiError::not_found(format!(
@@ -735,25 +752,6 @@ pub async fn get_config(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
         .json(body))
 }
 
-fn check_config_if_match(req: &HttpRequest, current: &str) -> ApiResult<()> {
-    match req.headers().get("if-match").and_then(|h| h.to_str().ok()) {
-        None => Ok(()),
-        Some(tag)
-            if tag.trim() == "*"
-                || tag
-                    .split(',')
-                    .any(|t| t.trim().trim_start_matches("W/") == current) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::new(
-            Code::PreconditionFailed,
-            "the configuration changed since you read it",
-        )
-        .hint("GET /admin/v1/config again and retry with the new ETag")),
-    }
-}
-
 /// `PATCH /admin/v1/config`: a JSON merge patch stored as runtime overrides
 /// (`null` hands a key back to the file).
 pub async fn patch_config(
@@ -779,7 +777,7 @@ pub async fn patch_config(
     let a = actor(&req);
     let mut g = s.gw.control.lock().await;
     let cur = s.gw.config.load_full();
-    check_config_if_match(&req, &explain::etag(&cur))?;
+    check_if_match(&req, &explain::etag(&cur), false, &CONFIG)?;
     let stored = s.gw.store.overrides()?;
     let mut next = stored.clone();
     for op in &ops {
