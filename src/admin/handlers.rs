@@ -58,11 +58,8 @@ async fn read_json(mut payload: web::Payload) -> ApiResult<Option<Value>> {
         }
         buf.extend_from_slice(&chunk);
     }
-    // JSON whitespace only (not form feed).
-    if buf
-        .iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-    {
+    // No body at all; anything else (even whitespace alone) must be JSON.
+    if buf.is_empty() {
         return Ok(None);
     }
     serde_json::from_slice::<Value>(&buf)
