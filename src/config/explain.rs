@@ -147,6 +147,23 @@ pub fn file_changed_keys(old: Option<&Value>, new: Option<&Value>) -> Vec<&'stat
         .collect()
 }
 
+/// How to give the file control of `key` back from `source` (the layer that
+/// shadows it).
+pub fn release_hint(key: &str, source: &Value) -> String {
+    match source["kind"].as_str() {
+        Some("override") => format!("DELETE /admin/v1/config/overrides/{key}"),
+        Some("env") => format!(
+            "unset the environment variable {}",
+            source["variable"].as_str().unwrap_or("")
+        ),
+        Some("flag") => format!(
+            "drop the {} flag",
+            source["flag"].as_str().unwrap_or("command-line")
+        ),
+        _ => String::new(),
+    }
+}
+
 /// Provenance of every key, computed from the snapshot's sources.
 pub struct Provenance<'a> {
     cfg: &'a RuntimeConfig,
@@ -239,18 +256,7 @@ impl<'a> Provenance<'a> {
                 } else {
                     in_file.clone()
                 };
-                let how = match source["kind"].as_str() {
-                    Some("override") => format!("DELETE /admin/v1/config/overrides/{k}"),
-                    Some("env") => format!(
-                        "unset the environment variable {}",
-                        source["variable"].as_str().unwrap_or("")
-                    ),
-                    Some("flag") => format!(
-                        "drop the {} flag",
-                        source["flag"].as_str().unwrap_or("command-line")
-                    ),
-                    _ => String::new(),
-                };
+                let how = release_hint(k, &source);
                 let pos = locate(&file.text, k);
                 Some(json!({
                     "key": k,

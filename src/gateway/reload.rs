@@ -499,14 +499,7 @@ async fn apply(
         .filter_map(|k| {
             let source = prov.source(k);
             (source["kind"] != "file" && source["kind"] != "default").then(|| {
-                let release = match source["kind"].as_str() {
-                    Some("override") => format!("DELETE /admin/v1/config/overrides/{k}"),
-                    Some("env") => format!(
-                        "unset {}",
-                        source["variable"].as_str().unwrap_or("the variable")
-                    ),
-                    _ => "drop the command-line flag".to_string(),
-                };
+                let release = explain::release_hint(k, &source);
                 json!({"key": k, "source": source, "release": release})
             })
         })
