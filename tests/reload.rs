@@ -133,6 +133,16 @@ async fn kubernetes_style_symlink_swap_is_applied() {
     srv.stop().await;
 }
 
+/// Writes `cfg` to the config file and waits for the SSE `event` it causes.
+async fn write_and_wait(srv: &TestServer, cfg: &Value, event: &'static str) -> Value {
+    let rx = srv.admin().sse();
+    std::fs::write(srv.config_path(), pretty(cfg)).unwrap();
+    tokio::task::spawn_blocking(move || sse_event(&rx, event, T))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no {event} event within {T:?}"))
+}
+
 /// Writes `text` (rename-replace) and waits for the failure event.
 async fn expect_refused(srv: &TestServer, text: &str, want_key: &str, want_line: u64) -> Value {
     let admin = srv.admin();
@@ -248,13 +258,7 @@ async fn token_change_in_the_file_closes_exactly_the_old_token_sessions() {
     let new_token = "rotated-in-the-file-0123456789";
     let mut cfg = config_with(json!({}));
     cfg["gateway"]["auth"]["token"] = json!(new_token);
-    let admin = srv.admin();
-    let rx = admin.sse();
-    std::fs::write(srv.config_path(), pretty(&cfg)).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
-        .await
-        .unwrap()
-        .expect("applied");
+    let ev = write_and_wait(&srv, &cfg, "config.reloaded").await;
     assert_eq!(ev["closedSessions"], 2, "{ev}");
     assert_eq!(
         a.expect_close(T).await,
@@ -312,12 +316,7 @@ async fn port_change_is_applied_live_and_old_sessions_stay() {
     let p2 = free_port();
     cfg["gateway"]["port"] = json!(p2);
     let admin = srv.admin();
-    let rx = admin.sse();
-    std::fs::write(srv.config_path(), pretty(&cfg)).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
-        .await
-        .unwrap()
-        .expect("applied");
+    let ev = write_and_wait(&srv, &cfg, "config.reloaded").await;
     assert_eq!(ev["gatewayAddr"], format!("127.0.0.1:{p2}"), "{ev}");
     // the new port accepts
     let mut c = Conn::open(&format!("ws://127.0.0.1:{p2}/"), &[])
@@ -347,12 +346,7 @@ async fn port_change_is_applied_live_and_old_sessions_stay() {
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let p3 = blocker.local_addr().unwrap().port();
     cfg["gateway"]["port"] = json!(p3);
-    let rx = admin.sse();
-    std::fs::write(srv.config_path(), pretty(&cfg)).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
-        .await
-        .unwrap()
-        .expect("reloaded");
+    let ev = write_and_wait(&srv, &cfg, "config.reloaded").await;
     assert!(
         ev["listenerError"]
             .as_str()
@@ -379,13 +373,8 @@ async fn reload_mode_off_reports_but_does_not_apply() {
     cfg["gateway"]["reload"] = json!({"mode": "off"});
     let srv = TestServer::start_watching(cfg.clone()).await;
     let admin = srv.admin();
-    let rx = admin.sse();
     cfg["gateway"]["limits"]["tickIntervalMs"] = json!(40_000);
-    std::fs::write(srv.config_path(), pretty(&cfg)).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.changed", T))
-        .await
-        .unwrap()
-        .expect("change reported");
+    let ev = write_and_wait(&srv, &cfg, "config.changed").await;
     assert_eq!(
         ev["pending"]["changed"],
         json!(["gateway.limits.tickIntervalMs"])
@@ -520,13 +509,8 @@ async fn provenance_overrides_and_shadowed_file_edits() {
     assert_eq!(tp["source"]["setBy"], "admin-token");
 
     // a file edit to the shadowed key is reported, not silently dropped
-    let rx = admin.sse();
     cfg["gateway"]["trustedProxies"] = json!(["10.0.0.2"]);
-    std::fs::write(srv.config_path(), pretty(&cfg)).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
-        .await
-        .unwrap()
-        .expect("reloaded");
+    let ev = write_and_wait(&srv, &cfg, "config.reloaded").await;
     assert_eq!(ev["shadowed"][0]["key"], "gateway.trustedProxies", "{ev}");
     assert_eq!(
         ev["shadowed"][0]["release"],
@@ -631,13 +615,7 @@ async fn sessions_whose_origin_is_no_longer_allowed_close_1008() {
         .connect(&ui(ConnectOpts::with_token(TOKEN).device(&dev2)))
         .await
         .expect("local origin");
-    let admin = srv.admin();
-    let rx = admin.sse();
-    std::fs::write(srv.config_path(), pretty(&config_with(json!({})))).unwrap();
-    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
-        .await
-        .unwrap()
-        .expect("applied");
+    let ev = write_and_wait(&srv, &config_with(json!({})), "config.reloaded").await;
     assert_eq!(ev["closedSessions"], 1, "{ev}");
     assert_eq!(
         listed.expect_close(T).await,
