@@ -3,56 +3,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
+use common::bin::{run_in, Out};
 use common::client::{Conn, ConnectOpts, DeviceIdentity};
 use common::server::{config_with, TestServer, TOKEN};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
 const REMOTE: &[(&str, &str)] = &[("X-Forwarded-For", "203.0.113.7")];
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "expected success: {self:?}");
-        self
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {self:?}"))
-    }
-}
-
-/// Runs the binary with a clean environment (HOME in `home`), off the runtime.
-async fn run_in(home: &Path, args: Vec<String>, env: Vec<(String, String)>) -> Out {
-    let home = home.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run clawgate");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
-}
 
 fn admin_token(srv: &TestServer) -> String {
     std::fs::read_to_string(srv.dir.path().join("state/admin-token"))

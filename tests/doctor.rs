@@ -6,53 +6,19 @@ mod common;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
+use common::bin::{run_in, Out};
 use common::client::{Conn, OpenError};
 use common::server::{TestServer, TOKEN};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clawgate");
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {self:?}"))
-    }
-}
-
-/// Runs the binary with a clean environment (HOME in `home`), off the runtime.
+/// Runs the binary with a clean environment (HOME in `home`).
 async fn run(home: &Path, args: Vec<String>, env: Vec<(&str, &str)>) -> Out {
-    let home = home.to_path_buf();
-    let env: Vec<(String, String)> = env
+    let env = env
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN)
-            .env_clear()
-            .env("HOME", &home)
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(env)
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run clawgate");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
+    run_in(home, args, env).await
 }
 
 /// `clawgate doctor --json --config <dir>/openclaw.json --state-dir <dir>/state`.

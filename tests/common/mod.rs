@@ -1,3 +1,4 @@
+pub mod bin;
 pub mod client;
 pub mod http;
 pub mod server;
