@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use tokio::sync::Notify;
 
 use super::scopes;
+use super::ws::Abort;
 
 /// What a connection task is told to do.
 #[derive(Debug)]
@@ -52,16 +53,49 @@ pub struct SessionInfo {
 /// A session's inbox: a queue and a wake-up. Much smaller than a channel
 /// (nothing is allocated until something is sent), which matters with tens of
 /// thousands of idle sessions.
+///
+/// A close also fires the session's [`Abort`], so that a session blocked
+/// writing to a peer that does not read still ends. A queue that grows past
+/// [`MAX_QUEUED`] (the session cannot keep up with its events) is dropped and
+/// replaced by a slow-consumer close.
 #[derive(Default)]
 pub struct Mailbox {
     queue: Mutex<VecDeque<Control>>,
     notify: Notify,
+    abort: Arc<Abort>,
 }
+
+/// Events a session may have waiting before it counts as a slow consumer.
+pub const MAX_QUEUED: usize = 1024;
 
 impl Mailbox {
     pub fn send(&self, c: Control) {
-        self.queue.lock().expect("mailbox lock").push_back(c);
+        {
+            let mut q = self.queue.lock().expect("mailbox lock");
+            if self.abort.is_fired() {
+                // Closing: nothing else will be delivered.
+                if matches!(c, Control::Event(..)) {
+                    return;
+                }
+            }
+            match c {
+                Control::Event(..) if q.len() >= MAX_QUEUED => {
+                    *q = VecDeque::from([Control::Close(1008, "slow consumer".into())]);
+                    self.abort.fire();
+                }
+                Control::Close(..) => {
+                    q.push_back(c);
+                    self.abort.fire();
+                }
+                c => q.push_back(c),
+            }
+        }
         self.notify.notify_one();
+    }
+
+    /// Fired when the session must end even if its peer does not read.
+    pub fn abort(&self) -> Arc<Abort> {
+        self.abort.clone()
     }
 
     pub fn try_recv(&self) -> Option<Control> {

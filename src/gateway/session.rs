@@ -138,6 +138,12 @@ pub async fn run(
         }
     }
     let _unregister = Unregister(state.clone(), info.conn_id.clone());
+    // From here on a write may block for at most one ping interval (a peer
+    // that reads nothing for that long fails the liveness check anyway), and
+    // a close from the mailbox (admin, revoke, slow consumer) interrupts it.
+    session.set_deadline(None);
+    session.set_write_timeout(Duration::from_millis(limits.ping_interval_ms.max(1)));
+    session.set_abort(rx.abort());
     if session
         .text(frames::res_ok_raw(&connect_id, &accepted.hello))
         .await
@@ -163,6 +169,10 @@ async fn handshake_phase(
     limits: &crate::config::LimitsConfig,
 ) -> Option<((Value, handshake::Accepted), MessageStream, Fragments)> {
     let nonce = uuid::Uuid::new_v4().to_string();
+    let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
+    // Every write before `hello-ok` (the challenge, pongs, the rejection)
+    // counts against the handshake deadline too.
+    session.set_deadline(Some(deadline));
     let challenge = format!(
         r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":["model-catalog-snapshot"]}}}}"#,
         now_ms()
@@ -170,7 +180,6 @@ async fn handshake_phase(
     if session.text(challenge).await.is_err() {
         return None;
     }
-    let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
     let mut stream = stream;
     stream.set_max_frame(limits.max_preauth_payload);
     let mut frags = Fragments::default();

@@ -1,0 +1,173 @@
+//! Regression tests for hostile peers (issue 8): oversized frame headers,
+//! peers that never read, and the like. The real server on port 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::client::{Conn, ConnectOpts};
+use common::server::{config_with, TestServer, TOKEN};
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+
+const T: Duration = Duration::from_secs(5);
+
+/// A masked client frame header (FIN set) announcing `len` payload bytes.
+fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![0x80 | opcode];
+    if len < 126 {
+        h.push(0x80 | len as u8);
+    } else if len <= u64::from(u16::MAX) {
+        h.push(0x80 | 126);
+        h.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        h.push(0x80 | 127);
+        h.extend_from_slice(&len.to_be_bytes());
+    }
+    h.extend_from_slice(&[0, 0, 0, 0]); // zero mask: payload goes as is
+    h
+}
+
+/// A whole masked client text frame.
+fn text_frame(s: &str) -> Vec<u8> {
+    let mut f = frame_header(0x1, s.len() as u64);
+    f.extend_from_slice(s.as_bytes());
+    f
+}
+
+/// Sends a header announcing 2^62 bytes and then some payload: the server
+/// must close with 1009 on the header, without waiting for (or buffering) the
+/// payload it announces.
+async fn huge_header_is_refused(c: &mut Conn) {
+    let tcp = c.ws.get_mut();
+    tcp.write_all(&frame_header(0x1, 1 << 62)).await.unwrap();
+    tcp.write_all(&[b'x'; 4096]).await.unwrap();
+    let close = c.expect_close(T).await;
+    assert_eq!(close.map(|c| c.0), Some(1009));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_frame_header_is_refused_before_auth() {
+    // A long handshake deadline: a close that only comes from it would miss T.
+    let srv = TestServer::start(config_with(
+        json!({"limits": {"handshakeTimeoutMs": 60000}}),
+    ))
+    .await;
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    huge_header_is_refused(&mut c).await;
+    assert_eq!(srv.wait_live(0).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_frame_header_is_refused_after_auth() {
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    huge_header_is_refused(&mut c).await;
+    assert_eq!(srv.wait_live(0).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragments_are_capped_while_they_accumulate() {
+    let srv = TestServer::start(config_with(
+        json!({"limits": {"handshakeTimeoutMs": 60000}}),
+    ))
+    .await;
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    let tcp = c.ws.get_mut();
+    // A first text fragment (no FIN), then continuations of 60 KiB each:
+    // each is under the 64 KiB pre-auth frame limit, together they are not.
+    let mut first = vec![0x01, 0x80 | 126];
+    first.extend_from_slice(&(60_000u16).to_be_bytes());
+    first.extend_from_slice(&[0, 0, 0, 0]);
+    first.extend_from_slice(&[b' '; 60_000]);
+    tcp.write_all(&first).await.unwrap();
+    let mut cont = vec![0x00, 0x80 | 126];
+    cont.extend_from_slice(&(60_000u16).to_be_bytes());
+    cont.extend_from_slice(&[0, 0, 0, 0]);
+    cont.extend_from_slice(&[b' '; 60_000]);
+    tcp.write_all(&cont).await.unwrap();
+    assert_eq!(c.expect_close(T).await.map(|c| c.0), Some(1009));
+}
+
+/// Floods pings without reading pongs: the pongs the server owes fill the
+/// socket, and the handshake deadline must still end the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_without_reading_hits_the_handshake_deadline() {
+    let srv = TestServer::start(config_with(json!({"limits": {"handshakeTimeoutMs": 1500}}))).await;
+    let c = Conn::open(&srv.url, &[]).await.expect("open");
+    let mut ws = c.ws;
+    let tcp = ws.get_mut();
+    let mut ping = frame_header(0x9, 125);
+    ping.extend_from_slice(&[b'p'; 125]);
+    let batch: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 256)
+        .collect();
+    // Keep sending until the server stops reading or closes; bounded in time.
+    let flood = async {
+        loop {
+            if tcp.write_all(&batch).await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), flood).await;
+    // The server ended the connection within its deadline (plus slack), so
+    // the live count is back to zero without any help from the client.
+    assert_eq!(srv.wait_live(0).await, 0);
+    // And a new client is served at once.
+    let mut c2 = Conn::open(&srv.url, &[]).await.expect("open after flood");
+    c2.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+}
+
+/// An authenticated client that sends requests and never reads a response.
+/// Returns once the server has stopped reading from it (its writes block).
+async fn stop_reading(c: &mut Conn) {
+    let tcp = c.ws.get_mut();
+    let mut batch = Vec::new();
+    for i in 0..200 {
+        batch.extend(text_frame(
+            &json!({"type": "req", "id": format!("s{i}"), "method": "status", "params": {}})
+                .to_string(),
+        ));
+    }
+    for _ in 0..2000 {
+        match tokio::time::timeout(Duration::from_secs(2), tcp.write_all(&batch)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return,
+        }
+    }
+    panic!("the server kept reading 400,000 unanswered requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_close_ends_a_session_that_does_not_read() {
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    stop_reading(&mut c).await;
+    let state = &srv.running().state;
+    assert_eq!(state.registry.len(), 1);
+    let id = state.registry.list()[0].conn_id.clone();
+    let r = srv
+        .admin()
+        .delete(&format!("/admin/v1/sessions/{id}"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The ping interval (25 s) is far off: only the close itself can end it.
+    assert_eq!(srv.wait_live(0).await, 0);
+    assert_eq!(state.registry.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_does_not_read_is_closed() {
+    let srv = TestServer::start(config_with(json!({"limits": {"pingIntervalMs": 1000}}))).await;
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    stop_reading(&mut c).await;
+    assert_eq!(srv.wait_live(0).await, 0);
+    assert_eq!(srv.running().state.registry.len(), 0);
+}
