@@ -171,3 +171,98 @@ async fn a_session_that_does_not_read_is_closed() {
     assert_eq!(srv.wait_live(0).await, 0);
     assert_eq!(srv.running().state.registry.len(), 0);
 }
+
+/// `{a:[[[[…]]]]}` nested `n` deep.
+fn nested(n: usize) -> String {
+    format!("{{a:{}1{}}}", "[".repeat(n), "]".repeat(n))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_json_is_refused_by_every_parser() {
+    let srv = TestServer::start_watching(config_with(json!({}))).await;
+    let admin = srv.admin();
+    // The admin validate endpoint, JSON5 and JSON bodies.
+    for ct in ["application/json5", "application/json"] {
+        let body = nested(2500).replace("{a:", "{\"a\":");
+        let r = admin
+            .with_headers(
+                "POST",
+                "/admin/v1/config/validate",
+                &[("Content-Type", ct)],
+                Some(&body),
+            )
+            .await;
+        assert!(
+            r.status == 422 || r.status == 400,
+            "{ct}: {} {}",
+            r.status,
+            r.body
+        );
+        assert!(
+            r.body.contains("nested deeper than 128") || r.body.contains("recursion"),
+            "{}",
+            r.body
+        );
+    }
+    // A WebSocket frame (serde_json's own limit) closes that socket only.
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    c.send_text(&format!(
+        "{{\"type\":\"req\",\"id\":\"1\",\"method\":\"health\",\"params\":{}}}",
+        nested(50_000).replace("{a:", "{\"a\":")
+    ))
+    .await;
+    // A hot reload of a deep file is refused with its line, the old config serving.
+    let rx = admin.sse();
+    std::fs::write(
+        srv.config_path(),
+        format!(
+            "{{\n gateway: {{ auth: {{ token: '{TOKEN}' }} }},\n x: {} }}",
+            nested(3000)
+        ),
+    )
+    .unwrap();
+    let ev = tokio::task::spawn_blocking(move || {
+        common::http::sse_event(&rx, "config.reload_failed", T)
+    })
+    .await
+    .unwrap()
+    .expect("reload refused");
+    let issue = &ev["error"]["issues"][0];
+    assert_eq!(issue["line"], 3, "{ev}");
+    assert!(
+        issue["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 128"),
+        "{ev}"
+    );
+    // Still up and serving.
+    let mut c2 = Conn::open(&srv.url, &[]).await.expect("open after");
+    c2.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    assert_eq!(admin.get("/admin/v1/config/status").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_validate_refuses_deep_nesting_with_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deep.json5");
+    std::fs::write(&file, format!("// deep\n{}", nested(50_000))).unwrap();
+    let out = common::bin::run_in(
+        dir.path(),
+        vec![
+            "config".into(),
+            "validate".into(),
+            "--config".into(),
+            file.display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("nested deeper than 128 levels"),
+        "{out:?}"
+    );
+    assert!(out.stderr.contains(":2:"), "{out:?}");
+}

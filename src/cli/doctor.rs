@@ -487,6 +487,9 @@ fn check_permissions(ctx: &Ctx) -> Check {
                 let mut secrets = vec![];
                 if let Some(v) = std::fs::read_to_string(path)
                     .ok()
+                    .filter(|t| {
+                        crate::config::depth::check(t, crate::config::depth::MAX_DEPTH).is_ok()
+                    })
                     .and_then(|t| json5::from_str::<Value>(&t).ok())
                 {
                     secret_keys(&v, "", &mut secrets);

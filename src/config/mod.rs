@@ -2,6 +2,7 @@
 //! layered through figment, validated strictly for `gateway.*`, and published as
 //! one immutable [`RuntimeConfig`] snapshot behind an `ArcSwap`.
 
+pub mod depth;
 mod error;
 pub mod explain;
 pub mod overrides;

@@ -227,6 +227,20 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
     if text.trim().is_empty() {
         return Ok(json!({}));
     }
+    if let Err(at) = super::depth::check(text, super::depth::MAX_DEPTH) {
+        let mut issue = Issue::new(
+            ConfigCode::Syntax,
+            "",
+            format!(
+                "invalid JSON5: nested deeper than {} levels",
+                super::depth::MAX_DEPTH
+            ),
+        );
+        issue.file = Some(path.to_path_buf());
+        issue.line = Some(at.line);
+        issue.column = Some(at.column);
+        return Err(ConfigError::single(issue));
+    }
     match json5::from_str::<Value>(text) {
         Ok(v) => {
             if !v.is_object() {
