@@ -430,3 +430,56 @@ async fn log_level_follows_the_config_file() {
     assert!(err.contains("configuration applied"), "{err}");
     assert!(err.contains("shutting down"), "{err}");
 }
+
+#[test]
+fn an_empty_truncated_or_foreign_database_is_refused_at_start() {
+    let (_d, home, state) = dirs();
+    // A real database first, from a real start.
+    drop(spawn(&home, &state, &[]));
+    let db = state.join("clawgate.redb");
+    let full = std::fs::read(&db).unwrap();
+    assert!(full.len() > 4096);
+    let serve = || {
+        command(&home)
+            .args(["serve", "--port", "0", "--admin-port", "0", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        ("empty", Vec::new(), "is empty (0 bytes)"),
+        (
+            "truncated",
+            full[..full.len() / 2].to_vec(),
+            "cannot be opened as a database",
+        ),
+        (
+            "foreign",
+            vec![b'x'; 8192],
+            "cannot be opened as a database",
+        ),
+    ];
+    for (name, bytes, want) in cases {
+        std::fs::write(&db, &bytes).unwrap();
+        let out = serve();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(want), "{name}: {err}");
+        assert!(
+            err.contains("restore the file from a backup"),
+            "{name}: {err}"
+        );
+        // It was not replaced by a new database: a second start refuses too.
+        // (redb may mark a truncated file as needing repair, so its bytes
+        // can change; an empty or foreign file is left exactly as it was.)
+        if name != "truncated" {
+            assert!(std::fs::read(&db).unwrap() == bytes, "{name}: file changed");
+        }
+        let again = serve();
+        assert_eq!(again.status.code(), Some(1), "{name}: second start");
+    }
+    // Only a missing file means a new database.
+    std::fs::remove_file(&db).unwrap();
+    drop(spawn(&home, &state, &[]));
+    assert!(std::fs::metadata(&db).unwrap().len() > 0);
+}

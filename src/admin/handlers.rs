@@ -163,7 +163,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(s: Data) -> ApiResult<HttpResponse> {
-    s.gw.store.schema_version()?;
+    s.gw.store.check_ready()?;
     Ok(HttpResponse::Ok().json(json!({"ok": true, "sessions": s.gw.sessions()})))
 }
 

@@ -309,8 +309,8 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<Arc<GatewayState>>) -> HttpResponse {
-    match state.store.schema_version() {
-        Ok(_) => HttpResponse::Ok().json(json!({"ok": true, "sessions": state.sessions()})),
+    match state.store.check_ready() {
+        Ok(()) => HttpResponse::Ok().json(json!({"ok": true, "sessions": state.sessions()})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(json!({"ok": false, "error": e.to_string()}))
         }

@@ -53,6 +53,12 @@ pub enum StoreError {
     Locked(String),
     #[error("the store is shut down")]
     Closed,
+    #[error(
+        "the database {path} {why}. clawgate will not start over with an empty state: \
+         restore the file from a backup, or, to really start from nothing (every device \
+         pairs again, rotated tokens come back), move it away and start again"
+    )]
+    Unusable { path: String, why: String },
 }
 
 impl StoreError {
@@ -65,6 +71,7 @@ impl StoreError {
             StoreError::NewerSchema { .. } => "store_newer_schema",
             StoreError::Locked(_) => "store_locked",
             StoreError::Closed => "store_closed",
+            StoreError::Unusable { .. } => "store_unusable",
         }
     }
 }
@@ -122,6 +129,9 @@ pub struct Store {
 }
 
 struct Inner {
+    /// The last write failure of the store itself (begin, commit, flush),
+    /// cleared by the next commit that succeeds; `/readyz` reports it.
+    fault: Arc<std::sync::Mutex<Option<StoreError>>>,
     db: Arc<Database>,
     tx: Option<std_mpsc::Sender<Job>>,
     handle: Option<std::thread::JoinHandle<()>>,
@@ -160,12 +170,15 @@ impl Store {
         let db = Arc::new(db);
         let (tx, rx) = std_mpsc::channel::<Job>();
         let writer_db = db.clone();
+        let fault = Arc::new(std::sync::Mutex::new(None));
+        let writer_fault = fault.clone();
         let handle = std::thread::Builder::new()
             .name("clawgate-store".into())
-            .spawn(move || writer_loop(writer_db, rx))
+            .spawn(move || writer_loop(writer_db, rx, writer_fault))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
+                fault,
                 db,
                 tx: Some(tx),
                 handle: Some(handle),
@@ -200,8 +213,9 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        let fault = self.inner.fault.clone();
         let job: Job = Box::new(move |db: &Database| {
-            let result = run_write(db, durability_copy(&durability), f);
+            let result = record_fault(&fault, run_write(db, durability_copy(&durability), f));
             let _ = reply_tx.send(result);
             matches!(durability, Durability::None)
         });
@@ -217,8 +231,9 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = std_mpsc::channel();
+        let fault = self.inner.fault.clone();
         let job: Job = Box::new(move |db: &Database| {
-            let result = run_write(db, durability_copy(&durability), f);
+            let result = record_fault(&fault, run_write(db, durability_copy(&durability), f));
             let _ = reply_tx.send(result);
             matches!(durability, Durability::None)
         });
@@ -273,6 +288,16 @@ impl Store {
         all_json(&table)
     }
 
+    /// Whether the store can serve: the schema reads, and the last write of
+    /// the store itself did not fail (a full disk, an I/O error, corruption
+    /// found while writing).
+    pub fn check_ready(&self) -> Result<(), StoreError> {
+        if let Some(e) = self.inner.fault.lock().expect("fault lock").clone() {
+            return Err(e);
+        }
+        self.schema_version().map(|_| ())
+    }
+
     pub fn schema_version(&self) -> Result<u32, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(META)?;
@@ -280,27 +305,57 @@ impl Store {
     }
 }
 
-fn run_write<T, E, F>(db: &Database, durability: Durability, f: F) -> Result<T, E>
-where
-    E: From<StoreError>,
-    F: FnOnce(&WriteTransaction) -> Result<T, E>,
-{
-    let mut txn = db.begin_write().map_err(StoreError::from)?;
-    txn.set_durability(durability)
-        .map_err(|e| StoreError::Db(e.to_string()))?;
-    match f(&txn) {
-        Ok(v) => {
-            txn.commit().map_err(StoreError::from)?;
+/// Keeps the store's own failure (the outer error) for `/readyz`, clears it
+/// after a commit that succeeded, and flattens the result for the caller.
+fn record_fault<T, E: From<StoreError>>(
+    fault: &std::sync::Mutex<Option<StoreError>>,
+    r: Result<Result<T, E>, StoreError>,
+) -> Result<T, E> {
+    let mut f = fault.lock().expect("fault lock");
+    match r {
+        Ok(Ok(v)) => {
+            *f = None;
             Ok(v)
         }
+        Ok(Err(e)) => Err(e),
         Err(e) => {
-            let _ = txn.abort();
-            Err(e)
+            tracing::error!(error = %e, "state write failed");
+            *f = Some(e.clone());
+            Err(E::from(e))
         }
     }
 }
 
-fn writer_loop(db: Arc<Database>, rx: std_mpsc::Receiver<Job>) {
+/// A write transaction: the outer error is the store's own (begin, commit),
+/// the inner one is `f`'s.
+fn run_write<T, E, F>(
+    db: &Database,
+    durability: Durability,
+    f: F,
+) -> Result<Result<T, E>, StoreError>
+where
+    F: FnOnce(&WriteTransaction) -> Result<T, E>,
+{
+    let mut txn = db.begin_write()?;
+    txn.set_durability(durability)
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    match f(&txn) {
+        Ok(v) => {
+            txn.commit()?;
+            Ok(Ok(v))
+        }
+        Err(e) => {
+            let _ = txn.abort();
+            Ok(Err(e))
+        }
+    }
+}
+
+fn writer_loop(
+    db: Arc<Database>,
+    rx: std_mpsc::Receiver<Job>,
+    fault: Arc<std::sync::Mutex<Option<StoreError>>>,
+) {
     let mut dirty = false;
     loop {
         let job = if dirty {
@@ -323,7 +378,7 @@ fn writer_loop(db: Arc<Database>, rx: std_mpsc::Receiver<Job>) {
             }
             None => {
                 // Make earlier non-durable commits durable.
-                if flush(&db).is_ok() {
+                if record_fault::<(), StoreError>(&fault, flush(&db).map(Ok)).is_ok() {
                     dirty = false;
                 }
             }
@@ -342,13 +397,26 @@ fn flush(db: &Database) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Opens the database file: a missing file is created; an existing file must
+/// hold a database. An empty file is never taken for a new database (that
+/// would silently forget every paired device and every rotated token).
 fn open_db(path: &Path) -> Result<Database, StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
+    let existing = match std::fs::metadata(path) {
+        Ok(md) => Some(md.len()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    if existing == Some(0) {
+        return Err(StoreError::Unusable {
+            path: path.display().to_string(),
+            why: "is empty (0 bytes) but should hold clawgate's state".into(),
+        });
+    }
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
+        .create_new(existing.is_none())
         .mode(0o600)
         .open(path)?;
     let backend = redb::backends::FileBackend::new(file).map_err(|e| match e {
@@ -361,6 +429,10 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
             redb::DatabaseError::DatabaseAlreadyOpen => {
                 StoreError::Locked(path.display().to_string())
             }
+            other if existing.is_some() => StoreError::Unusable {
+                path: path.display().to_string(),
+                why: format!("cannot be opened as a database ({other})"),
+            },
             other => StoreError::from(other),
         })
 }
