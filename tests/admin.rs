@@ -544,6 +544,20 @@ async fn device_routes_close_sessions_and_never_show_tokens() {
             .status,
         409
     );
+    // a revoked role must be approved again (a role-upgrade request)
+    let f = connect_remote(&srv, &dev, &["operator.read"])
+        .await
+        .unwrap_err();
+    let err = f.error.unwrap();
+    assert_eq!(err["details"]["reason"], "role-upgrade");
+    let rid = err["details"]["requestId"].as_str().unwrap();
+    let r = admin
+        .post(
+            &format!("/admin/v1/pairing/requests/{rid}/approve"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     // delete unpairs and closes
     let (mut live, _) = connect_remote(&srv, &dev, &["operator.read"])
         .await

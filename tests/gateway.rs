@@ -1286,3 +1286,61 @@ async fn approving_a_scope_upgrade_needs_the_device_scopes_too() {
     assert_eq!(presence.as_array().unwrap().len(), 1);
     assert_eq!(presence[0]["mode"], "gateway");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_role_means_approving_it_again() {
+    let srv = proxied_server().await;
+    let mut op = pairing_operator(&srv).await;
+    let dev = DeviceIdentity::generate();
+    let opts = ConnectOpts::with_token(TOKEN)
+        .device(&dev)
+        .scopes(&["operator.read"]);
+    // Paired remotely by approval.
+    let f = open_remote(&srv).await.connect(&opts).await.unwrap_err();
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    op.rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .unwrap();
+    let hello = open_remote(&srv).await.connect(&opts).await.unwrap();
+    let token = hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    // Revoked: the next shared-token connect is a role-upgrade request, as
+    // the real gateway answers it (examples/20-...-role-upgrade.json).
+    op.rpc(
+        "device.token.revoke",
+        json!({"deviceId": dev.device_id, "role": "operator"}),
+    )
+    .await
+    .unwrap();
+    let f = open_remote(&srv).await.connect(&opts).await.unwrap_err();
+    assert_eq!(f.code(), Some("NOT_PAIRED"));
+    assert_eq!(
+        f.message(),
+        Some("pairing required: device is asking for a higher role than currently approved")
+    );
+    let err = f.error.unwrap();
+    assert_eq!(err["details"]["reason"], "role-upgrade");
+    assert_eq!(err["details"]["approvedRoles"], json!(["operator"]));
+    // The revoked token stays refused.
+    let f = open_remote(&srv)
+        .await
+        .connect(&ConnectOpts::default().device(&dev).device_token(&token))
+        .await
+        .unwrap_err();
+    assert_eq!(f.detail_code(), Some("AUTH_DEVICE_TOKEN_MISMATCH"));
+    // Approving the request restores the role, with a new token.
+    let rid = err["details"]["requestId"].as_str().unwrap();
+    op.rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .unwrap();
+    let hello = open_remote(&srv).await.connect(&opts).await.unwrap();
+    let token2 = hello["auth"]["deviceToken"].as_str().unwrap();
+    assert_ne!(token2, token);
+    open_remote(&srv)
+        .await
+        .connect(&ConnectOpts::default().device(&dev).device_token(token2))
+        .await
+        .unwrap();
+}

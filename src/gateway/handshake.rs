@@ -731,7 +731,13 @@ pub async fn process_connect(
                 || norm(r.device_family.as_deref()) != norm(p.device_family)
             {
                 Some("metadata-upgrade")
-            } else if !r.roles.contains(&p.role) {
+            } else if !r.roles.contains(&p.role)
+                || r.tokens
+                    .get(&p.role)
+                    .is_some_and(|t| t.revoked_at_ms.is_some())
+            {
+                // A revoked role token takes the role away until it is
+                // approved again, as in OpenClaw (a role-upgrade request).
                 Some("role-upgrade")
             } else if !scopes::covers(&r.scopes, &p.scopes) {
                 Some("scope-upgrade")

@@ -520,6 +520,20 @@ const scenarios = [
     },
   },
   {
+    id: 'i2', title: 'revoked role: the next shared-token connect is a role-upgrade pairing request', needs: ['i', 'relay1'],
+    async run() {
+      const d = S.eDevice;
+      d.writeConfig({ url: relay1.url, token: TOKEN });
+      const r = await d.oc('system', 'presence');
+      expectFail(r, 'connect after revoke', 'pairing required', 'higher role');
+      const { list, res } = await listDevices('i2');
+      const pend = list.pending.find((x) => x.deviceId === S.eDeviceId);
+      if (!pend) throw new Fail(`no pending request for ${S.eDeviceId} after the revoked device connected`, r, res);
+      const rj = await admin.oc('devices', 'reject', pend.requestId, '--url', direct(), '--token', TOKEN, '--json');
+      expectOk(rj, 'cleanup: devices reject');
+    },
+  },
+  {
     id: 'j', title: 'remove: devices remove <deviceId> -> gone from devices list', needs: ['e'],
     async run() {
       const devId = S.eDeviceId;
