@@ -266,3 +266,38 @@ async fn config_validate_refuses_deep_nesting_with_its_position() {
     );
     assert!(out.stderr.contains(":2:"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_labels_come_from_a_closed_set() {
+    use tokio::io::AsyncReadExt;
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let addr = srv.running().admin_addr;
+    // 300 invented method names, no credentials.
+    for i in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!(
+                "M{i}X /admin/v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(buf.starts_with(b"HTTP/1.1 "), "no HTTP answer");
+    }
+    let m = srv.admin().get("/metrics").await;
+    assert_eq!(m.status, 200);
+    let lines: Vec<&str> = m
+        .body
+        .lines()
+        .filter(|l| l.starts_with("clawgate_admin_requests_total{"))
+        .collect();
+    assert!(lines.len() < 10, "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("method=\"other\"")),
+        "{lines:#?}"
+    );
+    assert!(!m.body.contains("M17X"));
+}

@@ -289,8 +289,25 @@ async fn guard(
     };
     let status = resp.status().as_u16();
     let mut m = state.metrics.requests.lock().expect("metrics lock");
-    *m.entry((method.to_string(), pattern, status)).or_insert(0) += 1;
+    *m.entry((method_label(&method).to_string(), pattern, status))
+        .or_insert(0) += 1;
     Ok(resp)
+}
+
+/// The `method` label of the request counter, from a closed set: any other
+/// method name a client invents counts as `other` (labels must not grow
+/// with what the network sends).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 async fn check(

@@ -525,7 +525,7 @@ const scenarios = [
       const d = S.eDevice;
       d.writeConfig({ url: relay1.url, token: TOKEN });
       const r = await d.oc('system', 'presence');
-      expectFail(r, 'connect after revoke', 'pairing required', 'higher role');
+      expectFail(r, 'connect after revoke', 'role upgrade pending approval');
       const { list, res } = await listDevices('i2');
       const pend = list.pending.find((x) => x.deviceId === S.eDeviceId);
       if (!pend) throw new Fail(`no pending request for ${S.eDeviceId} after the revoked device connected`, r, res);
