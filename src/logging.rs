@@ -12,17 +12,24 @@ type Handle = reload::Handle<EnvFilter, tracing_subscriber::Registry>;
 static HANDLE: OnceLock<Handle> = OnceLock::new();
 static CURRENT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// A tracing filter for an OpenClaw level name.
+/// A tracing filter for an OpenClaw level name. Levels more verbose than
+/// `warn` apply to clawgate's own modules only: other crates stay at `warn`
+/// (at `trace`, the file watcher's own logging of every inotify event would
+/// otherwise feed itself when the log is written next to the config).
+/// `CLAWGATE_LOG` can still open up any crate.
 pub fn filter_for(level: Option<&str>) -> &'static str {
     match level.unwrap_or("info") {
         "silent" => "off",
         "fatal" | "error" => "error",
         "warn" => "warn",
-        "debug" => "debug",
-        "trace" => "trace",
-        _ => "info",
+        "debug" => "warn,clawgate=debug",
+        "trace" => "warn,clawgate=trace",
+        _ => DEFAULT,
     }
 }
+
+/// The filter when neither `CLAWGATE_LOG` nor `logging.level` says otherwise.
+const DEFAULT: &str = "warn,clawgate=info";
 
 fn env_filter() -> Option<EnvFilter> {
     std::env::var("CLAWGATE_LOG")
@@ -33,7 +40,7 @@ fn env_filter() -> Option<EnvFilter> {
 
 /// Installs the global subscriber (once per process).
 pub fn init() {
-    let filter = env_filter().unwrap_or_else(|| EnvFilter::new("info"));
+    let filter = env_filter().unwrap_or_else(|| EnvFilter::new(DEFAULT));
     let (filter, handle) = reload::Layer::new(filter);
     let json = std::env::var("CLAWGATE_LOG_FORMAT").is_ok_and(|v| v == "json");
     let human = (!json).then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
@@ -62,10 +69,27 @@ pub fn apply_level(level: Option<&str>) -> Option<&'static str> {
     }
     let want = filter_for(level);
     let mut cur = CURRENT.lock().expect("log level lock");
-    if cur.as_deref() == Some(want) || (cur.is_none() && want == "info") {
+    if cur.as_deref() == Some(want) || (cur.is_none() && want == DEFAULT) {
         return None;
     }
     handle.reload(EnvFilter::new(want)).ok()?;
     *cur = Some(want.to_string());
     Some(want)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verbose_levels_are_scoped_to_clawgate() {
+        assert_eq!(filter_for(Some("trace")), "warn,clawgate=trace");
+        assert_eq!(filter_for(Some("debug")), "warn,clawgate=debug");
+        assert_eq!(filter_for(None), "warn,clawgate=info");
+        assert_eq!(filter_for(Some("warn")), "warn");
+        assert_eq!(filter_for(Some("silent")), "off");
+        for l in ["trace", "debug", "info", "warn", "error", "silent"] {
+            assert!(EnvFilter::try_new(filter_for(Some(l))).is_ok(), "{l}");
+        }
+    }
 }

@@ -483,3 +483,89 @@ fn an_empty_truncated_or_foreign_database_is_refused_at_start() {
     drop(spawn(&home, &state, &[]));
     assert!(std::fs::metadata(&db).unwrap().len() > 0);
 }
+
+#[test]
+fn trace_logging_is_clawgate_only_even_with_the_log_beside_the_config() {
+    let (d, home, state) = dirs();
+    let cfg = d.path().join("openclaw.json");
+    let body = |tick: u32| {
+        format!("{{ logging: {{ level: 'trace' }}, gateway: {{ auth: {{ token: 'trace-level-token-0123456789' }}, limits: {{ tickIntervalMs: {tick} }} }} }}")
+    };
+    std::fs::write(&cfg, body(30000)).unwrap();
+    // stderr goes to a file in the watched directory, as in the report.
+    let log_path = d.path().join("clawgate.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let runtime = state.join("runtime.json");
+    let mut cmd = command(&home);
+    cmd.env_remove("CLAWGATE_LOG")
+        .stderr(log)
+        .arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--port", "0", "--admin-port", "0"]);
+    let mut p = Proc {
+        child: cmd.spawn().unwrap(),
+        addr: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runtime_v = loop {
+        if let Some(v) = std::fs::read_to_string(&runtime)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "clawgate did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let admin_addr: std::net::SocketAddr =
+        runtime_v["adminAddr"].as_str().unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let rx = admin.sse();
+    std::fs::write(&cfg, body(31000)).unwrap();
+    common::http::sse_event(&rx, "config.reloaded", Duration::from_secs(5)).expect("reloaded");
+    unsafe {
+        libc::kill(p.child.id() as i32, libc::SIGTERM);
+    }
+    p.child.wait().unwrap();
+    let raw = std::fs::read_to_string(&log_path).unwrap();
+    // Strip ANSI colour codes (ESC [ ... m).
+    let mut text = String::new();
+    let mut esc = false;
+    for c in raw.chars() {
+        match (esc, c) {
+            (false, '\x1b') => esc = true,
+            (true, 'm') => esc = false,
+            (true, _) => {}
+            (false, c) => text.push(c),
+        }
+    }
+    // Log lines: "<timestamp> <LEVEL> <target>: <message>".
+    let targets: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("20"))
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert!(
+        targets.iter().any(|t| t.starts_with("clawgate::")),
+        "{text}"
+    );
+    assert!(text.contains("configuration applied"), "{text}");
+    // No other crate logs below warn (notify used to log every inotify
+    // event at trace, including the ones its own log line caused).
+    let foreign: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("20"))
+        .filter(|l| {
+            let mut w = l.split_whitespace().skip(1);
+            let level = w.next().unwrap_or("");
+            let target = w.next().unwrap_or("");
+            !target.starts_with("clawgate") && !matches!(level, "WARN" | "ERROR")
+        })
+        .take(5)
+        .collect();
+    assert!(foreign.is_empty(), "{foreign:#?}");
+}
