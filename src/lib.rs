@@ -121,8 +121,17 @@ fn admin_token(cfg: &RuntimeConfig) -> Result<([u8; 32], Option<std::path::PathB
         return Ok((*t.digest(), None));
     }
     let path = cfg.state_dir.join("admin-token");
+    // Only a missing (or empty) file means "generate": a file that cannot be
+    // read (permissions, I/O) is an error, never silently replaced, so the
+    // token in use elsewhere keeps working once the problem is fixed.
     let token = match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(StoreError::Io(format!(
+                "cannot read the admin token file {}: {e} (fix its permissions, or remove it to generate a new token)",
+                path.display()
+            )));
+        }
         Ok(_) | Err(_) => {
             let t = util::random_token();
             util::write_private_file(&path, t.as_bytes())?;

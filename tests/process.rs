@@ -569,3 +569,21 @@ fn trace_logging_is_clawgate_only_even_with_the_log_beside_the_config() {
         .collect();
     assert!(foreign.is_empty(), "{foreign:#?}");
 }
+
+#[test]
+fn an_unreadable_admin_token_file_is_an_error_not_replaced() {
+    let (_d, home, state) = dirs();
+    std::fs::create_dir_all(&state).unwrap();
+    let file = state.join("admin-token");
+    // Not UTF-8: reading it fails (as permission or I/O errors would).
+    std::fs::write(&file, [0xff, 0xfe, 0xfd]).unwrap();
+    let out = command(&home)
+        .args(["serve", "--port", "0", "--admin-port", "0", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot read the admin token file"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), vec![0xff, 0xfe, 0xfd]);
+}
