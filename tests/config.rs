@@ -138,6 +138,26 @@ fn bad_trusted_proxy_entries_are_named() {
         e.contains("expected a list, found the string \"10.0.0.1\"; write [\"10.0.0.1\"]"),
         "{e}"
     );
+    // Trusting everyone is accepted, loudly.
+    for all in ["0.0.0.0/0", "::/0"] {
+        let cfg = c
+            .load(&format!(
+                "{{ gateway: {{ trustedProxies: ['{all}', '10.0.0.1'] }} }}"
+            ))
+            .unwrap();
+        assert!(
+            cfg.warnings
+                .iter()
+                .any(|w| w.contains("gateway.trustedProxies")
+                    && w.contains(&format!("{all} trusts every peer"))),
+            "{:?}",
+            cfg.warnings
+        );
+    }
+    let cfg = c
+        .load("{ gateway: { trustedProxies: ['10.0.0.0/8'] } }")
+        .unwrap();
+    assert!(!cfg.warnings.iter().any(|w| w.contains("trusts every peer")));
 }
 
 #[test]

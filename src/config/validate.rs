@@ -637,6 +637,14 @@ pub fn validate(
     }
 
     let trusted_proxies = v.cidrs("gateway.trustedProxies", g.get("trustedProxies"));
+    for n in trusted_proxies.iter().filter(|n| n.prefix_len() == 0) {
+        v.warn(
+            "gateway.trustedProxies",
+            format!(
+                "{n} trusts every peer: any client can then claim any address in X-Forwarded-For                  (and pass as local). List only your proxy's address or its network, e.g.                  \"172.17.0.0/16\" for Docker's default bridge"
+            ),
+        );
+    }
     let allow_real_ip_fallback = v.boolean(
         "gateway.allowRealIpFallback",
         g.get("allowRealIpFallback"),
