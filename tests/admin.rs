@@ -1148,3 +1148,40 @@ async fn devices_list_pages_in_id_order() {
     }
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutations_refuse_query_parameters_they_do_not_take() {
+    let srv = TestServer::default().await;
+    let admin = srv.admin();
+    // No dry run on a token rotation: refused, and nothing rotated.
+    let r = admin
+        .post("/admin/v1/gateway/token/rotate?dryRun=true", &json!({}))
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(
+        r.body.contains("unknown query parameter \\\"dryRun\\\""),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("no dry run"), "{}", r.body);
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN))
+        .await
+        .expect("old token still valid");
+    // Routes with a dry run take it, and nothing else.
+    let r = admin
+        .post(
+            "/admin/v1/trusted-proxies?dryRun=true",
+            &json!({"entry": "10.0.0.1"}),
+        )
+        .await;
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    let r = admin
+        .post(
+            "/admin/v1/trusted-proxies?force=1",
+            &json!({"entry": "10.0.0.1"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("this route takes: dryRun"), "{}", r.body);
+}

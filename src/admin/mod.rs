@@ -395,6 +395,28 @@ async fn check(
             .hint("mutations take JSON bodies (an empty body may be sent as {})"));
         }
     }
+    if m != Method::GET && m != Method::HEAD {
+        // A mutation ignores no query parameter: `?dryRun=true` on a route
+        // without a dry run must not quietly make the change.
+        let takes: &[&str] = match Some(route.path) {
+            Some(p) if p.starts_with("/admin/v1/trusted-proxies") => &["dryRun"],
+            Some("/admin/v1/config") => &["dryRun"],
+            _ => &[],
+        };
+        let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+        if let Some((k, _)) = q.iter().find(|(k, _)| !takes.contains(&k.as_str())) {
+            let hint = if takes.is_empty() {
+                "this route takes no query parameters (it has no dry run)".to_string()
+            } else {
+                format!("this route takes: {}", takes.join(", "))
+            };
+            return Err(
+                ApiError::new(Code::Invalid, format!("unknown query parameter {k:?}")).hint(hint),
+            );
+        }
+    }
     req.extensions_mut().insert(principal);
     Ok(())
 }
