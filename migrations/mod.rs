@@ -10,6 +10,8 @@ use crate::store::StoreError;
 mod m0001_initial;
 #[path = "m0002_decisions_and_admin_tokens.rs"]
 mod m0002_decisions_and_admin_tokens;
+#[path = "m0003_opaque_admin_tokens.rs"]
+mod m0003_opaque_admin_tokens;
 
 pub struct Migration {
     /// The schema version this step upgrades from.
@@ -29,6 +31,12 @@ pub const MIGRATIONS: &[Migration] = &[
         from: 1,
         summary: "add decided (pairing decisions) and admin_tokens (minted admin JWTs) tables",
         run: m0002_decisions_and_admin_tokens::run,
+    },
+    Migration {
+        from: 2,
+        summary:
+            "delete admin_keys (admin JWT signing keys): minted admin tokens are opaque digests now",
+        run: m0003_opaque_admin_tokens::run,
     },
 ];
 

@@ -389,7 +389,7 @@ async fn mint_scoped_admin_token() {
     .await
     .ok();
     let jwt = out.stdout.trim().to_string();
-    assert_eq!(jwt.split('.').count(), 3, "{out:?}");
+    assert!(jwt.starts_with("cgadm_"), "{out:?}");
     assert!(out.stderr.contains("pairing:read,config:read"), "{out:?}");
     // the minted token reads …
     cli_token(&srv, &jwt, &["devices", "list"]).await.ok();

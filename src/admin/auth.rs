@@ -1,15 +1,13 @@
-//! Admin credentials: the admin token (full rights) and scoped admin JWTs
-//! (HS256, `kid` keyring in redb, `exp`, revocable `jti`).
+//! Admin credentials: the admin token (full rights) and scoped, expiring,
+//! revocable admin tokens minted through the API (opaque, stored as digests).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use redb::{Durability, ReadableTable};
-use serde::{Deserialize, Serialize};
+use redb::Durability;
 
 use super::error::{ApiError, Code};
 use crate::gateway::auth::{digest_eq, sha256};
-use crate::store::{self, records, tables, AdminTokenRecord, AuditEvent, Store, StoreError};
+use crate::store::{self, records, tables, AdminTokenRecord, AuditEvent, Store};
 use crate::util::now_ms;
 
 pub const SCOPES: &[&str] = &[
@@ -22,12 +20,10 @@ pub const SCOPES: &[&str] = &[
     "admin",
 ];
 
-pub const AUDIENCE: &str = "clawgate-admin";
-
 /// The authenticated caller of an admin request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// For the audit log: `admin-token` or `jwt:<jti> (<label>)`.
+    /// For the audit log: `admin-token` or `token:<jti> (<label>)`.
     pub name: String,
     pub jti: Option<String>,
     pub scopes: Vec<String>,
@@ -39,37 +35,17 @@ impl Principal {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Claims {
-    sub: String,
-    aud: String,
-    iat: u64,
-    exp: u64,
-    jti: String,
-    scopes: Vec<String>,
-    #[serde(default)]
-    label: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyRecord {
-    kid: String,
-    secret: String,
-    created_at_ms: u64,
-}
+/// Minted admin tokens: `cgadm_<jti>_<secret>`. Only the SHA-256 digest of
+/// the whole token is stored, next to its scopes and expiry, and every use
+/// checks that record: a copy of the database cannot forge one, and an
+/// expired or revoked token stops working at once.
+pub const TOKEN_PREFIX: &str = "cgadm_";
 
 fn unauthorized(detail: &str) -> ApiError {
     ApiError::new(Code::Unauthorized, detail).hint(
         "send Authorization: Bearer <token> with the admin token (gateway.admin.token, CLAWGATE_ADMIN_TOKEN, \
-         or <state dir>/admin-token) or an admin JWT from POST /admin/v1/tokens",
+         or <state dir>/admin-token) or a scoped admin token from POST /admin/v1/tokens",
     )
-}
-
-fn load_key(store: &Store, kid: &str) -> Result<Option<KeyRecord>, StoreError> {
-    let txn = store.read()?;
-    let table = txn.open_table(tables::ADMIN_KEYS)?;
-    store::get_json(&table, kid)
 }
 
 /// Authenticates a bearer credential.
@@ -93,8 +69,13 @@ pub fn authenticate(
     if token.is_empty() {
         return Err(unauthorized("empty bearer token"));
     }
+    if let Some(rest) = token.strip_prefix(TOKEN_PREFIX) {
+        return authenticate_minted(store, token, rest);
+    }
     if token.matches('.').count() == 2 {
-        return authenticate_jwt(store, token);
+        return Err(unauthorized(
+            "admin JWTs are no longer accepted: clawgate now mints opaque admin tokens (cgadm_…); mint a new one with POST /admin/v1/tokens",
+        ));
     }
     if digest_eq(admin_digest, &sha256(token)) {
         return Ok(Principal {
@@ -106,51 +87,38 @@ pub fn authenticate(
     Err(unauthorized("invalid admin token"))
 }
 
-fn authenticate_jwt(store: &Store, token: &str) -> Result<Principal, ApiError> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|_| unauthorized("malformed admin JWT"))?;
-    if header.alg != Algorithm::HS256 {
-        return Err(unauthorized("admin JWTs are HS256"));
-    }
-    let kid = header
-        .kid
-        .ok_or_else(|| unauthorized("admin JWT without kid"))?;
-    let key = load_key(store, &kid)?
-        .ok_or_else(|| unauthorized("admin JWT signed with an unknown key"))?;
-    let secret = URL_SAFE_NO_PAD
-        .decode(&key.secret)
-        .map_err(|_| ApiError::new(Code::Internal, "admin key unreadable"))?;
-    let mut v = Validation::new(Algorithm::HS256);
-    v.set_audience(&[AUDIENCE]);
-    v.set_required_spec_claims(&["exp", "iat", "sub", "jti", "aud"]);
-    v.leeway = 5;
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&secret), &v)
-        .map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => unauthorized("admin JWT expired"),
-                _ => unauthorized("invalid admin JWT"),
-            }
-        })?;
-    let c = data.claims;
+fn authenticate_minted(store: &Store, token: &str, rest: &str) -> Result<Principal, ApiError> {
+    let Some((jti, _secret)) = rest.split_once('_') else {
+        return Err(unauthorized("malformed admin token"));
+    };
     let rec = store
-        .admin_token(&c.jti)?
-        .ok_or_else(|| unauthorized("unknown admin JWT"))?;
+        .admin_token(jti)?
+        .ok_or_else(|| unauthorized("unknown admin token"))?;
+    let want = hex::decode(&rec.digest)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| unauthorized("unknown admin token"))?;
+    if !digest_eq(&want, &sha256(token)) {
+        return Err(unauthorized("invalid admin token"));
+    }
     if rec.revoked_at_ms.is_some() {
-        return Err(unauthorized("admin JWT revoked"));
+        return Err(unauthorized("admin token revoked"));
+    }
+    if rec.expires_at_ms <= now_ms() {
+        return Err(unauthorized("admin token expired"));
     }
     Ok(Principal {
-        name: if c.label.is_empty() {
-            format!("jwt:{}", c.jti)
+        name: if rec.label.is_empty() {
+            format!("token:{}", rec.jti)
         } else {
-            format!("jwt:{} ({})", c.jti, c.label)
+            format!("token:{} ({})", rec.jti, rec.label)
         },
-        jti: Some(c.jti),
+        jti: Some(rec.jti),
         scopes: rec.scopes,
     })
 }
 
-/// Mints a scoped admin JWT; its metadata and the audit record commit together.
+/// Mints a scoped admin token; its record and the audit record commit together.
 pub async fn mint(
     store: &Store,
     scopes: Vec<String>,
@@ -162,57 +130,18 @@ pub async fn mint(
     store
         .write(Durability::Immediate, move |txn| {
             let now = now_ms();
-            let key = {
-                let mut keys = txn.open_table(tables::ADMIN_KEYS)?;
-                let mut newest: Option<KeyRecord> = None;
-                for item in keys.iter()? {
-                    let (_, v) = item?;
-                    let k: KeyRecord = records::decode(v.value())?;
-                    if newest
-                        .as_ref()
-                        .is_none_or(|n| k.created_at_ms > n.created_at_ms)
-                    {
-                        newest = Some(k);
-                    }
-                }
-                match newest {
-                    Some(k) => k,
-                    None => {
-                        let k = KeyRecord {
-                            kid: format!("k{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-                            secret: URL_SAFE_NO_PAD.encode(crate::util::random_bytes()),
-                            created_at_ms: now,
-                        };
-                        keys.insert(k.kid.as_str(), records::encode(&k).as_slice())?;
-                        k
-                    }
-                }
-            };
             let jti = uuid::Uuid::new_v4().to_string();
-            let exp_ms = now + ttl_seconds * 1000;
-            let claims = Claims {
-                sub: "clawgate-admin".into(),
-                aud: AUDIENCE.into(),
-                iat: now / 1000,
-                exp: exp_ms / 1000,
-                jti: jti.clone(),
-                scopes: scopes.clone(),
-                label: label.clone(),
-            };
-            let mut header = Header::new(Algorithm::HS256);
-            header.kid = Some(key.kid.clone());
-            let secret = URL_SAFE_NO_PAD
-                .decode(&key.secret)
-                .map_err(|_| ApiError::new(Code::Internal, "admin key unreadable"))?;
-            let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&secret))
-                .map_err(|e| ApiError::new(Code::Internal, format!("could not sign: {e}")))?;
+            let token = format!(
+                "{TOKEN_PREFIX}{jti}_{}",
+                URL_SAFE_NO_PAD.encode(crate::util::random_bytes())
+            );
             let rec = AdminTokenRecord {
                 jti: jti.clone(),
-                kid: key.kid.clone(),
+                digest: hex::encode(sha256(&token)),
                 label: label.clone(),
                 scopes: scopes.clone(),
                 issued_at_ms: now,
-                expires_at_ms: exp_ms,
+                expires_at_ms: now + ttl_seconds * 1000,
                 revoked_at_ms: None,
                 created_by: created_by.clone(),
             };
@@ -227,7 +156,7 @@ pub async fn mint(
         .await
 }
 
-/// Revokes an admin JWT by `jti`.
+/// Revokes a minted admin token by `jti`.
 pub async fn revoke(
     store: &Store,
     jti: String,
@@ -255,4 +184,73 @@ pub async fn revoke(
             Ok(rec)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn audit() -> AuditEvent {
+        AuditEvent {
+            seq: 0,
+            ts: now_ms(),
+            actor: "admin-token".into(),
+            action: "token.mint".into(),
+            target: String::new(),
+            client_addr: None,
+            outcome: "ok".into(),
+            detail: None,
+        }
+    }
+
+    fn detail(r: Result<Principal, ApiError>) -> String {
+        r.expect_err("refused").to_string()
+    }
+
+    #[tokio::test]
+    async fn minted_tokens_are_checked_against_their_record_on_every_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let admin = sha256("the-admin-token");
+        let (tok, rec) = mint(
+            &store,
+            vec!["pairing:read".into()],
+            600,
+            "ci".into(),
+            audit(),
+        )
+        .await
+        .unwrap();
+        assert!(tok.starts_with(TOKEN_PREFIX));
+        let h = |t: &str| format!("Bearer {t}");
+        let p = authenticate(&store, &admin, Some(&h(&tok))).unwrap();
+        assert_eq!(p.scopes, vec!["pairing:read".to_string()]);
+        assert_eq!(p.name, format!("token:{} (ci)", rec.jti));
+        // The database holds the digest, never the token.
+        let stored = store.admin_token(&rec.jti).unwrap().unwrap();
+        assert_eq!(stored.digest, hex::encode(sha256(&tok)));
+        assert!(!format!("{stored:?}").contains(tok.rsplit('_').next().unwrap()));
+        // A right id with a wrong secret.
+        let forged = format!("{TOKEN_PREFIX}{}_{}", rec.jti, "A".repeat(43));
+        assert!(
+            detail(authenticate(&store, &admin, Some(&h(&forged)))).contains("invalid admin token")
+        );
+        // The stored expiry decides, whatever the token says.
+        let jti = rec.jti.clone();
+        store
+            .write_blocking(Durability::Immediate, move |txn| {
+                let mut t = txn.open_table(tables::ADMIN_TOKENS)?;
+                let mut r = rec.clone();
+                r.expires_at_ms = now_ms() - 1;
+                t.insert(jti.as_str(), records::encode(&r).as_slice())?;
+                Ok::<_, crate::store::StoreError>(())
+            })
+            .unwrap();
+        assert!(
+            detail(authenticate(&store, &admin, Some(&h(&tok)))).contains("admin token expired")
+        );
+        // The old JWT form is refused with what to do.
+        let e = detail(authenticate(&store, &admin, Some("Bearer aaa.bbb.ccc")));
+        assert!(e.contains("no longer accepted"), "{e}");
+    }
 }

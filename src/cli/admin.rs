@@ -35,7 +35,7 @@ pub struct ConnArgs {
         help_heading = "Admin API"
     )]
     pub admin_url: Option<String>,
-    /// Admin token or admin JWT (default: gateway.admin.token, else <state dir>/admin-token).
+    /// Admin token or a minted admin token (default: gateway.admin.token, else <state dir>/admin-token).
     #[arg(
         long,
         global = true,
@@ -136,7 +136,7 @@ pub enum TokensCommand {
         #[arg(long, value_name = "SECONDS")]
         grace: Option<u64>,
     },
-    /// Mint a scoped admin token (JWT); prints it once.
+    /// Mint a scoped admin token (opaque, stored as a digest); prints it once.
     Mint {
         /// Admin scopes (repeatable): pairing:read, pairing:write, devices:write,
         /// tokens:write, config:read, config:write, admin.

@@ -65,7 +65,7 @@ pub struct DoctorArgs {
     /// Admin API base URL (default: the adminAddr in <state dir>/runtime.json).
     #[arg(long, env = "CLAWGATE_ADMIN_URL", value_name = "URL")]
     pub admin_url: Option<String>,
-    /// Admin token or admin JWT with config:read (default: gateway.admin.token, else <state dir>/admin-token).
+    /// Admin token or a minted admin token with config:read (default: gateway.admin.token, else <state dir>/admin-token).
     #[arg(
         long,
         env = "CLAWGATE_ADMIN_TOKEN",
@@ -1670,7 +1670,7 @@ fn check_rejections(ctx: &Ctx, admin: &Admin) -> Check {
                     ctx.state_dir.join("admin-token").display()
                 )),
                 Some(403) => c.add_fix(
-                    "use the admin token or an admin JWT with the config:read scope (`clawgate tokens mint --scope config:read`)",
+                    "use the admin token or a minted admin token with the config:read scope (`clawgate tokens mint --scope config:read`)",
                 ),
                 _ => {}
             }

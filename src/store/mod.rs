@@ -774,13 +774,19 @@ mod tests {
             txn.commit().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), migrations::LATEST);
         assert_eq!(store.device("old").unwrap().unwrap().public_key, "pk");
         assert!(
             store.decided("x").unwrap().is_none(),
             "schema-2 tables exist"
         );
         assert!(store.admin_tokens().unwrap().is_empty());
+        // Schema 3: no admin JWT signing keys are left in the file.
+        let txn = store.read().unwrap();
+        assert!(!txn
+            .list_tables()
+            .unwrap()
+            .any(|t| redb::TableHandle::name(&t) == "admin_keys"));
     }
 
     #[tokio::test]

@@ -158,12 +158,15 @@ pub struct AuditEvent {
     pub detail: Option<String>,
 }
 
-/// Metadata of a minted admin JWT (the token itself is never stored).
+/// A minted admin token: its digest and metadata (the token itself is never stored).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AdminTokenRecord {
     pub jti: String,
-    pub kid: String,
+    /// SHA-256 (hex) of the whole token. Empty for the admin JWTs of older
+    /// versions, which no longer authenticate.
+    #[serde(default)]
+    pub digest: String,
     pub label: String,
     pub scopes: Vec<String>,
     pub issued_at_ms: u64,
