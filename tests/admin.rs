@@ -171,7 +171,8 @@ async fn authentication_and_request_hygiene() {
         .iter()
         .filter(|e| e["action"] == "admin.auth")
         .collect();
-    assert!(denied.len() >= 3);
+    // one record per client address and minute; the rest are counted
+    assert_eq!(denied.len(), 1, "{audit}");
     assert!(denied
         .iter()
         .all(|e| e["outcome"] == "denied" && e["actor"] == "anonymous"));

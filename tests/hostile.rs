@@ -301,3 +301,56 @@ async fn metric_labels_come_from_a_closed_set() {
     );
     assert!(!m.body.contains("M17X"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_admin_auth_is_aggregated_not_written_per_request() {
+    use tokio::io::AsyncReadExt;
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let addr = srv.running().admin_addr;
+    let long = "x".repeat(30_000);
+    // 400 refused requests, one with a 30 KB path.
+    let mut got = 0;
+    for i in 0..400 {
+        let path = if i == 7 {
+            format!("/admin/v1/devices/{long}")
+        } else {
+            "/admin/v1/devices".into()
+        };
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong-{i}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(
+            buf.starts_with(b"HTTP/1.1 401"),
+            "{}",
+            String::from_utf8_lossy(&buf[..buf.len().min(300)])
+        );
+        got += 1;
+    }
+    assert_eq!(got, 400);
+    let admin = srv.admin();
+    let audit = admin.get("/admin/v1/audit?limit=1000").await;
+    assert_eq!(audit.status, 200, "{}", audit.body);
+    let v = audit.json();
+    let denied: Vec<&serde_json::Value> = v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "admin.auth")
+        .collect();
+    // Still visible, but one record for the address and window, not 400.
+    assert_eq!(denied.len(), 1, "{v}");
+    assert_eq!(denied[0]["clientAddr"], "127.0.0.1");
+    assert!(denied[0]["target"].as_str().unwrap().len() <= 210);
+    let m = admin.get("/metrics").await;
+    assert!(
+        m.body.contains("clawgate_admin_auth_failures_total 400"),
+        "{}",
+        m.body
+    );
+}

@@ -1098,6 +1098,11 @@ pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
     }
     let (pending, _) = live_pending(&s)?;
     let _ = writeln!(out, "# HELP clawgate_pairing_pending Pending pairing requests.\n# TYPE clawgate_pairing_pending gauge\nclawgate_pairing_pending {}", pending.len());
+    let _ = writeln!(
+        out,
+        "# HELP clawgate_admin_auth_failures_total Admin API requests refused for their credentials.\n# TYPE clawgate_admin_auth_failures_total counter\nclawgate_admin_auth_failures_total {}",
+        s.denials.total.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let _ = writeln!(out, "# HELP clawgate_admin_requests_total Admin API requests by route and status.\n# TYPE clawgate_admin_requests_total counter");
     for ((method, route, status), n) in s.metrics.requests.lock().expect("metrics lock").iter() {
         let _ = writeln!(out, "clawgate_admin_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");

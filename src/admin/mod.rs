@@ -4,6 +4,7 @@
 //! registration, scope checks and the `openapi.yaml` conformance test.
 
 pub mod auth;
+pub mod denials;
 pub mod error;
 mod handlers;
 
@@ -230,6 +231,8 @@ pub struct AdminState {
     pub allowed_hosts: Vec<String>,
     pub allowed_origins: Vec<String>,
     pub sse_keepalive: Duration,
+    /// Failed authentication, aggregated per client address.
+    pub denials: denials::Denials,
 }
 
 fn host_name(h: &str) -> String {
@@ -354,18 +357,32 @@ async fn check(
     let principal = match auth::authenticate(&state.gw.store, &state.admin_digest, header) {
         Ok(p) => p,
         Err(e) => {
-            let client = req.peer_addr().map(|a| a.ip().to_string());
-            let ev = crate::store::AuditEvent {
-                ts: crate::util::now_ms(),
-                actor: "anonymous".into(),
-                action: "admin.auth".into(),
-                target: format!("{} {}", req.method(), req.path()),
-                client_addr: client,
-                outcome: "denied".into(),
-                detail: Some(e.detail.clone()),
-                ..Default::default()
-            };
-            let _ = state.gw.store.audit_now(ev).await;
+            let ip = req.peer_addr().map(|a| a.ip());
+            let now = crate::util::now_ms();
+            if let denials::Verdict::Audit { suppressed } = state.denials.record(ip, now) {
+                let mut detail = e.detail.clone();
+                if suppressed > 0 {
+                    detail.push_str(&format!(
+                        " (and {suppressed} more refused requests from this address in the previous window, not recorded one by one)"
+                    ));
+                }
+                let ev = crate::store::AuditEvent {
+                    ts: now,
+                    actor: "anonymous".into(),
+                    action: "admin.auth".into(),
+                    target: denials::clip(
+                        &format!("{} {}", req.method(), req.path()),
+                        denials::MAX_TARGET,
+                    ),
+                    client_addr: ip.map(|i| i.to_string()),
+                    outcome: "denied".into(),
+                    detail: Some(detail),
+                    ..Default::default()
+                };
+                // No fsync for an unauthenticated caller: the store's
+                // periodic flush makes the record durable.
+                let _ = state.gw.store.audit_lazy(ev).await;
+            }
             return Err(e);
         }
     };
@@ -482,6 +499,7 @@ pub fn start(
         allowed_hosts: allowed_hosts_for(bind, allow_remote),
         allowed_origins: vec![],
         sse_keepalive: Duration::from_secs(15),
+        denials: denials::Denials::default(),
     });
     let app_state = state.clone();
     let server = HttpServer::new(move || {

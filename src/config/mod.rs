@@ -21,7 +21,8 @@ pub use validate::parse_ip_or_cidr;
 use serde_json::{json, Value};
 
 /// Inputs to [`load`]: flags and a snapshot of the environment (injectable for tests).
-#[derive(Debug, Clone, Default)]
+/// `Debug` names the environment's variables but never prints their values.
+#[derive(Clone, Default)]
 pub struct LoadOptions {
     pub config_path: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
@@ -94,7 +95,8 @@ pub fn resolve_config_path(opts: &LoadOptions) -> Option<(PathBuf, bool)> {
 }
 
 /// The config file as last read: path, text, parsed tree and content hash.
-#[derive(Debug, Clone)]
+/// `Debug` shows the path and hash only (the text holds secrets).
+#[derive(Clone)]
 pub struct FileLayer {
     pub path: PathBuf,
     pub text: String,
@@ -105,7 +107,8 @@ pub struct FileLayer {
 
 /// What a [`RuntimeConfig`] was built from. The environment and the flags are
 /// fixed for the life of the process; the file layer and the overrides change.
-#[derive(Debug, Clone, Default)]
+/// `Debug` redacts values, as its parts do.
+#[derive(Clone, Default)]
 pub struct Sources {
     pub opts: LoadOptions,
     /// The config file clawgate reads (watched for changes), when there is one.
@@ -114,6 +117,48 @@ pub struct Sources {
     pub file: Option<FileLayer>,
     /// The runtime overrides in force.
     pub overrides: Vec<crate::store::OverrideRecord>,
+}
+
+impl std::fmt::Debug for LoadOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadOptions")
+            .field("config_path", &self.config_path)
+            .field("state_dir", &self.state_dir)
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("admin_port", &self.admin_port)
+            .field(
+                "env",
+                &format_args!("<{} variables, values redacted>", self.env.len()),
+            )
+            .field("generate_token", &self.generate_token)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for FileLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileLayer")
+            .field("path", &self.path)
+            .field(
+                "text",
+                &format_args!("<{} bytes redacted>", self.text.len()),
+            )
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<&str> = self.overrides.iter().map(|o| o.key.as_str()).collect();
+        f.debug_struct("Sources")
+            .field("opts", &self.opts)
+            .field("file_path", &self.file_path)
+            .field("file", &self.file)
+            .field("override_keys", &keys)
+            .finish()
+    }
 }
 
 /// Parses config text as if it were the file at `path`.
@@ -345,5 +390,39 @@ pub(crate) fn describe(v: &Value) -> String {
         Value::String(s) => format!("the string {s:?}"),
         Value::Array(_) => "a list".into(),
         Value::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_holds_secret_values() {
+        let mut opts = LoadOptions::default();
+        opts.env.insert(
+            "OPENCLAW_GATEWAY_TOKEN".into(),
+            "env-secret-0123456789".into(),
+        );
+        let src = Sources {
+            opts,
+            file_path: None,
+            file: Some(FileLayer {
+                path: "/x/openclaw.json".into(),
+                text: "{ gateway: { auth: { token: 'file-secret-0123456789' } } }".into(),
+                value: json!({"gateway": {"auth": {"token": "file-secret-0123456789"}}}),
+                hash: "abc".into(),
+            }),
+            overrides: vec![],
+        };
+        let d = format!("{src:?}");
+        assert!(
+            !d.contains("env-secret") && !d.contains("file-secret"),
+            "{d}"
+        );
+        assert!(
+            d.contains("1 variables, values redacted") && d.contains("/x/openclaw.json"),
+            "{d}"
+        );
     }
 }

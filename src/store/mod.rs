@@ -597,7 +597,21 @@ pub fn delete_pending(
 }
 
 /// Appends an audit event inside the caller's transaction; returns its sequence number.
+/// Audit records kept: older ones are dropped as new ones come in.
+pub const AUDIT_RETENTION: u64 = 100_000;
+/// Old records dropped per append, at most (bounds one transaction's cost
+/// when a larger log from an older version is trimmed).
+const AUDIT_TRIM_BATCH: usize = 64;
+
 pub fn append_audit(txn: &WriteTransaction, ev: &AuditEvent) -> Result<u64, StoreError> {
+    append_audit_kept(txn, ev, AUDIT_RETENTION)
+}
+
+fn append_audit_kept(
+    txn: &WriteTransaction,
+    ev: &AuditEvent,
+    keep: u64,
+) -> Result<u64, StoreError> {
     let mut table = txn.open_table(AUDIT)?;
     let next = match table.last()? {
         Some((k, _)) => k.value() + 1,
@@ -606,6 +620,16 @@ pub fn append_audit(txn: &WriteTransaction, ev: &AuditEvent) -> Result<u64, Stor
     let mut ev = ev.clone();
     ev.seq = next;
     table.insert(next, records::encode(&ev).as_slice())?;
+    for _ in 0..AUDIT_TRIM_BATCH {
+        let oldest = match table.first()? {
+            Some((k, _)) => k.value(),
+            None => break,
+        };
+        if oldest + keep > next {
+            break;
+        }
+        table.remove(oldest)?;
+    }
     Ok(next)
 }
 
@@ -670,6 +694,13 @@ impl Store {
     /// Appends one audit event in its own durable transaction.
     pub async fn audit_now(&self, ev: AuditEvent) -> Result<u64, StoreError> {
         self.write(Durability::Immediate, move |txn| append_audit(txn, &ev))
+            .await
+    }
+
+    /// Appends an audit record without an fsync of its own (durable within
+    /// the periodic flush): for records an unauthenticated peer can cause.
+    pub async fn audit_lazy(&self, ev: AuditEvent) -> Result<u64, StoreError> {
+        self.write(Durability::None, move |txn| append_audit(txn, &ev))
             .await
     }
 }
@@ -787,6 +818,34 @@ mod tests {
             .list_tables()
             .unwrap()
             .any(|t| redb::TableHandle::name(&t) == "admin_keys"));
+    }
+
+    #[test]
+    fn the_audit_log_keeps_the_newest_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for i in 0..50u64 {
+            store
+                .write_blocking(Durability::None, move |txn| {
+                    append_audit_kept(
+                        txn,
+                        &AuditEvent {
+                            ts: i,
+                            actor: "t".into(),
+                            action: "a".into(),
+                            target: format!("x{i}"),
+                            outcome: "ok".into(),
+                            ..Default::default()
+                        },
+                        10,
+                    )
+                })
+                .unwrap();
+        }
+        let txn = store.read().unwrap();
+        let t = txn.open_table(AUDIT).unwrap();
+        let keys: Vec<u64> = t.iter().unwrap().map(|r| r.unwrap().0.value()).collect();
+        assert_eq!(keys, (41..=50).collect::<Vec<u64>>());
     }
 
     #[tokio::test]
