@@ -75,6 +75,27 @@ fn spawn(home: &Path, state: &Path, args: &[&str]) -> Proc {
     }
 }
 
+/// Waits (bounded) for a started binary's runtime.json and returns an admin
+/// client for it.
+fn admin_when_started(state: &Path) -> common::http::Admin {
+    let runtime = state.join("runtime.json");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let runtime_v = loop {
+        if let Some(v) = std::fs::read_to_string(&runtime)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "clawgate did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let admin_addr: std::net::SocketAddr =
+        runtime_v["adminAddr"].as_str().unwrap().parse().unwrap();
+    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+    common::http::Admin::new(admin_addr, token.trim())
+}
+
 fn url(p: &Proc) -> String {
     format!("ws://{}/", p.addr)
 }
@@ -372,7 +393,6 @@ async fn log_level_follows_the_config_file() {
     };
     std::fs::write(&cfg, body("warn", 30000)).unwrap();
     let cfg_s = cfg.display().to_string();
-    let runtime = state.join("runtime.json");
     let mut cmd = command(&home);
     cmd.env_remove("CLAWGATE_LOG")
         .arg("serve")
@@ -389,21 +409,7 @@ async fn log_level_follows_the_config_file() {
         child,
         addr: String::new(),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let runtime_v = loop {
-        if let Some(v) = std::fs::read_to_string(&runtime)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "clawgate did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let admin_addr: std::net::SocketAddr =
-        runtime_v["adminAddr"].as_str().unwrap().parse().unwrap();
-    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
-    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let admin = admin_when_started(&state);
     let rx = admin.sse();
     std::fs::write(&cfg, body("info", 31000)).unwrap();
     let ev =
@@ -495,7 +501,6 @@ fn trace_logging_is_clawgate_only_even_with_the_log_beside_the_config() {
     // stderr goes to a file in the watched directory, as in the report.
     let log_path = d.path().join("clawgate.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let runtime = state.join("runtime.json");
     let mut cmd = command(&home);
     cmd.env_remove("CLAWGATE_LOG")
         .stderr(log)
@@ -509,21 +514,7 @@ fn trace_logging_is_clawgate_only_even_with_the_log_beside_the_config() {
         child: cmd.spawn().unwrap(),
         addr: String::new(),
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let runtime_v = loop {
-        if let Some(v) = std::fs::read_to_string(&runtime)
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        {
-            break v;
-        }
-        assert!(Instant::now() < deadline, "clawgate did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let admin_addr: std::net::SocketAddr =
-        runtime_v["adminAddr"].as_str().unwrap().parse().unwrap();
-    let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
-    let admin = common::http::Admin::new(admin_addr, token.trim());
+    let admin = admin_when_started(&state);
     let rx = admin.sse();
     std::fs::write(&cfg, body(31000)).unwrap();
     common::http::sse_event(&rx, "config.reloaded", Duration::from_secs(5)).expect("reloaded");

@@ -820,6 +820,17 @@ mod tests {
             .any(|t| redb::TableHandle::name(&t) == "admin_keys"));
     }
 
+    fn test_event(i: u64) -> AuditEvent {
+        AuditEvent {
+            ts: i,
+            actor: "t".into(),
+            action: "a".into(),
+            target: format!("x{i}"),
+            outcome: "ok".into(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn the_audit_log_keeps_the_newest_records() {
         let dir = tempfile::tempdir().unwrap();
@@ -827,18 +838,7 @@ mod tests {
         for i in 0..50u64 {
             store
                 .write_blocking(Durability::None, move |txn| {
-                    append_audit_kept(
-                        txn,
-                        &AuditEvent {
-                            ts: i,
-                            actor: "t".into(),
-                            action: "a".into(),
-                            target: format!("x{i}"),
-                            outcome: "ok".into(),
-                            ..Default::default()
-                        },
-                        10,
-                    )
+                    append_audit_kept(txn, &test_event(i), 10)
                 })
                 .unwrap();
         }
@@ -853,17 +853,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         for i in 0..5 {
-            let seq = store
-                .audit_now(AuditEvent {
-                    ts: i,
-                    actor: "t".into(),
-                    action: "a".into(),
-                    target: format!("x{i}"),
-                    outcome: "ok".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+            let seq = store.audit_now(test_event(i)).await.unwrap();
             assert_eq!(seq, i + 1);
         }
         let page = store.audit(2, 2).unwrap();
