@@ -354,3 +354,30 @@ async fn failed_admin_auth_is_aggregated_not_written_per_request() {
         m.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_admin_body_times_out() {
+    use tokio::io::AsyncReadExt;
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let token = srv.admin_token();
+    let mut s = tokio::net::TcpStream::connect(srv.running().admin_addr)
+        .await
+        .unwrap();
+    // An authorised request whose body stops after one byte of 100.
+    s.write_all(
+        format!(
+            "POST /admin/v1/trusted-proxies HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = vec![0u8; 2048];
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .expect("an answer while the body is still missing")
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(head.contains("body_timeout"), "{head}");
+}

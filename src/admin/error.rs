@@ -22,6 +22,7 @@ pub enum Code {
     Invalid,
     MalformedJson,
     PayloadTooLarge,
+    BodyTimeout,
     UnsupportedMediaType,
     TooManyRequests,
     Storage,
@@ -45,6 +46,7 @@ impl Code {
             Code::Invalid => "invalid_request",
             Code::MalformedJson => "malformed_json",
             Code::PayloadTooLarge => "payload_too_large",
+            Code::BodyTimeout => "body_timeout",
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::TooManyRequests => "too_many_requests",
             Code::Storage => "storage_unavailable",
@@ -68,6 +70,7 @@ impl Code {
             }
             Code::MalformedJson => StatusCode::BAD_REQUEST,
             Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Code::Storage => StatusCode::SERVICE_UNAVAILABLE,

@@ -42,22 +42,45 @@ fn actor(req: &HttpRequest) -> Actor {
     }
 }
 
-/// Reads a JSON body: 413 over the limit, 400 with the position of a syntax
-/// error, `None` for an empty body.
-async fn read_json(mut payload: web::Payload) -> ApiResult<Option<Value>> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(Code::MalformedJson, format!("could not read the body: {e}"))
-        })?;
-        if buf.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                format!("the body is larger than {MAX_BODY} bytes"),
-            ));
+/// The longest a request body may take to arrive, whole.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a body: 413 over the limit, 408 when it has not all arrived within
+/// [`BODY_TIMEOUT`] (a slow sender must not hold a worker).
+async fn read_body(mut payload: web::Payload) -> ApiResult<web::BytesMut> {
+    let read = async {
+        let mut buf = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError::new(Code::MalformedJson, format!("could not read the body: {e}"))
+            })?;
+            if buf.len() + chunk.len() > MAX_BODY {
+                return Err(ApiError::new(
+                    Code::PayloadTooLarge,
+                    format!("the body is larger than {MAX_BODY} bytes"),
+                ));
+            }
+            buf.extend_from_slice(&chunk);
         }
-        buf.extend_from_slice(&chunk);
-    }
+        Ok(buf)
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                Code::BodyTimeout,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ))
+        })
+}
+
+/// Reads a JSON body: 413 over the limit, 408 too slow, 400 with the
+/// position of a syntax error, `None` for an empty body.
+async fn read_json(payload: web::Payload) -> ApiResult<Option<Value>> {
+    let buf = read_body(payload).await?;
     // No body at all; anything else (even whitespace alone) must be JSON.
     if buf.is_empty() {
         return Ok(None);
@@ -894,19 +917,9 @@ pub async fn delete_override(
 pub async fn validate_config(
     s: Data,
     req: HttpRequest,
-    mut body: web::Payload,
+    body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let mut buf = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| ApiError::new(Code::Invalid, e.to_string()))?;
-        if buf.len() + chunk.len() > MAX_BODY {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                format!("the body is larger than {MAX_BODY} bytes"),
-            ));
-        }
-        buf.extend_from_slice(&chunk);
-    }
+    let buf = read_body(body).await?;
     let text = String::from_utf8(buf.to_vec())
         .map_err(|_| ApiError::new(Code::Invalid, "the body is not UTF-8"))?;
     let cur = s.gw.config.load_full();
