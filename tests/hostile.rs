@@ -14,7 +14,12 @@ const T: Duration = Duration::from_secs(5);
 
 /// A masked client frame header (FIN set) announcing `len` payload bytes.
 fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
-    let mut h = vec![0x80 | opcode];
+    frame_header_fin(true, opcode, len)
+}
+
+/// A masked client frame header, FIN as given.
+fn frame_header_fin(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
+    let mut h = vec![if fin { 0x80 } else { 0 } | opcode];
     if len < 126 {
         h.push(0x80 | len as u8);
     } else if len <= u64::from(u16::MAX) {
@@ -46,13 +51,18 @@ async fn huge_header_is_refused(c: &mut Conn) {
     assert_eq!(close.map(|c| c.0), Some(1009));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn huge_frame_header_is_refused_before_auth() {
-    // A long handshake deadline: a close that only comes from it would miss T.
-    let srv = TestServer::start(config_with(
+/// A server with a 60 s handshake deadline: a close that only comes from
+/// the deadline would miss `T`.
+async fn long_handshake_server() -> TestServer {
+    TestServer::start(config_with(
         json!({"limits": {"handshakeTimeoutMs": 60000}}),
     ))
-    .await;
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_frame_header_is_refused_before_auth() {
+    let srv = long_handshake_server().await;
     let mut c = Conn::open(&srv.url, &[]).await.expect("open");
     huge_header_is_refused(&mut c).await;
     assert_eq!(srv.wait_live(0).await, 0);
@@ -69,24 +79,16 @@ async fn huge_frame_header_is_refused_after_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragments_are_capped_while_they_accumulate() {
-    let srv = TestServer::start(config_with(
-        json!({"limits": {"handshakeTimeoutMs": 60000}}),
-    ))
-    .await;
+    let srv = long_handshake_server().await;
     let mut c = Conn::open(&srv.url, &[]).await.expect("open");
     let tcp = c.ws.get_mut();
     // A first text fragment (no FIN), then continuations of 60 KiB each:
     // each is under the 64 KiB pre-auth frame limit, together they are not.
-    let mut first = vec![0x01, 0x80 | 126];
-    first.extend_from_slice(&(60_000u16).to_be_bytes());
-    first.extend_from_slice(&[0, 0, 0, 0]);
-    first.extend_from_slice(&[b' '; 60_000]);
-    tcp.write_all(&first).await.unwrap();
-    let mut cont = vec![0x00, 0x80 | 126];
-    cont.extend_from_slice(&(60_000u16).to_be_bytes());
-    cont.extend_from_slice(&[0, 0, 0, 0]);
-    cont.extend_from_slice(&[b' '; 60_000]);
-    tcp.write_all(&cont).await.unwrap();
+    for opcode in [0x1, 0x0] {
+        let mut f = frame_header_fin(false, opcode, 60_000);
+        f.extend_from_slice(&[b' '; 60_000]);
+        tcp.write_all(&f).await.unwrap();
+    }
     assert_eq!(c.expect_close(T).await.map(|c| c.0), Some(1009));
 }
 

@@ -297,6 +297,17 @@ async fn guard(
     Ok(resp)
 }
 
+/// The query parameters a mutation takes: the routes with a dry run take
+/// `dryRun`, every other mutation takes none.
+fn mutation_query_params(route: &RouteSpec) -> &'static [&'static str] {
+    match (route.method, route.path) {
+        ("PUT" | "POST", "/admin/v1/trusted-proxies")
+        | ("DELETE", "/admin/v1/trusted-proxies/{entry}")
+        | ("PATCH", "/admin/v1/config") => &["dryRun"],
+        _ => &[],
+    }
+}
+
 /// The `method` label of the request counter, from a closed set: any other
 /// method name a client invents counts as `other` (labels must not grow
 /// with what the network sends).
@@ -415,11 +426,7 @@ async fn check(
     if m != Method::GET && m != Method::HEAD {
         // A mutation ignores no query parameter: `?dryRun=true` on a route
         // without a dry run must not quietly make the change.
-        let takes: &[&str] = match Some(route.path) {
-            Some(p) if p.starts_with("/admin/v1/trusted-proxies") => &["dryRun"],
-            Some("/admin/v1/config") => &["dryRun"],
-            _ => &[],
-        };
+        let takes = mutation_query_params(route);
         let q = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
             .map(|q| q.into_inner())
             .unwrap_or_default();

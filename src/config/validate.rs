@@ -641,7 +641,9 @@ pub fn validate(
         v.warn(
             "gateway.trustedProxies",
             format!(
-                "{n} trusts every peer: any client can then claim any address in X-Forwarded-For                  (and pass as local). List only your proxy's address or its network, e.g.                  \"172.17.0.0/16\" for Docker's default bridge"
+                "{n} trusts every peer: any client can then claim any address in \
+                 X-Forwarded-For (and pass as local). List only your proxy's address or \
+                 its network, e.g. \"172.17.0.0/16\" for Docker's default bridge"
             ),
         );
     }

@@ -72,13 +72,9 @@ impl Mailbox {
     pub fn send(&self, c: Control) {
         {
             let mut q = self.queue.lock().expect("mailbox lock");
-            if self.abort.is_fired() {
-                // Closing: nothing else will be delivered.
-                if matches!(c, Control::Event(..)) {
-                    return;
-                }
-            }
             match c {
+                // Closing: no more events are delivered.
+                Control::Event(..) if self.abort.is_fired() => return,
                 Control::Event(..) if q.len() >= MAX_QUEUED => {
                     *q = VecDeque::from([Control::Close(1008, "slow consumer".into())]);
                     self.abort.fire();

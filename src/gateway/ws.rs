@@ -29,7 +29,7 @@ const ABORT_GRACE: Duration = Duration::from_millis(500);
 /// buffered (RFC 6455 §5.2). actix-http's codec checks its `max_size` only
 /// when the whole frame has arrived, so a header that claims a huge payload
 /// would otherwise be buffered byte by byte.
-pub(crate) fn announced_len(buf: &[u8]) -> Option<u64> {
+fn announced_len(buf: &[u8]) -> Option<u64> {
     let b1 = *buf.get(1)?;
     match b1 & 0x7f {
         126 => Some(u64::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
@@ -191,7 +191,7 @@ impl WsWriter {
         if let Some(d) = self.deadline {
             until = until.min(d);
         }
-        let abort = self.abort.clone();
+        let abort = self.abort.as_deref();
         let aborted = async {
             match abort {
                 Some(a) => {
