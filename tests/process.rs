@@ -578,3 +578,153 @@ fn an_unreadable_admin_token_file_is_an_error_not_replaced() {
     assert!(err.contains("cannot read the admin token file"), "{err}");
     assert_eq!(std::fs::read(&file).unwrap(), vec![0xff, 0xfe, 0xfd]);
 }
+
+/// A tmpfs mounted for one test (root only; CI runs as root), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs and needs root (CI runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// Fills the file system to the last byte with `<dir>/filler`.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match f.write(&chunk) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::StorageFull => break,
+                Err(e) => panic!("filling the tmpfs: {e}"),
+            }
+        }
+        let _ = f.sync_all();
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.0.join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Issue 8 item 7 (and the hostile suite's disk-full case): a full disk
+/// refuses writes with a clear 503, `/readyz` says so, reads go on, and once
+/// space is back writes succeed without a restart (the writer reopens the
+/// database redb poisoned) and `/readyz` recovers by itself.
+#[tokio::test]
+async fn a_full_disk_refuses_writes_and_recovers_without_a_restart() {
+    let (_d, home, state) = dirs();
+    let disk = Tmpfs::mount(&state, "4m");
+    let cfg = state.parent().unwrap().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        "{ gateway: { auth: { token: 'disk-full-token-0123456789' }, trustedProxies: ['127.0.0.1'] } }",
+    )
+    .unwrap();
+    let p = spawn(&home, &state, &["--config", &cfg.display().to_string()]);
+    let admin = admin_when_started(&state);
+    let mint = |label: String| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .post(
+                    "/admin/v1/tokens",
+                    &serde_json::json!({"label": label, "scopes": ["pairing:read"]}),
+                )
+                .await
+        }
+    };
+    assert_eq!(mint("before".into()).await.status, 201);
+
+    disk.fill();
+    // The file may have room inside for a few records; one needs to grow it.
+    let mut refused = None;
+    for i in 0..500 {
+        let r = mint(format!("full-{i}")).await;
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("a write on a full disk is refused");
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.code(), "storage_unavailable");
+    assert!(refused.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("disk is full"));
+    let ready = admin.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert!(ready.body.contains("disk is full"), "{}", ready.body);
+    // later writes say the same, never redb's "Previous I/O error"
+    let again = mint("still-full".into()).await;
+    assert_eq!(again.status, 503);
+    assert!(again.body.contains("disk is full"), "{}", again.body);
+    // reads go on
+    let listed = admin.get("/admin/v1/tokens").await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains("\"before\""));
+
+    // space is back: the next write succeeds, and /readyz with it
+    disk.free();
+    assert_eq!(mint("after".into()).await.status, 201);
+    assert_eq!(admin.get("/readyz").await.status, 200);
+    let remote = DeviceIdentity::generate();
+    let opts = ConnectOpts::with_token("disk-full-token-0123456789").device(&remote);
+    let mut r = Conn::open(&url(&p), &[("X-Forwarded-For", "203.0.113.9")])
+        .await
+        .unwrap();
+    let f = r.connect(&opts).await.unwrap_err();
+    assert_eq!(f.detail_code(), Some("PAIRING_REQUIRED"), "{:?}", f.error);
+    let pending = admin.get("/admin/v1/pairing/requests").await.body;
+    assert!(pending.contains(&remote.device_id), "{pending}");
+
+    // full again, then freed with no client write: /readyz recovers on its own
+    disk.fill();
+    let mut failed = false;
+    for i in 0..500 {
+        if mint(format!("full-again-{i}")).await.status == 503 {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "a write on a full disk is refused");
+    assert_eq!(admin.get("/readyz").await.status, 503);
+    disk.free();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin.get("/readyz").await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz did not recover after space came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = admin.get("/admin/v1/tokens").await.body;
+    assert!(listed.contains("\"before\"") && listed.contains("\"after\""));
+    drop(p);
+    drop(disk);
+}

@@ -6,16 +6,17 @@
 //! (pending requests, last-seen) commit with `Durability::None` and are made
 //! durable by the next immediate commit or the periodic flush.
 
+mod error;
 pub mod records;
 pub mod tables;
+mod writer;
 
 #[path = "../../migrations/mod.rs"]
 pub mod migrations;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 use redb::{
     Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction,
@@ -26,100 +27,9 @@ pub use records::{
     TokenRecord,
 };
 use tables::*;
+use writer::Job;
 
-/// Store errors, with stable codes.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    #[error("storage I/O error: {0}")]
-    Io(String),
-    #[error(
-        "the disk is full; the change was not saved (free space in the state directory and retry)"
-    )]
-    Full,
-    #[error("database error: {0}")]
-    Db(String),
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-    #[error(
-        "the database {path} has schema version {found}, newer than this clawgate supports ({supported}); \
-         run the clawgate version that wrote it, or restore a backup"
-    )]
-    NewerSchema {
-        path: String,
-        found: u32,
-        supported: u32,
-    },
-    #[error("the database {0} is in use by another process (is another clawgate running with this state dir?)")]
-    Locked(String),
-    #[error("the store is shut down")]
-    Closed,
-    #[error(
-        "the database {path} {why}. clawgate will not start over with an empty state: \
-         restore the file from a backup, or, to really start from nothing (every device \
-         pairs again, rotated tokens come back), move it away and start again"
-    )]
-    Unusable { path: String, why: String },
-}
-
-impl StoreError {
-    pub fn code(&self) -> &'static str {
-        match self {
-            StoreError::Io(_) => "store_io",
-            StoreError::Full => "store_disk_full",
-            StoreError::Db(_) => "store_db",
-            StoreError::Corrupt(_) => "store_corrupt",
-            StoreError::NewerSchema { .. } => "store_newer_schema",
-            StoreError::Locked(_) => "store_locked",
-            StoreError::Closed => "store_closed",
-            StoreError::Unusable { .. } => "store_unusable",
-        }
-    }
-}
-
-fn from_io(e: &std::io::Error) -> StoreError {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
-        StoreError::Full
-    } else {
-        StoreError::Io(e.to_string())
-    }
-}
-
-impl From<redb::StorageError> for StoreError {
-    fn from(e: redb::StorageError) -> Self {
-        match &e {
-            redb::StorageError::Io(io) => from_io(io),
-            _ => StoreError::Db(e.to_string()),
-        }
-    }
-}
-
-macro_rules! redb_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StoreError {
-            fn from(e: $t) -> Self {
-                let e: redb::Error = e.into();
-                match e {
-                    redb::Error::Io(io) => from_io(&io),
-                    other => StoreError::Db(other.to_string()),
-                }
-            }
-        }
-    )*};
-}
-redb_err!(
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::DatabaseError
-);
-
-impl From<std::io::Error> for StoreError {
-    fn from(e: std::io::Error) -> Self {
-        from_io(&e)
-    }
-}
-
-type Job = Box<dyn FnOnce(&Database) -> bool + Send>;
+pub use error::StoreError;
 
 /// Handle to the store; cheap to clone. When the last clone is dropped the writer
 /// thread finishes its queue, flushes, and the database file is closed.
@@ -129,13 +39,9 @@ pub struct Store {
 }
 
 struct Inner {
-    /// The last write failure of the store itself (begin, commit, flush),
-    /// cleared by the next commit that succeeds; `/readyz` reports it.
-    fault: Arc<std::sync::Mutex<Option<StoreError>>>,
-    db: Arc<Database>,
+    shared: Arc<writer::Shared>,
     tx: Option<std_mpsc::Sender<Job>>,
     handle: Option<std::thread::JoinHandle<()>>,
-    path: PathBuf,
 }
 
 impl Drop for Inner {
@@ -167,32 +73,28 @@ impl Store {
         let path = state_dir.join("clawgate.redb");
         let db = open_db(&path)?;
         migrate(&db, &path)?;
-        let db = Arc::new(db);
+        let shared = Arc::new(writer::Shared::new(path, db));
         let (tx, rx) = std_mpsc::channel::<Job>();
-        let writer_db = db.clone();
-        let fault = Arc::new(std::sync::Mutex::new(None));
-        let writer_fault = fault.clone();
+        let writer_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("clawgate-store".into())
-            .spawn(move || writer_loop(writer_db, rx, writer_fault))
+            .spawn(move || writer::writer_loop(writer_shared, rx))
             .map_err(|e| StoreError::Io(e.to_string()))?;
         Ok(Store {
             inner: Arc::new(Inner {
-                fault,
-                db,
+                shared,
                 tx: Some(tx),
                 handle: Some(handle),
-                path,
             }),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        self.inner.shared.path()
     }
 
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.inner.db.begin_read()?)
+        self.inner.shared.with_db(|db| Ok(db.begin_read()?))
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -213,11 +115,8 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
-        let fault = self.inner.fault.clone();
-        let job: Job = Box::new(move |db: &Database| {
-            let result = record_fault(&fault, run_write(db, durability_copy(&durability), f));
-            let _ = reply_tx.send(result);
-            matches!(durability, Durability::None)
+        let job = writer::job(self.inner.shared.clone(), durability, f, move |r| {
+            let _ = reply_tx.send(r);
         });
         self.send(job)?;
         reply_rx.await.map_err(|_| E::from(StoreError::Closed))?
@@ -231,11 +130,8 @@ impl Store {
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
         let (reply_tx, reply_rx) = std_mpsc::channel();
-        let fault = self.inner.fault.clone();
-        let job: Job = Box::new(move |db: &Database| {
-            let result = record_fault(&fault, run_write(db, durability_copy(&durability), f));
-            let _ = reply_tx.send(result);
-            matches!(durability, Durability::None)
+        let job = writer::job(self.inner.shared.clone(), durability, f, move |r| {
+            let _ = reply_tx.send(r);
         });
         self.send(job)?;
         reply_rx.recv().map_err(|_| E::from(StoreError::Closed))?
@@ -292,7 +188,7 @@ impl Store {
     /// the store itself did not fail (a full disk, an I/O error, corruption
     /// found while writing).
     pub fn check_ready(&self) -> Result<(), StoreError> {
-        if let Some(e) = self.inner.fault.lock().expect("fault lock").clone() {
+        if let Some(e) = self.inner.shared.fault() {
             return Err(e);
         }
         self.schema_version().map(|_| ())
@@ -303,98 +199,6 @@ impl Store {
         let table = txn.open_table(META)?;
         read_schema_version(&table)
     }
-}
-
-/// Keeps the store's own failure (the outer error) for `/readyz`, clears it
-/// after a commit that succeeded, and flattens the result for the caller.
-fn record_fault<T, E: From<StoreError>>(
-    fault: &std::sync::Mutex<Option<StoreError>>,
-    r: Result<Result<T, E>, StoreError>,
-) -> Result<T, E> {
-    let mut f = fault.lock().expect("fault lock");
-    match r {
-        Ok(Ok(v)) => {
-            *f = None;
-            Ok(v)
-        }
-        Ok(Err(e)) => Err(e),
-        Err(e) => {
-            tracing::error!(error = %e, "state write failed");
-            *f = Some(e.clone());
-            Err(E::from(e))
-        }
-    }
-}
-
-/// A write transaction: the outer error is the store's own (begin, commit),
-/// the inner one is `f`'s.
-fn run_write<T, E, F>(
-    db: &Database,
-    durability: Durability,
-    f: F,
-) -> Result<Result<T, E>, StoreError>
-where
-    F: FnOnce(&WriteTransaction) -> Result<T, E>,
-{
-    let mut txn = db.begin_write()?;
-    txn.set_durability(durability)
-        .map_err(|e| StoreError::Db(e.to_string()))?;
-    match f(&txn) {
-        Ok(v) => {
-            txn.commit()?;
-            Ok(Ok(v))
-        }
-        Err(e) => {
-            let _ = txn.abort();
-            Ok(Err(e))
-        }
-    }
-}
-
-fn writer_loop(
-    db: Arc<Database>,
-    rx: std_mpsc::Receiver<Job>,
-    fault: Arc<std::sync::Mutex<Option<StoreError>>>,
-) {
-    let mut dirty = false;
-    loop {
-        let job = if dirty {
-            match rx.recv_timeout(Duration::from_secs(1)) {
-                Ok(job) => Some(job),
-                Err(std_mpsc::RecvTimeoutError::Timeout) => None,
-                Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        } else {
-            match rx.recv() {
-                Ok(job) => Some(job),
-                Err(_) => break,
-            }
-        };
-        match job {
-            Some(job) => {
-                let was_none = job(&db);
-                // An immediate commit also makes earlier non-durable ones durable.
-                dirty = was_none;
-            }
-            None => {
-                // Make earlier non-durable commits durable.
-                if record_fault::<(), StoreError>(&fault, flush(&db).map(Ok)).is_ok() {
-                    dirty = false;
-                }
-            }
-        }
-    }
-    if dirty {
-        let _ = flush(&db);
-    }
-}
-
-fn flush(db: &Database) -> Result<(), StoreError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)
-        .map_err(|e| StoreError::Db(e.to_string()))?;
-    txn.commit()?;
-    Ok(())
 }
 
 /// Opens the database file: a missing file is created; an existing file must
@@ -740,13 +544,6 @@ pub fn load_or_create_key(state_dir: &Path, name: &str) -> Result<[u8; 32], Stor
             Ok(k)
         }
         Err(e) => Err(e.into()),
-    }
-}
-
-fn durability_copy(d: &Durability) -> Durability {
-    match d {
-        Durability::None => Durability::None,
-        _ => Durability::Immediate,
     }
 }
 
