@@ -68,10 +68,16 @@ impl Running {
         self.state
             .registry
             .close_where(|_| true, 1012, "service restart", None);
-        for l in self.state.control.take_listeners().await {
-            l.stop().await;
-        }
+        self.state.control.stop_listeners().await;
         self.admin.stop().await;
+        // Sessions run on their own runtime: give them the shutdown timeout
+        // to send their close frames.
+        if !self.state.connections_gone(Duration::from_secs(2)).await {
+            tracing::warn!(
+                left = self.state.live_connections(),
+                "stopping with WebSocket connections still closing"
+            );
+        }
         let _ = self.state.flush_last_seen().await;
         let runtime = self.state.config.load().state_dir.join("runtime.json");
         if std::fs::read_to_string(&runtime)
@@ -79,12 +85,9 @@ impl Running {
         {
             let _ = std::fs::remove_file(runtime);
         }
-        // Worker threads drop their handles to the state as they wind down; wait
-        // (bounded) so that the database is closed when `stop` returns.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&self.state) > 1 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        // Close the database now (other handles may linger in tasks that are
+        // winding down): a gateway started next on this state dir opens it.
+        self.state.store.close().await;
     }
 
     /// Where the gateway listens now (it moves when `gateway.port` changes).
@@ -214,9 +217,7 @@ pub async fn start_with(mut cfg: RuntimeConfig, opts: StartOptions) -> Result<Ru
     ) {
         Ok(a) => a,
         Err(e) => {
-            for l in state.control.take_listeners().await {
-                l.stop().await;
-            }
+            state.control.stop_listeners().await;
             return Err(StartError::Bind {
                 addr: SocketAddr::new(admin_bind, admin_port).to_string(),
                 hint: if e.kind() == std::io::ErrorKind::AddrInUse {

@@ -728,3 +728,72 @@ async fn a_full_disk_refuses_writes_and_recovers_without_a_restart() {
     drop(p);
     drop(disk);
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Issue 8 (low): a port change stops the old listener through its own
+/// accept thread (no sleep, no shutdown under it), so moving back and forth
+/// never logs an accept error, the old port refuses at once, and a session
+/// accepted on the old port goes on.
+#[tokio::test]
+async fn port_moves_release_the_old_port_without_accept_errors() {
+    let (d, home, state) = dirs();
+    let (a, b) = (free_port(), free_port());
+    let cfg = d.path().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        format!("{{ gateway: {{ port: {a}, auth: {{ token: 'port-move-token-0123456789' }} }} }}"),
+    )
+    .unwrap();
+    let log = d.path().join("stderr.log");
+    let mut cmd = command(&home);
+    cmd.arg("serve")
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--admin-port")
+        .arg("0")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let child = cmd.spawn().expect("spawn clawgate");
+    let p = Proc {
+        child,
+        addr: format!("127.0.0.1:{a}"),
+    };
+    let admin = admin_when_started(&state);
+    let mut kept = Conn::open(&url(&p), &[]).await.unwrap();
+    kept.connect(&ConnectOpts::with_token("port-move-token-0123456789"))
+        .await
+        .expect("connected on the first port");
+    for i in 0..40 {
+        let (to, from) = if i % 2 == 0 { (b, a) } else { (a, b) };
+        let r = admin
+            .send(
+                "PATCH",
+                "/admin/v1/config",
+                &serde_json::json!({"gateway": {"port": to}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert!(r.json()["listenerError"].is_null(), "{}", r.body);
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", to)).is_ok(),
+            "move {i}: the new port accepts"
+        );
+        let old = Conn::open(&format!("ws://127.0.0.1:{from}/"), &[]).await;
+        assert!(old.is_err(), "move {i}: the old port {from} refuses");
+    }
+    let health = kept.rpc("health", serde_json::json!({})).await;
+    assert!(health.is_ok(), "the first session goes on: {health:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains("ERROR"),
+        "no error is logged by port moves:\n{text}"
+    );
+}

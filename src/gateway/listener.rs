@@ -1,6 +1,7 @@
 //! The gateway's HTTP/WebSocket listeners. A port or bind change starts a new
-//! listener first; the old one then stops accepting and releases its address
-//! while the sessions it carries keep running until they disconnect.
+//! listener first; the old one then stops (its accept thread closes the
+//! socket, its HTTP workers finish their requests) while the sessions it
+//! accepted, which run on the sessions runtime, go on until they disconnect.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,9 +23,6 @@ pub struct Listener {
     pub addr: SocketAddr,
     handle: actix_web::dev::ServerHandle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// A second handle on the listening socket, used to release the address
-    /// when the listener is retired.
-    socket: std::net::TcpListener,
 }
 
 fn bind_socket(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
@@ -49,7 +47,6 @@ pub fn start(
     workers: usize,
 ) -> std::io::Result<Listener> {
     let socket = bind_socket(SocketAddr::new(bind, port))?;
-    let keep = socket.try_clone()?;
     let addr = socket.local_addr()?;
     let conns: Conns = Default::default();
     let (app_state, app_conns) = (state, conns.clone());
@@ -95,29 +92,31 @@ pub fn start(
         addr,
         handle,
         task,
-        socket: keep,
     })
 }
 
+/// A listener that has stopped: the sessions it accepted go on, counted in
+/// `conns`.
+pub struct Retired {
+    pub addr: SocketAddr,
+    pub conns: Conns,
+}
+
 impl Listener {
-    /// Stops accepting and releases the address; connections already made
-    /// keep running.
-    pub async fn retire(&self) {
-        self.handle.pause().await;
-        // The pause is acknowledged before the accept thread has deregistered
-        // the socket; give it a moment so that it never polls a shut-down
-        // listener (which would log accept errors).
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is owned by `self.socket` and open. Shutting
-        // a listening socket down makes new connections fail at once and lets
-        // a later listener bind the address again (SO_REUSEADDR).
-        unsafe {
-            libc::shutdown(self.socket.as_raw_fd(), libc::SHUT_RD);
-        }
+    /// Stops the listener (see [`Listener::stop`]); its address is free when
+    /// this returns.
+    pub async fn retire(self) -> Retired {
+        let retired = Retired {
+            addr: self.addr,
+            conns: self.conns.clone(),
+        };
+        self.stop().await;
+        retired
     }
 
-    /// Stops the listener and waits for its workers (graceful, bounded).
+    /// Stops accepting, releases the address and lets the HTTP workers
+    /// finish (graceful, bounded by the shutdown timeout). Sessions already
+    /// accepted go on; they run on the sessions runtime.
     pub async fn stop(self) {
         self.handle.stop(true).await;
         let _ = self.task.await;

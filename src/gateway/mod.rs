@@ -20,7 +20,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use arc_swap::ArcSwap;
@@ -56,6 +56,11 @@ pub struct GatewayState {
     pub boot_id: String,
     pub started: Instant,
     live: AtomicUsize,
+    /// Woken when the last live connection ends.
+    live_gone: tokio::sync::Notify,
+    /// The runtime WebSocket sessions run on (not an HTTP worker's, so that
+    /// a listener can stop while the sessions it accepted go on).
+    sessions_rt: tokio::runtime::Handle,
     preauth: Mutex<HashMap<IpAddr, usize>>,
     rejections: Mutex<VecDeque<RejectionRecord>>,
     /// device id → (last seen ms, client address); flushed in batches.
@@ -82,6 +87,8 @@ impl GatewayState {
             boot_id: uuid::Uuid::new_v4().to_string(),
             started: Instant::now(),
             live: AtomicUsize::new(0),
+            live_gone: tokio::sync::Notify::new(),
+            sessions_rt: tokio::runtime::Handle::current(),
             preauth: Mutex::new(HashMap::new()),
             rejections: Mutex::new(VecDeque::new()),
             last_seen: Mutex::new(HashMap::new()),
@@ -177,6 +184,21 @@ impl GatewayState {
         self.live.load(Ordering::SeqCst)
     }
 
+    /// Waits until no WebSocket connection is left, at most `limit`; whether
+    /// none is.
+    pub async fn connections_gone(&self, limit: Duration) -> bool {
+        let wait = async {
+            loop {
+                let gone = self.live_gone.notified();
+                if self.live_connections() == 0 {
+                    return;
+                }
+                gone.await;
+            }
+        };
+        tokio::time::timeout(limit, wait).await.is_ok()
+    }
+
     /// Authenticated sessions.
     pub fn sessions(&self) -> usize {
         self.registry.len()
@@ -222,7 +244,9 @@ impl LiveGuard {
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        if self.0.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.live_gone.notify_waiters();
+        }
         if let Some(c) = &self.1 {
             c.fetch_sub(1, Ordering::SeqCst);
         }
@@ -472,13 +496,23 @@ pub async fn upgrade_entry(
     };
     drop(req);
     let _ = io.set_nodelay(true);
-    let (r, w) = io.into_split();
-    let reader = ws::WsReader::new(r, early, cfg.gateway.limits.max_preauth_payload);
-    let writer = ws::WsWriter::new(w);
     let live = LiveGuard::new(state.clone(), Some(per_listener));
-    // Run the session inside this future: actix keeps counting the
-    // connection (graceful shutdown waits for it).
-    session::run(state, cfg, ctx, writer, reader, live, preauth).await;
+    let max_preauth_payload = cfg.gateway.limits.max_preauth_payload;
+    // The session leaves the HTTP worker for the sessions runtime: a listener
+    // that stops (a port change) stops its workers, never its sessions.
+    let Ok(io) = io.into_std() else {
+        return Ok(());
+    };
+    let rt = state.sessions_rt.clone();
+    rt.spawn(async move {
+        let Ok(io) = tokio::net::TcpStream::from_std(io) else {
+            return;
+        };
+        let (r, w) = io.into_split();
+        let reader = ws::WsReader::new(r, early, max_preauth_payload);
+        let writer = ws::WsWriter::new(w);
+        session::run(state, cfg, ctx, writer, reader, live, preauth).await;
+    });
     Ok(())
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::listener::{self, Listener};
+use super::listener::{self, Listener, Retired};
 use super::registry::SessionInfo;
 use super::GatewayState;
 use crate::config::{self, explain, AuthMode, ConfigError, RuntimeConfig};
@@ -140,7 +140,7 @@ struct Status {
 #[derive(Default)]
 pub struct Inner {
     active: Option<Listener>,
-    retired: Vec<Listener>,
+    retired: Vec<Retired>,
     /// Hash of the file content last looked at (good or bad), so a broken
     /// file is reported once, not at every poll.
     seen: Option<String>,
@@ -188,12 +188,12 @@ impl Control {
         self.inner.lock().await.active.as_ref().map(|l| l.addr)
     }
 
-    /// Removes every listener (for shutdown).
-    pub async fn take_listeners(&self) -> Vec<Listener> {
+    /// Stops the listener (for shutdown).
+    pub async fn stop_listeners(&self) {
         let mut inner = self.inner.lock().await;
-        let mut all: Vec<Listener> = inner.retired.drain(..).collect();
-        all.extend(inner.active.take());
-        all
+        if let Some(l) = inner.active.take() {
+            l.stop().await;
+        }
     }
 
     pub fn set_watch(&self, watch: Value) {
@@ -557,9 +557,8 @@ async fn apply(
     if let Some(l) = started {
         new_addr = Some(l.addr);
         if let Some(old) = inner.active.replace(l) {
-            old.retire().await;
-            tracing::info!(old = %old.addr, "stopped accepting on the old gateway address; its sessions stay until they disconnect");
-            inner.retired.push(old);
+            tracing::info!(old = %old.addr, "stopping the old gateway listener; its sessions stay until they disconnect");
+            inner.retired.push(old.retire().await);
             reap_when_idle(Arc::downgrade(gw));
         }
         if let Some(addr) = new_addr {
@@ -669,7 +668,7 @@ fn reap_when_idle(gw: std::sync::Weak<GatewayState>) {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(gw) = gw.upgrade() else { return };
-            let idle: Vec<Listener> = {
+            let idle: Vec<Retired> = {
                 let mut inner = gw.control.inner.lock().await;
                 let (idle, busy): (Vec<_>, Vec<_>) = inner
                     .retired
@@ -679,8 +678,7 @@ fn reap_when_idle(gw: std::sync::Weak<GatewayState>) {
                 idle
             };
             for l in idle {
-                tracing::info!(addr = %l.addr, "old gateway listener drained; stopped");
-                l.stop().await;
+                tracing::info!(addr = %l.addr, "the old gateway address has no session left");
             }
             if gw.control.inner.lock().await.retired.is_empty() {
                 return;

@@ -93,6 +93,17 @@ impl Store {
         self.inner.shared.path()
     }
 
+    /// Makes every commit durable and closes the database file now, while
+    /// other handles may still exist (they answer `store_closed` from then
+    /// on): a stopped gateway releases its state for the next one.
+    pub async fn close(&self) {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |_| writer::Ran::Close(done_tx));
+        if self.send(job).is_ok() {
+            let _ = done_rx.await;
+        }
+    }
+
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         self.inner.shared.with_db(|db| Ok(db.begin_read()?))
     }

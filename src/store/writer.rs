@@ -5,6 +5,7 @@
 //! for `/readyz` until a commit succeeds again.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub(super) enum Ran {
     StoreFailed,
     /// There was no database to run on (a reopen has not succeeded yet).
     NoDatabase,
+    /// Close the database and stop; the sender hears when it is closed.
+    Close(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A write job: runs on the writer thread with the database, or with the
@@ -47,6 +50,8 @@ pub(super) struct Shared {
     /// The last failure of the store itself (begin, commit, flush, reopen),
     /// cleared by the next commit that succeeds; `/readyz` reports it.
     fault: Mutex<Option<StoreError>>,
+    /// Set once the store is closed for good.
+    closed: AtomicBool,
 }
 
 impl Shared {
@@ -55,6 +60,7 @@ impl Shared {
             path,
             db: ArcSwapOption::from_pointee(db),
             fault: Mutex::new(None),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -78,6 +84,7 @@ impl Shared {
         let guard = self.db.load();
         match guard.as_deref() {
             Some(db) => with(db),
+            None if self.closed.load(Ordering::Acquire) => Err(StoreError::Closed),
             None => Err(self.fault().unwrap_or(StoreError::Reopening)),
         }
     }
@@ -173,16 +180,20 @@ pub(super) fn writer_loop(shared: Arc<Shared>, rx: std_mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         };
-        match job {
+        let closing = match job {
             Some(job) => w.run(job),
-            None => w.tick(),
+            None => {
+                w.tick();
+                None
+            }
+        };
+        if let Some(done) = closing {
+            w.close();
+            let _ = done.send(());
+            return;
         }
     }
-    if w.dirty {
-        if let Some(db) = &w.db {
-            let _ = flush(db);
-        }
-    }
+    w.close();
 }
 
 struct Writer {
@@ -198,7 +209,8 @@ impl Writer {
         self.db.is_none() || self.shared.fault().is_some()
     }
 
-    fn run(&mut self, job: Job) {
+    /// Runs one job; `Some` when it asks the writer to close.
+    fn run(&mut self, job: Job) -> Option<tokio::sync::oneshot::Sender<()>> {
         if self.db.is_none() {
             self.reopen();
         }
@@ -211,7 +223,22 @@ impl Writer {
             Ran::Committed { durable } => self.dirty = !durable,
             Ran::Aborted | Ran::NoDatabase => {}
             Ran::StoreFailed => self.reopen(),
+            Ran::Close(done) => return Some(done),
         }
+        None
+    }
+
+    /// Makes non-durable commits durable and closes the database (its file
+    /// and lock go with the last handle, which is this one).
+    fn close(&mut self) {
+        if self.dirty {
+            if let Some(db) = &self.db {
+                let _ = flush(db);
+            }
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.db.store(None);
+        drop(self.db.take());
     }
 
     /// The periodic flush; while the store is failing, a check whether it
