@@ -281,7 +281,7 @@ pub fn diagnose(args: DoctorArgs, global: ServeArgs) -> Report {
     let ctx = Ctx {
         state_dir: config::resolve_state_dir(&opts),
         config_path: config::resolve_config_path(&opts).map(|(p, _)| p),
-        euid: unsafe { libc::geteuid() },
+        euid: rustix::process::geteuid().as_raw(),
         serve_cmd,
         opts,
     };
@@ -684,14 +684,16 @@ fn read_runtime(state_dir: &Path) -> Result<Option<RuntimeFile>, String> {
 }
 
 fn pid_alive(pid: u32) -> bool {
-    let Ok(p) = libc::pid_t::try_from(pid) else {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return false;
     };
-    if p <= 0 {
-        return false;
+    match rustix::process::test_kill_process(p) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
     }
-    let r = unsafe { libc::kill(p, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
 /// An unspecified bind address (0.0.0.0 / ::) replaced by loopback.

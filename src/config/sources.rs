@@ -280,7 +280,7 @@ fn strip_position(msg: &str) -> String {
 /// An "unreadable file" issue with owner, mode and the process uid.
 pub fn unreadable(path: &Path, e: &std::io::Error) -> Issue {
     use std::os::unix::fs::MetadataExt;
-    let uid = unsafe { libc::geteuid() };
+    let uid = rustix::process::geteuid().as_raw();
     let detail = match std::fs::metadata(path) {
         Ok(md) if md.is_dir() => format!("{} is a directory, not a file", path.display()),
         Ok(md) => format!(

@@ -53,7 +53,9 @@ impl StoreError {
 }
 
 fn from_io(e: &std::io::Error) -> StoreError {
-    if e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc::ENOSPC) {
+    if e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error())
+    {
         StoreError::Full
     } else {
         StoreError::Io(e.to_string())
