@@ -345,3 +345,45 @@ fn config_file_search_order() {
     assert_eq!(cfg.gateway.port, 4321);
     assert_eq!(cfg.state_dir, sd.join("clawgate"));
 }
+
+/// Issue 8 item 10: issues point at their own key, found by path in the
+/// syntax tree: not at a same-named key of an earlier section, not at text
+/// in a comment; array elements at the element. `explain` uses the same
+/// positions.
+#[test]
+fn issue_positions_follow_the_key_path() {
+    let c = Case::new();
+    let text = "{\n  // port: 'a comment, not a key'\n  gateway: {\n    admin: { port: 18788, bind: \"127.0.0.1\" },\n    port: \"eighteen\",\n    bind: \"loopbak\",\n    trustedProxies: [\n      '10.0.0.1',\n      'not-an-ip',\n    ],\n  },\n}\n";
+    let e = c.load(text).expect_err("invalid");
+    let at = |path: &str| {
+        let i = e
+            .issues
+            .iter()
+            .find(|i| i.path == path)
+            .unwrap_or_else(|| panic!("no issue for {path}: {e}"));
+        (i.line, i.column)
+    };
+    assert_eq!(at("gateway.port"), (Some(5), Some(5)), "{e}");
+    assert_eq!(at("gateway.bind"), (Some(6), Some(5)), "{e}");
+    assert_eq!(at("gateway.trustedProxies[1]"), (Some(9), Some(7)), "{e}");
+    assert!(e.to_string().contains("openclaw.json:5:5"), "{e}");
+
+    // explain: a valid file with the same shape
+    let text =
+        "{\n  // port: 1\n  gateway: {\n    admin: { port: 18788 },\n    port: 18790,\n  },\n}\n";
+    let cfg = c.load(text).unwrap();
+    let prov = config::explain::Provenance::new(&cfg);
+    let src = prov.source("gateway.port");
+    assert_eq!(src["kind"], "file", "{src}");
+    assert_eq!(
+        (src["line"].as_u64(), src["column"].as_u64()),
+        (Some(5), Some(5)),
+        "{src}"
+    );
+    let src = prov.source("gateway.admin.port");
+    assert_eq!(
+        (src["line"].as_u64(), src["column"].as_u64()),
+        (Some(4), Some(14)),
+        "{src}"
+    );
+}

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::sources::{self, locate, set_path, KNOWN_KEYS};
+use super::locate::Positions;
+use super::sources::{self, set_path, KNOWN_KEYS};
 use super::types::{GatewayConfig, RuntimeConfig, SecretSource};
 use super::{flag_for, overrides};
 
@@ -169,6 +170,8 @@ pub struct Provenance<'a> {
     cfg: &'a RuntimeConfig,
     fig: figment::Figment,
     env_used: Vec<(String, &'static str)>,
+    /// Key positions in the config file.
+    positions: Positions,
 }
 
 impl<'a> Provenance<'a> {
@@ -182,7 +185,17 @@ impl<'a> Provenance<'a> {
             &overrides::layer(&src.overrides),
             &super::flags_tree(&src.opts),
         );
-        Provenance { cfg, fig, env_used }
+        let positions = src
+            .file
+            .as_ref()
+            .map(|f| Positions::of(&f.text))
+            .unwrap_or_default();
+        Provenance {
+            cfg,
+            fig,
+            env_used,
+            positions,
+        }
     }
 
     fn override_source(&self, key: &str) -> Value {
@@ -212,7 +225,7 @@ impl<'a> Provenance<'a> {
         match md.name.as_ref() {
             sources::FILE => {
                 let file = self.cfg.sources.file.as_ref();
-                let pos = file.and_then(|f| locate(&f.text, key));
+                let pos = self.positions.get(key);
                 json!({
                     "kind": "file",
                     "file": file.map(|f| f.path.display().to_string()),
@@ -257,7 +270,7 @@ impl<'a> Provenance<'a> {
                     in_file.clone()
                 };
                 let how = release_hint(k, &source);
-                let pos = locate(&file.text, k);
+                let pos = self.positions.get(k);
                 Some(json!({
                     "key": k,
                     "fileValue": file_value,

@@ -5,6 +5,7 @@
 pub mod depth;
 mod error;
 pub mod explain;
+mod locate;
 pub mod overrides;
 mod sources;
 mod types;
@@ -14,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigCode, ConfigError, Issue};
-pub use sources::{env_name_to_key, locate, set_path, KNOWN_KEYS};
+pub use sources::{env_name_to_key, set_path, KNOWN_KEYS};
 pub use types::*;
 pub use validate::parse_ip_or_cidr;
 

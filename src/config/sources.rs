@@ -351,41 +351,6 @@ pub fn extract(fig: &Figment) -> Result<Value, ConfigError> {
     })
 }
 
-/// Best-effort position of a dotted key in JSON5 text (1-based line, column).
-pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
-    let mut from = 0usize;
-    let mut found = None;
-    for seg in path.split('.') {
-        let seg = seg.split('[').next().unwrap_or(seg);
-        if seg.is_empty() {
-            continue;
-        }
-        let mut search = from;
-        let mut hit = None;
-        while let Some(rel) = text[search..].find(seg) {
-            let start = search + rel;
-            let before = text[..start].chars().last();
-            let after_idx = start + seg.len();
-            let after: String = text[after_idx..].chars().take(3).collect();
-            let quoted_ok = matches!(before, Some('"') | Some('\''));
-            let bare_ok = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '$'));
-            let tail = after.trim_start_matches(['"', '\'']).trim_start();
-            if (quoted_ok || bare_ok) && tail.starts_with(':') {
-                hit = Some(start);
-                break;
-            }
-            search = after_idx;
-        }
-        let start = hit?;
-        from = start + seg.len();
-        found = Some(start);
-    }
-    let pos = found?;
-    let line = text[..pos].matches('\n').count() + 1;
-    let col = pos - text[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
-    Some((line, col))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,14 +391,6 @@ mod tests {
         assert_eq!(tree["gateway"]["auth"]["token"], json!("123456"));
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("CLAWGATE_BOGUS"));
-    }
-
-    #[test]
-    fn locate_finds_nested_keys() {
-        let text = "{\n  // comment\n  gateway: {\n    port: 1,\n    auth: 'token',\n  },\n}\n";
-        assert_eq!(locate(text, "gateway.auth"), Some((5, 5)));
-        assert_eq!(locate(text, "gateway.port"), Some((4, 5)));
-        assert_eq!(locate(text, "gateway.missing"), None);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use ipnet::{IpNet, Ipv4Net};
 use serde_json::{Map, Value};
 
 use super::error::{ConfigCode, ConfigError, Issue};
+use super::locate::Positions;
 use super::types::*;
 use super::{describe, sources};
 
@@ -23,6 +24,8 @@ struct V<'a, 'b> {
     ctx: &'b Context<'a>,
     issues: Vec<Issue>,
     warnings: &'b mut Vec<String>,
+    /// Key positions in the file text, read at the first issue.
+    positions: std::cell::OnceCell<Positions>,
 }
 
 fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
@@ -56,7 +59,8 @@ impl V<'_, '_> {
             issue.message.push_str(" (set from the environment)");
         } else if let (Some(file), Some(text)) = (&self.ctx.file, self.ctx.file_text) {
             issue.file = Some(file.clone());
-            if let Some((line, col)) = sources::locate(text, path) {
+            if let Some((line, col)) = self.positions.get_or_init(|| Positions::of(text)).get(path)
+            {
                 issue.line = Some(line);
                 issue.column = Some(col);
             }
@@ -429,6 +433,7 @@ pub fn log_level(root: &Value, ctx: &Context<'_>) -> Result<Option<String>, Conf
         ctx,
         issues: vec![],
         warnings: &mut warnings,
+        positions: Default::default(),
     };
     let level = match root.get("logging").and_then(|l| l.get("level")) {
         None | Some(Value::Null) => None,
@@ -463,6 +468,7 @@ pub fn validate(
         ctx,
         issues: vec![],
         warnings,
+        positions: Default::default(),
     };
     let empty = Map::new();
     let g = v
