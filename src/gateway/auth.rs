@@ -1,6 +1,7 @@
 //! Shared-secret auth and the failed-auth rate limiter (protocol §3.2, §3.10, §7).
 
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 
 use subtle::ConstantTimeEq;
@@ -125,6 +126,14 @@ struct Entry {
     locked_until: Option<u64>,
     /// Consecutive failures (for the escalating delay of exempt clients).
     streak: u32,
+    /// When the last failure was recorded.
+    last_ms: u64,
+}
+
+impl Entry {
+    fn live(&self, now: u64, window_ms: u64) -> bool {
+        self.locked_until.is_some_and(|u| u > now) || now.saturating_sub(self.last_ms) < window_ms
+    }
 }
 
 /// Outcome of a limiter check.
@@ -134,58 +143,139 @@ pub enum LimitCheck {
     Locked { retry_after_ms: u64 },
 }
 
-/// Sliding-window failure counter per (scope, client key) with a lockout.
+/// Whose failures count together (protocol §7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LimitKey {
+    /// Shared-secret failures of one client address.
+    SharedSecret(IpAddr),
+    /// Browser failures of one client address (no loopback exemption).
+    Browser(IpAddr),
+    /// Browser failures from a loopback peer, per normalised origin:
+    /// OpenClaw's key, so that one evil page cannot lock out the real UI.
+    LoopbackOrigin(String),
+}
+
+/// The escalating delay: 250 ms doubling per consecutive failure, at most 5 s.
+fn escalation(streak: u32) -> u64 {
+    (250u64 << streak.saturating_sub(1).min(5)).min(5_000)
+}
+
+/// Tracked addresses at most; past it (after pruning the stale ones, at most
+/// once a second) a new address is not tracked and shares one delay.
+const MAX_KEYS: usize = 10_000;
+/// Tracked loopback browser origins at most; past it the origin failed
+/// longest ago is forgotten.
+const MAX_ORIGINS: usize = 64;
+
+/// Consecutive failures, forgotten after a window without one.
+#[derive(Default)]
+struct Streak {
+    n: u32,
+    last_ms: u64,
+}
+
+impl Streak {
+    /// Counts a failure; the delay to apply.
+    fn fail(&mut self, now: u64, window_ms: u64) -> u64 {
+        if now.saturating_sub(self.last_ms) >= window_ms {
+            self.n = 0;
+        }
+        self.n = self.n.saturating_add(1);
+        self.last_ms = now;
+        escalation(self.n)
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    by_addr: HashMap<LimitKey, Entry>,
+    by_origin: HashMap<String, Entry>,
+    /// Consecutive loopback browser failures whatever the origin: the delay
+    /// a page that rotates its Origin cannot shed.
+    loopback_browser_streak: Streak,
+    /// Consecutive failures of addresses not tracked (the table was full).
+    overflow_streak: Streak,
+    last_prune_ms: u64,
+}
+
+/// Sliding-window failure counter per client key with a lockout.
 ///
 /// OpenClaw's semantics (N failures in a window → a fixed lockout, success
 /// resets, exempt loopback clients get an escalating delay instead) are a
 /// failure counter rather than a token bucket, so this is a small map rather
-/// than a GCRA limiter.
+/// than a GCRA limiter. Both of its tables are bounded, and no failure scans
+/// more than the 64 tracked origins (address pruning runs at most once a
+/// second).
 #[derive(Default)]
 pub struct AuthLimiter {
-    entries: Mutex<HashMap<(&'static str, String), Entry>>,
+    tables: Mutex<Tables>,
 }
 
-const MAX_KEYS: usize = 10_000;
-
 impl AuthLimiter {
-    pub fn check(&self, scope: &'static str, key: &str, now: u64) -> LimitCheck {
-        let map = self.entries.lock().expect("limiter lock");
-        if let Some(e) = map.get(&(scope, key.to_string())) {
-            if let Some(until) = e.locked_until {
-                if until > now {
-                    return LimitCheck::Locked {
-                        retry_after_ms: until - now,
-                    };
-                }
-            }
+    pub fn check(&self, key: &LimitKey, now: u64) -> LimitCheck {
+        let t = self.tables.lock().expect("limiter lock");
+        let entry = match key {
+            LimitKey::LoopbackOrigin(o) => t.by_origin.get(o),
+            _ => t.by_addr.get(key),
+        };
+        match entry.and_then(|e| e.locked_until) {
+            Some(until) if until > now => LimitCheck::Locked {
+                retry_after_ms: until - now,
+            },
+            _ => LimitCheck::Allowed,
         }
-        LimitCheck::Allowed
     }
 
     /// Records a failure. Returns the lockout when this failure triggered it, and
-    /// the delay to apply before answering an exempt client.
+    /// the delay to apply before answering.
     pub fn record_failure(
         &self,
-        scope: &'static str,
-        key: &str,
+        key: &LimitKey,
         now: u64,
         cfg: &RateLimit,
         exempt: bool,
     ) -> (LimitCheck, u64) {
-        let mut map = self.entries.lock().expect("limiter lock");
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, e| {
-                e.locked_until.is_some_and(|u| u > now)
-                    || e.failures
-                        .back()
-                        .is_some_and(|t| now.saturating_sub(*t) < cfg.window_ms)
-            });
-        }
-        let e = map.entry((scope, key.to_string())).or_default();
+        let mut guard = self.tables.lock().expect("limiter lock");
+        let t = &mut *guard;
+        let mut delay = 0;
+        let e = match key {
+            LimitKey::LoopbackOrigin(o) => {
+                delay = t.loopback_browser_streak.fail(now, cfg.window_ms);
+                if !t.by_origin.contains_key(o) && t.by_origin.len() >= MAX_ORIGINS {
+                    let oldest = t
+                        .by_origin
+                        .iter()
+                        .filter(|(_, e)| e.locked_until.is_none_or(|u| u <= now))
+                        .min_by_key(|(_, e)| e.last_ms)
+                        .map(|(k, _)| k.clone());
+                    match oldest {
+                        Some(k) => {
+                            t.by_origin.remove(&k);
+                        }
+                        // every tracked origin is locked out: this one waits
+                        None => return (LimitCheck::Allowed, delay),
+                    }
+                }
+                t.by_origin.entry(o.clone()).or_default()
+            }
+            _ => {
+                if !t.by_addr.contains_key(key) && t.by_addr.len() >= MAX_KEYS {
+                    if now.saturating_sub(t.last_prune_ms) >= 1_000 {
+                        t.last_prune_ms = now;
+                        t.by_addr.retain(|_, e| e.live(now, cfg.window_ms));
+                    }
+                    if t.by_addr.len() >= MAX_KEYS {
+                        let delay = t.overflow_streak.fail(now, cfg.window_ms);
+                        return (LimitCheck::Allowed, delay);
+                    }
+                }
+                t.by_addr.entry(key.clone()).or_default()
+            }
+        };
+        e.last_ms = now;
         e.streak = e.streak.saturating_add(1);
         if exempt {
-            let delay = (250u64 << (e.streak - 1).min(5)).min(5_000);
-            return (LimitCheck::Allowed, delay);
+            return (LimitCheck::Allowed, escalation(e.streak));
         }
         while e
             .failures
@@ -205,20 +295,32 @@ impl AuthLimiter {
                 0,
             );
         }
-        (LimitCheck::Allowed, 0)
+        (LimitCheck::Allowed, delay)
     }
 
     /// Forgets a key's failures (after a success). Cheap when nothing is tracked,
     /// which is the common case on the handshake path.
-    pub fn reset(&self, scope: &'static str, key: &str) {
-        let mut map = self.entries.lock().expect("limiter lock");
-        if !map.is_empty() {
-            map.remove(&(scope, key.to_string()));
+    pub fn reset(&self, key: &LimitKey) {
+        let mut t = self.tables.lock().expect("limiter lock");
+        match key {
+            LimitKey::LoopbackOrigin(o) => {
+                t.loopback_browser_streak = Streak::default();
+                if !t.by_origin.is_empty() {
+                    t.by_origin.remove(o);
+                }
+            }
+            _ => {
+                if !t.by_addr.is_empty() {
+                    t.by_addr.remove(key);
+                }
+            }
         }
     }
 
+    /// Keys tracked (addresses and origins).
     pub fn tracked(&self) -> usize {
-        self.entries.lock().expect("limiter lock").len()
+        let t = self.tables.lock().expect("limiter lock");
+        t.by_addr.len() + t.by_origin.len()
     }
 }
 
@@ -229,15 +331,16 @@ mod tests {
     #[test]
     fn ten_failures_allowed_eleventh_locks() {
         let l = AuthLimiter::default();
+        let k = LimitKey::SharedSecret([10, 0, 0, 1].into());
         let cfg = RateLimit::default();
         for i in 0..10 {
             assert_eq!(
-                l.record_failure("s", "k", 1000 + i, &cfg, false).0,
+                l.record_failure(&k, 1000 + i, &cfg, false).0,
                 LimitCheck::Allowed
             );
-            assert_eq!(l.check("s", "k", 1000 + i), LimitCheck::Allowed);
+            assert_eq!(l.check(&k, 1000 + i), LimitCheck::Allowed);
         }
-        let (c, _) = l.record_failure("s", "k", 2000, &cfg, false);
+        let (c, _) = l.record_failure(&k, 2000, &cfg, false);
         assert_eq!(
             c,
             LimitCheck::Locked {
@@ -245,21 +348,25 @@ mod tests {
             }
         );
         assert_eq!(
-            l.check("s", "k", 3000),
+            l.check(&k, 3000),
             LimitCheck::Locked {
                 retry_after_ms: 299_000
             }
         );
-        assert_eq!(l.check("s", "other", 3000), LimitCheck::Allowed);
-        assert_eq!(l.check("s", "k", 2000 + 300_000), LimitCheck::Allowed);
+        assert_eq!(
+            l.check(&LimitKey::SharedSecret([10, 0, 0, 2].into()), 3000),
+            LimitCheck::Allowed
+        );
+        assert_eq!(l.check(&k, 2000 + 300_000), LimitCheck::Allowed);
     }
 
     #[test]
     fn failures_outside_the_window_do_not_count() {
         let l = AuthLimiter::default();
+        let k = LimitKey::Browser([10, 0, 0, 1].into());
         let cfg = RateLimit::default();
         for i in 0..30u64 {
-            let (c, _) = l.record_failure("s", "k", i * 10_000, &cfg, false);
+            let (c, _) = l.record_failure(&k, i * 10_000, &cfg, false);
             assert_eq!(c, LimitCheck::Allowed, "failure {i}");
         }
     }
@@ -267,13 +374,69 @@ mod tests {
     #[test]
     fn exempt_clients_get_escalating_delay_not_lockout() {
         let l = AuthLimiter::default();
+        let lo = LimitKey::SharedSecret([127, 0, 0, 1].into());
         let cfg = RateLimit::default();
         let delays: Vec<u64> = (0..8)
-            .map(|i| l.record_failure("s", "lo", i, &cfg, true).1)
+            .map(|i| l.record_failure(&lo, i, &cfg, true).1)
             .collect();
         assert_eq!(delays, vec![250, 500, 1000, 2000, 4000, 5000, 5000, 5000]);
-        assert_eq!(l.check("s", "lo", 10), LimitCheck::Allowed);
-        l.reset("s", "lo");
-        assert_eq!(l.record_failure("s", "lo", 11, &cfg, true).1, 250);
+        assert_eq!(l.check(&lo, 10), LimitCheck::Allowed);
+        l.reset(&lo);
+        assert_eq!(l.record_failure(&lo, 11, &cfg, true).1, 250);
+    }
+
+    #[test]
+    fn a_page_rotating_its_origin_keeps_its_delay_and_a_bounded_table() {
+        let l = AuthLimiter::default();
+        let cfg = RateLimit::default();
+        let delays: Vec<u64> = (0..1000u64)
+            .map(|i| {
+                let k = LimitKey::LoopbackOrigin(format!("http://localhost:{}", 1000 + i));
+                l.record_failure(&k, i, &cfg, false).1
+            })
+            .collect();
+        assert_eq!(&delays[..6], &[250, 500, 1000, 2000, 4000, 5000]);
+        assert!(delays[6..].iter().all(|d| *d == 5000), "the delay stays");
+        assert_eq!(l.tracked(), MAX_ORIGINS);
+        // the real UI's origin is never locked out by another origin's
+        // failures, and its success resets the shared delay
+        let ui = LimitKey::LoopbackOrigin("http://127.0.0.1:18789".into());
+        assert_eq!(l.check(&ui, 2000), LimitCheck::Allowed);
+        l.reset(&ui);
+        let next = LimitKey::LoopbackOrigin("http://localhost:9".into());
+        assert_eq!(l.record_failure(&next, 2001, &cfg, false).1, 250);
+    }
+
+    #[test]
+    fn one_origin_still_locks_after_its_attempts() {
+        let l = AuthLimiter::default();
+        let cfg = RateLimit::default();
+        let k = LimitKey::LoopbackOrigin("http://evil.localhost".into());
+        for i in 0..10 {
+            assert_eq!(l.record_failure(&k, i, &cfg, false).0, LimitCheck::Allowed);
+        }
+        assert!(matches!(
+            l.record_failure(&k, 10, &cfg, false).0,
+            LimitCheck::Locked { .. }
+        ));
+    }
+
+    #[test]
+    fn a_full_address_table_delays_new_addresses_without_growing() {
+        let l = AuthLimiter::default();
+        let cfg = RateLimit::default();
+        for i in 0..MAX_KEYS as u32 {
+            let k = LimitKey::Browser(std::net::Ipv6Addr::from(u128::from(i) + 1).into());
+            l.record_failure(&k, 5, &cfg, false);
+        }
+        assert_eq!(l.tracked(), MAX_KEYS);
+        let fresh = |n: u128| LimitKey::Browser(std::net::Ipv6Addr::from(n << 64).into());
+        assert_eq!(l.record_failure(&fresh(1), 6, &cfg, false).1, 250);
+        assert_eq!(l.record_failure(&fresh(2), 7, &cfg, false).1, 500);
+        assert_eq!(l.tracked(), MAX_KEYS, "the table does not grow");
+        // once the window has passed, pruning makes room again
+        let later = 6 + cfg.window_ms;
+        assert_eq!(l.record_failure(&fresh(3), later, &cfg, false).1, 0);
+        assert_eq!(l.tracked(), 1);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::auth::{self, AuthReason, HintKind, LimitCheck};
+use super::auth::{self, AuthReason, HintKind, LimitCheck, LimitKey};
 use super::device::{self, PayloadFields};
 use super::frames::ErrorShape;
 use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
@@ -422,16 +422,13 @@ pub async fn process_connect(
     let token_field = auth_str(p.auth, "token");
     let password_field = auth_str(p.auth, "password");
     let device_token_field = auth_str(p.auth, "deviceToken");
-    let (limit_scope, limit_key, exempt) = match (&ctx.origin, browser) {
-        (Some(o), true) if ctx.addr.client.is_loopback() => (
-            "browser-origin",
-            format!("browser-origin:{}", o.to_lowercase()),
-            false,
-        ),
-        (_, true) => ("browser-origin", ctx.addr.client.to_string(), false),
+    let (limit_key, exempt) = match (&ctx.origin, browser) {
+        (Some(o), true) if ctx.addr.client.is_loopback() => {
+            (LimitKey::LoopbackOrigin(o.to_lowercase()), false)
+        }
+        (_, true) => (LimitKey::Browser(ctx.addr.client), false),
         _ => (
-            "shared-secret",
-            ctx.addr.client.to_string(),
+            LimitKey::SharedSecret(ctx.addr.client),
             g.auth.rate_limit.exempt_loopback && ctx.addr.client.is_loopback(),
         ),
     };
@@ -439,9 +436,7 @@ pub async fn process_connect(
     let presented_any =
         token_field.is_some() || password_field.is_some() || device_token_field.is_some();
     if presented_any {
-        if let LimitCheck::Locked { retry_after_ms } =
-            state.limiter.check(limit_scope, &limit_key, now)
-        {
+        if let LimitCheck::Locked { retry_after_ms } = state.limiter.check(&limit_key, now) {
             return Err(rate_limited(retry_after_ms, hint));
         }
     }
@@ -518,28 +513,12 @@ pub async fn process_connect(
                 if reason == AuthReason::TokenMissing || reason == AuthReason::PasswordMissing {
                     // A tokenless browser gets AUTH_TOKEN_MISSING so the login form appears.
                     return Err(auth_failure(
-                        state,
-                        g,
-                        &limit_key,
-                        limit_scope,
-                        exempt,
-                        reason,
-                        hint,
-                        false,
-                        now,
+                        state, g, &limit_key, exempt, reason, hint, false, now,
                     ));
                 }
                 if reason.counts_as_failure() {
                     return Err(auth_failure(
-                        state,
-                        g,
-                        &limit_key,
-                        limit_scope,
-                        exempt,
-                        reason,
-                        hint,
-                        false,
-                        now,
+                        state, g, &limit_key, exempt, reason, hint, false, now,
                     ));
                 }
             }
@@ -556,15 +535,7 @@ pub async fn process_connect(
             }
         } else if let Some(reason) = shared_reason.filter(|r| r.counts_as_failure()) {
             return Err(auth_failure(
-                state,
-                g,
-                &limit_key,
-                limit_scope,
-                exempt,
-                reason,
-                hint,
-                false,
-                now,
+                state, g, &limit_key, exempt, reason, hint, false, now,
             ));
         } else {
             let err = ErrorShape::new("NOT_PAIRED", "device identity required")
@@ -572,7 +543,7 @@ pub async fn process_connect(
             return Err(Rejection::policy(err));
         }
         if shared_ok {
-            state.limiter.reset(limit_scope, &limit_key);
+            state.limiter.reset(&limit_key);
         }
         return Ok(finish(
             state,
@@ -676,7 +647,7 @@ pub async fn process_connect(
             Some(TokenCheck::Ok { issued_at_ms }) => {
                 auth_method = "device-token";
                 device_token_echo = Some((candidate.expect("candidate").to_string(), issued_at_ms));
-                state.limiter.reset(limit_scope, &limit_key);
+                state.limiter.reset(&limit_key);
             }
             other => {
                 let reason = if other == Some(TokenCheck::ScopeMismatch) {
@@ -688,20 +659,12 @@ pub async fn process_connect(
                 };
                 let can_retry = reason == AuthReason::TokenMismatch && device_token_field.is_none();
                 return Err(auth_failure(
-                    state,
-                    g,
-                    &limit_key,
-                    limit_scope,
-                    exempt,
-                    reason,
-                    hint,
-                    can_retry,
-                    now,
+                    state, g, &limit_key, exempt, reason, hint, can_retry, now,
                 ));
             }
         }
     } else if shared_ok {
-        state.limiter.reset(limit_scope, &limit_key);
+        state.limiter.reset(&limit_key);
     }
 
     if insecure_bypass {
@@ -908,8 +871,7 @@ pub async fn process_connect(
 fn auth_failure(
     state: &GatewayState,
     g: &crate::config::GatewayConfig,
-    key: &str,
-    scope: &'static str,
+    key: &LimitKey,
     exempt: bool,
     reason: AuthReason,
     hint: HintKind,
@@ -920,7 +882,7 @@ fn auth_failure(
     if reason.counts_as_failure() {
         let (check, d) = state
             .limiter
-            .record_failure(scope, key, now, &g.auth.rate_limit, exempt);
+            .record_failure(key, now, &g.auth.rate_limit, exempt);
         delay = d;
         if let LimitCheck::Locked { retry_after_ms } = check {
             return rate_limited(retry_after_ms, hint);
