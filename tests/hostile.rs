@@ -383,3 +383,54 @@ async fn a_slow_admin_body_times_out() {
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(head.contains("body_timeout"), "{head}");
 }
+
+/// A whole masked client frame with raw payload bytes.
+fn raw_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame_header_fin(fin, opcode, payload.len() as u64);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Issue 8 (low): a text message that is not UTF-8 closes with 1007, before
+/// and after auth and when it arrives in fragments, as the real gateway
+/// does (measured on openclaw 2026.9.6: close 1007 with an empty reason in
+/// both phases). A binary frame is not a text message and is not checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_text_closes_with_1007() {
+    let srv = TestServer::start(config_with(json!({}))).await;
+    let bad = [b'{', 0xff, 0xfe, b'}'];
+
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.ws.get_mut()
+        .write_all(&raw_frame(true, 0x1, &bad))
+        .await
+        .unwrap();
+    assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
+
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    // a binary frame that is not UTF-8 is ignored; the session goes on
+    c.ws.get_mut()
+        .write_all(&raw_frame(true, 0x2, &bad))
+        .await
+        .unwrap();
+    c.rpc("health", json!({})).await.expect("still serving");
+    c.ws.get_mut()
+        .write_all(&raw_frame(true, 0x1, &bad))
+        .await
+        .unwrap();
+    assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
+
+    // split across fragments: a valid start, an invalid continuation
+    let mut c = Conn::open(&srv.url, &[]).await.expect("open");
+    c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
+    let tcp = c.ws.get_mut();
+    tcp.write_all(&raw_frame(false, 0x1, b"{\"a\":\""))
+        .await
+        .unwrap();
+    tcp.write_all(&raw_frame(true, 0x0, &[0xc3, b'"', b'}']))
+        .await
+        .unwrap();
+    assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
+    assert_eq!(srv.wait_live(0).await, 0);
+}

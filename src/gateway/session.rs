@@ -39,10 +39,16 @@ async fn close(session: &mut Session, code: u16, reason: &str) {
 struct Fragments {
     buf: Vec<u8>,
     active: bool,
+    /// The message being assembled is a text message (its UTF-8 is checked
+    /// as the real gateway's `ws` checks it).
+    text: bool,
 }
 
 enum Got {
     Text(String),
+    /// A text message that is not UTF-8: close 1007, as the real gateway
+    /// does before and after auth.
+    InvalidUtf8,
     Invalid,
     TooBig,
     Control(Frame),
@@ -52,13 +58,24 @@ enum Got {
 impl Fragments {
     fn push(&mut self, msg: Frame, limit: usize) -> Got {
         match msg {
-            Frame::Text(b) | Frame::Binary(b) => match String::from_utf8(b.to_vec()) {
+            Frame::Text(b) => match String::from_utf8(b.to_vec()) {
+                Ok(s) => Got::Text(s),
+                Err(_) => Got::InvalidUtf8,
+            },
+            Frame::Binary(b) => match String::from_utf8(b.to_vec()) {
                 Ok(s) => Got::Text(s),
                 Err(_) => Got::Invalid,
             },
             Frame::Continuation(item) => {
                 let (first, last, bytes) = match item {
-                    Item::FirstText(b) | Item::FirstBinary(b) => (true, false, b),
+                    Item::FirstText(b) => {
+                        self.text = true;
+                        (true, false, b)
+                    }
+                    Item::FirstBinary(b) => {
+                        self.text = false;
+                        (true, false, b)
+                    }
                     Item::Continue(b) => (false, false, b),
                     Item::Last(b) => (false, true, b),
                 };
@@ -79,6 +96,7 @@ impl Fragments {
                     let data = std::mem::take(&mut self.buf);
                     return match String::from_utf8(data) {
                         Ok(s) => Got::Text(s),
+                        Err(_) if self.text => Got::InvalidUtf8,
                         Err(_) => Got::Invalid,
                     };
                 }
@@ -209,6 +227,10 @@ async fn handshake_phase(
                 close(session, 1009, "preauth payload too large").await;
                 return None;
             }
+            Got::InvalidUtf8 => {
+                close(session, 1007, "").await;
+                return None;
+            }
             Got::Invalid => {
                 close(session, 1000, "").await;
                 return None;
@@ -328,6 +350,7 @@ async fn session_phase(
                     Got::Text(t) => t,
                     Got::Pending => continue,
                     Got::TooBig => { close(&mut session, 1009, "").await; break; }
+                    Got::InvalidUtf8 => { close(&mut session, 1007, "").await; break; }
                     Got::Invalid => continue,
                     Got::Control(Frame::Ping(b)) => { let _ = session.pong(&b).await; continue; }
                     Got::Control(Frame::Pong(_)) => { awaiting_pong = false; continue; }

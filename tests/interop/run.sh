@@ -26,6 +26,7 @@ fail_early() {
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/clawgate-interop.XXXXXX")" || fail_early "cannot create temp dir"
 DRIVER_PID=""
+NETNS=""
 cleanup() {
   local rc=$?
   # Kill the driver's process group and any process group it recorded (gateways, relays, CLIs).
@@ -34,6 +35,7 @@ cleanup() {
     while read -r pg; do [[ -n "$pg" ]] && kill -KILL -- "-$pg" 2>/dev/null || true; done < "$WORK/pgids"
   fi
   if [[ -n "$DRIVER_PID" ]]; then kill -KILL -- "-$DRIVER_PID" 2>/dev/null || true; fi
+  if [[ -n "$NETNS" ]]; then ip netns pids "$NETNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true; ip netns del "$NETNS" 2>/dev/null || true; fi
   # (the driver already printed where its logs are; nothing is printed here so the summary stays the last line)
   if [[ "${INTEROP_KEEP:-0}" != "1" && $rc -eq 0 ]]; then rm -rf "$WORK"; fi
   exit $rc
@@ -60,13 +62,23 @@ elif [[ "$TARGET" != "openclaw" ]]; then
   fail_early "INTEROP_TARGET must be clawgate or openclaw (got $TARGET)"
 fi
 
-# 3. scenarios (driver bounded by the suite timeout; it prints "N passed, M failed" last)
+# 3. a network namespace that has only `lo`: every real OpenClaw process (and clawgate, the relays,
+#    the CLI) runs in it, so nothing can reach beyond loopback whatever the guard misses.
+command -v ip >/dev/null || fail_early "the 'ip' tool (iproute2) is needed to create the loopback-only network namespace"
+NETNS="clawgate-interop-$$"
+ip netns add "$NETNS" 2>"$WORK/netns.err" || fail_early "cannot create network namespace $NETNS (needs root): $(cat "$WORK/netns.err")"
+ip netns exec "$NETNS" ip link set lo up || fail_early "cannot bring lo up in $NETNS"
+LINKS="$(ip netns exec "$NETNS" ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')"
+[[ "$LINKS" == "lo " ]] || fail_early "namespace $NETNS has links other than lo: $LINKS"
+echo "interop: network namespace $NETNS (links: lo only)"
+
+# 4. scenarios (driver bounded by the suite timeout; it prints "N passed, M failed" last)
 echo "interop: running scenarios against $TARGET (timeout ${SUITE_TIMEOUT}s)"
 export INTEROP_BUDGET_MS=$(( (SUITE_TIMEOUT - 30) * 1000 ))
 export INTEROP_TARGET="$TARGET" INTEROP_NODE_BIN="$NODE_BIN" INTEROP_OPENCLAW_MJS="$OC_MJS" INTEROP_WORKDIR="$WORK/run"
 OUT="$WORK/driver.out"
 # setsid: the driver gets its own process group so the trap can kill everything by that id.
-setsid timeout --kill-after=15 "$SUITE_TIMEOUT" "$NODE_BIN" "$HERE/interop.mjs" > >(tee "$OUT") 2>&1 &
+setsid ip netns exec "$NETNS" timeout --kill-after=15 "$SUITE_TIMEOUT" "$NODE_BIN" "$HERE/interop.mjs" > >(tee "$OUT") 2>&1 &
 DRIVER_PID=$!
 wait "$DRIVER_PID"
 RC=$?
