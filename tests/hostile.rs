@@ -6,39 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::client::{Conn, ConnectOpts};
+use common::frames::{frame_header, frame_header_fin, raw_frame, text_frame};
 use common::server::{config_with, TestServer, TOKEN};
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 const T: Duration = Duration::from_secs(5);
-
-/// A masked client frame header (FIN set) announcing `len` payload bytes.
-fn frame_header(opcode: u8, len: u64) -> Vec<u8> {
-    frame_header_fin(true, opcode, len)
-}
-
-/// A masked client frame header, FIN as given.
-fn frame_header_fin(fin: bool, opcode: u8, len: u64) -> Vec<u8> {
-    let mut h = vec![if fin { 0x80 } else { 0 } | opcode];
-    if len < 126 {
-        h.push(0x80 | len as u8);
-    } else if len <= u64::from(u16::MAX) {
-        h.push(0x80 | 126);
-        h.extend_from_slice(&(len as u16).to_be_bytes());
-    } else {
-        h.push(0x80 | 127);
-        h.extend_from_slice(&len.to_be_bytes());
-    }
-    h.extend_from_slice(&[0, 0, 0, 0]); // zero mask: payload goes as is
-    h
-}
-
-/// A whole masked client text frame.
-fn text_frame(s: &str) -> Vec<u8> {
-    let mut f = frame_header(0x1, s.len() as u64);
-    f.extend_from_slice(s.as_bytes());
-    f
-}
 
 /// Sends a header announcing 2^62 bytes and then some payload: the server
 /// must close with 1009 on the header, without waiting for (or buffering) the
@@ -382,13 +355,6 @@ async fn a_slow_admin_body_times_out() {
     let head = String::from_utf8_lossy(&buf[..n]);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(head.contains("body_timeout"), "{head}");
-}
-
-/// A whole masked client frame with raw payload bytes.
-fn raw_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut f = frame_header_fin(fin, opcode, payload.len() as u64);
-    f.extend_from_slice(payload);
-    f
 }
 
 /// Issue 8 (low): a text message that is not UTF-8 closes with 1007, before

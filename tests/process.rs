@@ -797,3 +797,141 @@ async fn port_moves_release_the_old_port_without_accept_errors() {
         "no error is logged by port moves:\n{text}"
     );
 }
+
+fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The hostile suite against the real binary (issue 8): huge frame headers
+/// before and after auth, a ping flood that never reads, invented HTTP
+/// methods, a bad-token admin flood and deeply nested JSON. The process stays
+/// up, its peak memory stays within 64 MiB of where it started (the
+/// unbounded frame buffer once took 400 MiB for 400 MiB sent), and the open
+/// socket count returns to zero.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_binary_survives_the_hostile_suite_with_bounded_memory() {
+    use common::frames::frame_header;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (d, home, state) = dirs();
+    let cfg = d.path().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        "{ gateway: { auth: { token: 'hostile-token-0123456789' }, limits: { handshakeTimeoutMs: 1500, maxPreauthPerIp: 128 } } }",
+    )
+    .unwrap();
+    let p = spawn(&home, &state, &["--config", &cfg.display().to_string()]);
+    let pid = p.child.id();
+    let admin = admin_when_started(&state);
+    let mut warm = Conn::open(&url(&p), &[]).await.unwrap();
+    warm.connect(&ConnectOpts::with_token("hostile-token-0123456789"))
+        .await
+        .unwrap();
+    warm.close().await;
+    let base = vm_kib(pid, "VmHWM:");
+
+    // 1. 32 sockets: a header announcing 2^62 bytes, then 4 MiB of payload
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let u = url(&p);
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(&u, &[]).await.unwrap();
+            if i % 4 == 0 {
+                c.connect(&ConnectOpts::with_token("hostile-token-0123456789"))
+                    .await
+                    .unwrap();
+            }
+            let tcp = c.ws.get_mut();
+            let _ = tcp.write_all(&frame_header(0x1, 1 << 62)).await;
+            let chunk = vec![b'x'; 64 * 1024];
+            for _ in 0..64 {
+                if tcp.write_all(&chunk).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    // 2. 32 sockets flooding pings and never reading
+    for _ in 0..32 {
+        let u = url(&p);
+        tasks.push(tokio::spawn(async move {
+            let mut c = Conn::open(&u, &[]).await.unwrap();
+            let mut ping = frame_header(0x9, 125);
+            ping.extend_from_slice(&[b'p'; 125]);
+            let batch: Vec<u8> = ping
+                .iter()
+                .copied()
+                .cycle()
+                .take(ping.len() * 512)
+                .collect();
+            let tcp = c.ws.get_mut();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                let w =
+                    tokio::time::timeout(Duration::from_millis(500), tcp.write_all(&batch)).await;
+                if !matches!(w, Ok(Ok(()))) {
+                    break;
+                }
+            }
+        }));
+    }
+    // 3. invented HTTP methods and bad admin tokens, unauthenticated
+    let admin_addr = admin.base.trim_start_matches("http://").to_string();
+    for i in 0..1000 {
+        let mut s = tokio::net::TcpStream::connect(&admin_addr).await.unwrap();
+        let req = if i % 2 == 0 {
+            format!(
+                "M{i}X /admin/v1/devices HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+        } else {
+            format!("GET /admin/v1/devices/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer wrong-{i}\r\nConnection: close\r\n\r\n", "d".repeat(4000))
+        };
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(buf.starts_with(b"HTTP/1.1 "), "no HTTP answer");
+    }
+    // 4. nesting far past the limit, as a config/validate body
+    let deep = format!("{{a:{}1{}}}", "[".repeat(50_000), "]".repeat(50_000));
+    let r = common::http::request(
+        "POST",
+        &format!("http://{admin_addr}/admin/v1/config/validate"),
+        &[
+            ("Authorization", &format!("Bearer {}", admin.token)),
+            ("Content-Type", "application/json5"),
+        ],
+        Some(&deep),
+    )
+    .await;
+    assert!(
+        r.status >= 400 && r.status < 500,
+        "{}: {}",
+        r.status,
+        r.body
+    );
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    assert!(p.child.id() == pid && std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = admin.get("/metrics").await.body;
+        if m.lines().any(|l| l == "clawgate_open_sockets 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sockets stay open:\n{m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(admin.get("/readyz").await.status, 200);
+    let peak = vm_kib(pid, "VmHWM:");
+    println!("peak RSS {base} KiB before, {peak} KiB after the hostile suite");
+    assert!(
+        peak < base + 64 * 1024,
+        "peak RSS grew from {base} KiB to {peak} KiB"
+    );
+}

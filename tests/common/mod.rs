@@ -1,4 +1,5 @@
 pub mod bin;
 pub mod client;
+pub mod frames;
 pub mod http;
 pub mod server;
