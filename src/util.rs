@@ -5,7 +5,6 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use rand::RngCore;
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
@@ -28,7 +27,7 @@ pub fn random_token() -> String {
 
 pub fn random_bytes() -> [u8; 32] {
     let mut b = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    getrandom::fill(&mut b).expect("the operating system's random source");
     b
 }
 

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rand::distributions::{Alphanumeric, DistString as _};
 use serde_json::{json, Value};
 
 use crate::client::{Conn, ConnectOpts};
@@ -154,9 +153,9 @@ fn tail(path: &Path, lines: usize) -> String {
 // The server under test
 // ---------------------------------------------------------------------------
 
-/// A random 32-character shared token.
+/// A random 32-character shared token (hex).
 pub fn random_token() -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), 32)
+    hex::encode(&clawgate::util::random_bytes()[..16])
 }
 
 /// What differs between the benches' server launches.

@@ -69,7 +69,7 @@ pub struct DeviceIdentity {
 impl DeviceIdentity {
     /// A fresh random identity.
     pub fn generate() -> Self {
-        Self::from_seed(rand::random::<[u8; 32]>())
+        Self::from_seed(clawgate::util::random_bytes())
     }
 
     /// The identity whose private key seed is `seed` (PKCS#8 seed / noble "privateKey").
