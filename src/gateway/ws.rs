@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use tokio_util::codec::{Decoder, Encoder};
+use actix_codec::{Decoder, Encoder};
 
 /// Read at least this much spare room before each read.
 const READ_CHUNK: usize = 1024;
