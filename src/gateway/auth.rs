@@ -18,6 +18,41 @@ pub fn sha256(s: &str) -> [u8; 32] {
     sha2::Sha256::digest(s.as_bytes()).into()
 }
 
+/// How a session authenticated (`hello-ok.auth.method`; the wire strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMethod {
+    /// `gateway.auth.mode: "none"`.
+    None,
+    /// The shared token.
+    Token,
+    /// The shared password.
+    Password,
+    /// A device token issued at pairing.
+    DeviceToken,
+}
+
+impl AuthMethod {
+    /// The method a shared secret of `mode` authenticates with.
+    pub fn for_mode(mode: crate::config::AuthMode) -> AuthMethod {
+        use crate::config::AuthMode;
+        match mode {
+            AuthMode::Token => AuthMethod::Token,
+            AuthMode::Password => AuthMethod::Password,
+            AuthMode::None => AuthMethod::None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Token => "token",
+            AuthMethod::Password => "password",
+            AuthMethod::DeviceToken => "device-token",
+        }
+    }
+}
+
 /// How the client is addressed in auth hints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HintKind {
@@ -438,5 +473,18 @@ mod tests {
         let later = 6 + cfg.window_ms;
         assert_eq!(l.record_failure(&fresh(3), later, &cfg, false).1, 0);
         assert_eq!(l.tracked(), 1);
+    }
+
+    #[test]
+    fn auth_methods_keep_their_wire_strings() {
+        for (m, wire) in [
+            (AuthMethod::None, "none"),
+            (AuthMethod::Token, "token"),
+            (AuthMethod::Password, "password"),
+            (AuthMethod::DeviceToken, "device-token"),
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), serde_json::json!(wire));
+            assert_eq!(m.as_str(), wire);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::auth::{self, AuthReason, HintKind, LimitCheck, LimitKey};
+use super::auth::{self, AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
 use super::device::{self, PayloadFields};
 use super::frames::ErrorShape;
 use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
@@ -478,12 +478,13 @@ pub async fn process_connect(
         }
     };
     let auth_none = g.auth.mode == AuthMode::None;
-    let mut auth_method: &'static str = if shared_ok {
-        g.auth.mode.as_str()
+    // Known once a secret or a device token has been checked.
+    let mut auth_method: Option<AuthMethod> = if shared_ok {
+        Some(AuthMethod::for_mode(g.auth.mode))
     } else if auth_none {
-        "none"
+        Some(AuthMethod::None)
     } else {
-        ""
+        None
     };
     let loc = locality(ctx, &p, shared_ok);
     let mut session_scopes = p.scopes.clone();
@@ -551,7 +552,7 @@ pub async fn process_connect(
             ctx,
             &p,
             None,
-            auth_method,
+            authenticated(auth_method)?,
             shared_digest,
             session_scopes,
             None,
@@ -645,7 +646,7 @@ pub async fn process_connect(
             .map(|c| pairing::verify_token(record.as_ref(), &public_key, &p.role, c, &p.scopes));
         match check {
             Some(TokenCheck::Ok { issued_at_ms }) => {
-                auth_method = "device-token";
+                auth_method = Some(AuthMethod::DeviceToken);
                 device_token_echo = Some((candidate.expect("candidate").to_string(), issued_at_ms));
                 state.limiter.reset(&limit_key);
             }
@@ -675,7 +676,7 @@ pub async fn process_connect(
             ctx,
             &p,
             Some(device_id),
-            auth_method,
+            authenticated(auth_method)?,
             shared_digest,
             session_scopes,
             None,
@@ -685,7 +686,7 @@ pub async fn process_connect(
     // Pairing (§5).
     let mut record = record.filter(|r| r.public_key == public_key);
     let requirement = match &record {
-        _ if auth_method == "device-token" => None,
+        _ if auth_method == Some(AuthMethod::DeviceToken) => None,
         None => Some("not-paired"),
         Some(r) => {
             let norm =
@@ -728,8 +729,11 @@ pub async fn process_connect(
         };
         let silent_locality = !matches!(loc, Locality::Remote);
         let already_paired_non_operator = record.is_some() && p.role != "operator";
-        let scope_upgrade_ok =
-            reason != "scope-upgrade" || matches!(auth_method, "none" | "token" | "password");
+        let scope_upgrade_ok = reason != "scope-upgrade"
+            || matches!(
+                auth_method,
+                Some(AuthMethod::None | AuthMethod::Token | AuthMethod::Password)
+            );
         let browser_ok = ctx.origin.is_none() || is_control_ui(&p);
         let silent = g.node_pairing.auto_approve_local
             && silent_locality
@@ -860,7 +864,7 @@ pub async fn process_connect(
         ctx,
         &p,
         Some(device_id),
-        auth_method,
+        authenticated(auth_method)?,
         shared_digest,
         session_scopes,
         device_token_echo,
@@ -893,6 +897,12 @@ fn auth_failure(
     r
 }
 
+/// The method a connect that is being accepted authenticated with; a path
+/// that reaches acceptance without one is a bug, refused as internal.
+fn authenticated(m: Option<AuthMethod>) -> Result<AuthMethod, Rejection> {
+    m.ok_or_else(|| internal("a connect reached acceptance without an auth method"))
+}
+
 fn internal(msg: &str) -> Rejection {
     tracing::error!(error = msg, "connect failed on an internal error");
     let mut err = ErrorShape::new("UNAVAILABLE", "gateway storage unavailable; retry shortly");
@@ -913,7 +923,7 @@ fn finish(
     ctx: &ConnCtx,
     p: &Params<'_>,
     device_id: Option<String>,
-    auth_method: &'static str,
+    auth_method: AuthMethod,
     shared_digest: Option<[u8; 32]>,
     session_scopes: Vec<String>,
     token: Option<(String, u64)>,

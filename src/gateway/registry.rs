@@ -29,8 +29,7 @@ pub struct SessionInfo {
     pub device_id: Option<String>,
     pub role: String,
     pub scopes: Vec<String>,
-    /// `token`, `password`, `none`, `device-token`.
-    pub auth_method: &'static str,
+    pub auth_method: super::auth::AuthMethod,
     /// SHA-256 of the shared secret this session authenticated with.
     pub shared_digest: Option<[u8; 32]>,
     pub client_id: String,

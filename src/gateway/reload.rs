@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::auth::AuthMethod;
 use super::listener::{self, Listener, Retired};
 use super::registry::SessionInfo;
 use super::GatewayState;
@@ -696,7 +697,7 @@ pub fn verdict(
 ) -> Option<(u16, &'static str)> {
     let a = &new.gateway.auth;
     let auth_ok = match s.auth_method {
-        "token" => {
+        AuthMethod::Token => {
             a.mode == AuthMode::Token
                 && s.shared_digest.is_some_and(|d| {
                     a.token
@@ -706,7 +707,7 @@ pub fn verdict(
                             .is_some_and(|(p, _)| super::auth::digest_eq(&p, &d))
                 })
         }
-        "password" => {
+        AuthMethod::Password => {
             a.mode == AuthMode::Password
                 && s.shared_digest.is_some_and(|d| {
                     a.password
@@ -714,8 +715,10 @@ pub fn verdict(
                         .is_some_and(|t| super::auth::digest_eq(t.digest(), &d))
                 })
         }
-        "none" => a.mode == AuthMode::None,
-        _ => true,
+        AuthMethod::None => a.mode == AuthMode::None,
+        // A device token is its own credential: a shared-secret change
+        // leaves it valid (revoking or rotating it closes the session).
+        AuthMethod::DeviceToken => true,
     };
     if !auth_ok {
         return Some((4001, "gateway auth changed"));

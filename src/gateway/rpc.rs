@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use super::auth::AuthMethod;
 use super::frames::{self, ErrorShape};
 use super::pairing::{self, PairingError};
 use super::registry::SessionInfo;
@@ -266,7 +267,7 @@ fn is_admin(info: &SessionInfo) -> bool {
 
 /// Device-token callers without admin may act only on their own device.
 fn owner_only(info: &SessionInfo) -> bool {
-    info.auth_method == "device-token" && !is_admin(info)
+    info.auth_method == AuthMethod::DeviceToken && !is_admin(info)
 }
 
 async fn dispatch(
@@ -439,7 +440,7 @@ async fn dispatch(
                     return Err(err("device token rotation denied"));
                 }
             }
-            let in_band = own && info.auth_method == "device-token";
+            let in_band = own && info.auth_method == AuthMethod::DeviceToken;
             let except = in_band.then_some(info.conn_id.as_str());
             let (rec, token, _) =
                 ops::rotate_token(state, &actor(info), &device_id, &role, req_scopes, except)

@@ -169,7 +169,7 @@ pub async fn run(
     {
         return;
     }
-    tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method, "session started");
+    tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method.as_str(), "session started");
 
     Box::pin(session_phase(
         state, info, rx, session, stream, frags, limits,
