@@ -922,6 +922,34 @@ pub async fn validate_config(
     let buf = read_body(body).await?;
     let text = String::from_utf8(buf.to_vec())
         .map_err(|_| ApiError::new(Code::Invalid, "the body is not UTF-8"))?;
+    let json5 = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json5")
+        });
+    // An `application/json` body is JSON: JSON5's extras (comments,
+    // unquoted keys, form feeds as whitespace, …) need `application/json5`.
+    // Empty, or JSON whitespace only, stands for an empty file.
+    let blank = text
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if !json5 && !blank {
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            let mut issue = crate::config::Issue::new(
+                crate::config::ConfigCode::Syntax,
+                "",
+                format!("not JSON ({e}); send JSON5 with Content-Type: application/json5"),
+            );
+            issue.line = Some(e.line());
+            issue.column = Some(e.column());
+            let err = crate::config::ConfigError::single(issue);
+            return Err(config_problem(&err, "the configuration is invalid"));
+        }
+    }
     let cur = s.gw.config.load_full();
     let path = cur
         .sources
@@ -936,7 +964,6 @@ pub async fn validate_config(
         text,
         value,
     };
-    let _ = req;
     let c = reload::candidate(&s.gw, None, Some(layer))
         .map_err(|e| config_problem(&e, "the configuration is invalid"))?;
     Ok(HttpResponse::Ok().json(json!({
@@ -1089,9 +1116,9 @@ pub async fn events(s: Data) -> HttpResponse {
 pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
     use std::fmt::Write;
     let mut out = String::new();
-    let mut roles: BTreeMap<String, u64> = BTreeMap::new();
+    let mut roles: BTreeMap<&'static str, u64> = BTreeMap::new();
     for x in s.gw.registry.list() {
-        *roles.entry(x.role.clone()).or_insert(0) += 1;
+        *roles.entry(x.role.as_str()).or_insert(0) += 1;
     }
     let _ = writeln!(out, "# HELP clawgate_connections Authenticated gateway sessions by role.\n# TYPE clawgate_connections gauge");
     for role in ["operator", "node"] {

@@ -14,8 +14,9 @@ use super::device::{self, PayloadFields};
 use super::frames::ErrorShape;
 use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
 use super::registry::SessionInfo;
+use super::scopes::{self, Role};
 use super::session::ConnCtx;
-use super::{scopes, GatewayState, COMPAT_VERSION, PROTOCOL_VERSION};
+use super::{GatewayState, COMPAT_VERSION, PROTOCOL_VERSION};
 use crate::config::{AuthMode, RuntimeConfig};
 use crate::net::{is_private_or_loopback, Attribution};
 use crate::util::{now_ms, truncate_utf8};
@@ -62,7 +63,8 @@ struct Params<'a> {
     device_family: Option<&'a str>,
     display_name: Option<&'a str>,
     instance_id: Option<&'a str>,
-    role: String,
+    /// `None`: a string that names no role (refused after the protocol check).
+    role: Option<Role>,
     scopes: Vec<String>,
     auth: Option<&'a Map<String, Value>>,
     device: Option<&'a Map<String, Value>>,
@@ -117,9 +119,9 @@ fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
     let client_mode = req_str("mode")?;
     let opt_str = |k: &str| client.get(k).and_then(Value::as_str);
     let role = match p.get("role") {
-        None | Some(Value::Null) => "operator".to_string(),
-        Some(Value::String(s)) => s.clone(),
-        Some(_) => String::new(),
+        None | Some(Value::Null) => Some(Role::Operator),
+        Some(Value::String(s)) => Role::parse(s),
+        Some(_) => None,
     };
     let scopes = match p.get("scopes") {
         None | Some(Value::Null) => vec![],
@@ -375,7 +377,7 @@ pub async fn process_connect(
     // Protocol range (§1.7).
     let accepts = (p.min_protocol <= PROTOCOL_VERSION && PROTOCOL_VERSION <= p.max_protocol)
         || (p.client_mode == "probe" && p.max_protocol >= 3 && p.min_protocol <= PROTOCOL_VERSION)
-        || (p.role == "node"
+        || (p.role == Some(Role::Node)
             && p.client_mode == "node"
             && p.min_protocol <= 3
             && 3 <= p.max_protocol);
@@ -394,14 +396,14 @@ pub async fn process_connect(
             delay_ms: 0,
         });
     }
-    if p.role != "operator" && p.role != "node" {
+    let Some(role) = p.role else {
         return Err(Rejection {
             error: Some(ErrorShape::invalid("invalid role")),
             close_code: 1008,
             close_reason: "invalid role".into(),
             delay_ms: 0,
         });
-    }
+    };
 
     // Origin (§3.9).
     let browser = ctx.origin.is_some() || is_control_ui(&p);
@@ -527,7 +529,7 @@ pub async fn process_connect(
             return Err(Rejection::policy(ErrorShape::invalid(msg).with_details(
                 json!({"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}),
             )));
-        } else if p.role == "operator" && shared_ok {
+        } else if role == Role::Operator && shared_ok {
             let keep = p.client_id == "cli"
                 && p.client_mode == "cli"
                 && matches!(loc, Locality::DirectLocal | Locality::CliContainerLocal);
@@ -551,6 +553,7 @@ pub async fn process_connect(
             cfg,
             ctx,
             &p,
+            role,
             None,
             authenticated(auth_method)?,
             shared_digest,
@@ -615,7 +618,7 @@ pub async fn process_connect(
         device_id: &device_id,
         client_id: p.client_id,
         client_mode: p.client_mode,
-        role: &p.role,
+        role: role.as_str(),
         scopes: &p.scopes,
         signed_at_ms: signed_at,
         token: sig_token,
@@ -642,8 +645,9 @@ pub async fn process_connect(
     let mut device_token_echo: Option<(String, u64)> = None;
     if !shared_ok && !auth_none {
         let candidate = device_token_field.or(token_field);
-        let check = candidate
-            .map(|c| pairing::verify_token(record.as_ref(), &public_key, &p.role, c, &p.scopes));
+        let check = candidate.map(|c| {
+            pairing::verify_token(record.as_ref(), &public_key, role.as_str(), c, &p.scopes)
+        });
         match check {
             Some(TokenCheck::Ok { issued_at_ms }) => {
                 auth_method = Some(AuthMethod::DeviceToken);
@@ -675,6 +679,7 @@ pub async fn process_connect(
             cfg,
             ctx,
             &p,
+            role,
             Some(device_id),
             authenticated(auth_method)?,
             shared_digest,
@@ -695,9 +700,9 @@ pub async fn process_connect(
                 || norm(r.device_family.as_deref()) != norm(p.device_family)
             {
                 Some("metadata-upgrade")
-            } else if !r.roles.contains(&p.role)
+            } else if !r.roles.iter().any(|r| r == role.as_str())
                 || r.tokens
-                    .get(&p.role)
+                    .get(role.as_str())
                     .is_some_and(|t| t.revoked_at_ms.is_some())
             {
                 // A revoked role token takes the role away until it is
@@ -720,7 +725,7 @@ pub async fn process_connect(
             client_id: p.client_id.to_string(),
             client_mode: p.client_mode.to_string(),
             client_version: p.client_version.to_string(),
-            role: p.role.clone(),
+            role: role.as_str().to_string(),
             scopes: scopes::normalize(&p.scopes),
             remote_ip: (!ctx.addr.client.is_loopback()).then(|| ctx.addr.client.to_string()),
             client_key: ctx.addr.client.to_string(),
@@ -728,7 +733,7 @@ pub async fn process_connect(
             reason,
         };
         let silent_locality = !matches!(loc, Locality::Remote);
-        let already_paired_non_operator = record.is_some() && p.role != "operator";
+        let already_paired_non_operator = record.is_some() && role != Role::Operator;
         let scope_upgrade_ok = reason != "scope-upgrade"
             || matches!(
                 auth_method,
@@ -742,7 +747,7 @@ pub async fn process_connect(
             && !already_paired_non_operator;
         let auto_cidr = !silent
             && reason == "not-paired"
-            && p.role == "node"
+            && role == Role::Node
             && p.scopes.is_empty()
             && ctx.origin.is_none()
             && g.node_pairing
@@ -823,7 +828,7 @@ pub async fn process_connect(
                 "requestId": outcome.request.request_id,
                 "remediationHint": remediation,
                 "deviceId": device_id,
-                "requestedRole": p.role,
+                "requestedRole": role,
                 "requestedScopes": p.scopes,
             });
             if let Some(r) = &record {
@@ -853,7 +858,7 @@ pub async fn process_connect(
     if device_token_echo.is_none() {
         if let Some(r) = &record {
             device_token_echo =
-                pairing::ensure_token(&state.store, state.token_key, r, &p.role, &p.scopes)
+                pairing::ensure_token(&state.store, state.token_key, r, role.as_str(), &p.scopes)
                     .await
                     .map_err(|e| internal(&e.to_string()))?;
         }
@@ -863,6 +868,7 @@ pub async fn process_connect(
         cfg,
         ctx,
         &p,
+        role,
         Some(device_id),
         authenticated(auth_method)?,
         shared_digest,
@@ -922,6 +928,7 @@ fn finish(
     cfg: &RuntimeConfig,
     ctx: &ConnCtx,
     p: &Params<'_>,
+    role: Role,
     device_id: Option<String>,
     auth_method: AuthMethod,
     shared_digest: Option<[u8; 32]>,
@@ -935,7 +942,7 @@ fn finish(
     let info = Arc::new(SessionInfo {
         conn_id: ctx.conn_id.clone(),
         device_id,
-        role: p.role.clone(),
+        role,
         scopes: session_scopes.clone(),
         auth_method,
         shared_digest,
@@ -952,7 +959,7 @@ fn finish(
         forwarded: !ctx.addr.proxy_headers.is_empty(),
         connected_at_ms: now_ms(),
     });
-    let mut auth = json!({"method": auth_method, "role": p.role, "scopes": session_scopes});
+    let mut auth = json!({"method": auth_method, "role": role, "scopes": session_scopes});
     if let Some((tok, issued)) = token {
         auth["deviceToken"] = json!(tok);
         auth["issuedAtMs"] = json!(issued);

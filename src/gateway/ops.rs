@@ -272,7 +272,7 @@ pub async fn rotate_token(
         )
     );
     let closed = state.registry.close_where(
-        |s| s.device_id.as_deref() == Some(device_id) && s.role == role,
+        |s| s.device_id.as_deref() == Some(device_id) && s.role.as_str() == role,
         4001,
         "device removed",
         except,
@@ -300,7 +300,7 @@ pub async fn revoke_token(
         pairing::revoke(&state.store, device_id.to_string(), role.to_string(), audit)
     );
     let closed = state.registry.close_where(
-        |s| s.device_id.as_deref() == Some(device_id) && s.role == role,
+        |s| s.device_id.as_deref() == Some(device_id) && s.role.as_str() == role,
         4001,
         "device removed",
         None,

@@ -27,7 +27,7 @@ pub enum Control {
 pub struct SessionInfo {
     pub conn_id: String,
     pub device_id: Option<String>,
-    pub role: String,
+    pub role: super::scopes::Role,
     pub scopes: Vec<String>,
     pub auth_method: super::auth::AuthMethod,
     /// SHA-256 of the shared secret this session authenticated with.
@@ -178,7 +178,8 @@ impl Registry {
             let allowed = match required {
                 None => true,
                 Some(scope) => {
-                    e.info.role == "operator" && scopes::satisfies(&e.info.scopes, scope)
+                    e.info.role == scopes::Role::Operator
+                        && scopes::satisfies(&e.info.scopes, scope)
                 }
             };
             if allowed {

@@ -251,7 +251,7 @@ fn op_err(e: ops::OpError, not_found: &str) -> ErrorShape {
 }
 
 fn require(info: &SessionInfo, scope: &str) -> Result<(), ErrorShape> {
-    if info.role != "operator" {
+    if info.role != scopes::Role::Operator {
         return Err(err(format!("unauthorized role: {}", info.role)));
     }
     if scopes::satisfies(&info.scopes, scope) {

@@ -1,4 +1,36 @@
-//! Operator scope algebra (protocol §6.1).
+//! Roles and the operator scope algebra (protocol §6.1).
+
+/// A connection's role (`connect.params.role`; the wire strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Operator,
+    Node,
+}
+
+impl Role {
+    /// The role a wire string names; `None` for any other string.
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "operator" => Some(Role::Operator),
+            "node" => Some(Role::Node),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Node => "node",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 pub const ADMIN: &str = "operator.admin";
 pub const READ: &str = "operator.read";
