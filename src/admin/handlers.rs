@@ -212,7 +212,8 @@ fn request_json(p: &PendingRecord, ttl: u64) -> Value {
         "scopes": p.scopes,
         "reason": p.reason,
         "isRepair": p.is_repair,
-        "isUpgrade": p.reason != "not-paired",
+        "isUpgrade": crate::gateway::pairing::PairingReason::parse(&p.reason)
+            != Some(crate::gateway::pairing::PairingReason::NotPaired),
         "peerAddress": p.peer_ip,
         "clientAddress": p.client_key,
         "firstSeenAtMs": p.ts,

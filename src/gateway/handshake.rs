@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::auth::{self, AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
 use super::device::{self, PayloadFields};
 use super::frames::ErrorShape;
-use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
+use super::pairing::{self, PairingAsk, PairingError, PairingReason, TokenCheck};
 use super::registry::SessionInfo;
 use super::scopes::{self, Role};
 use super::session::ConnCtx;
@@ -692,14 +692,14 @@ pub async fn process_connect(
     let mut record = record.filter(|r| r.public_key == public_key);
     let requirement = match &record {
         _ if auth_method == Some(AuthMethod::DeviceToken) => None,
-        None => Some("not-paired"),
+        None => Some(PairingReason::NotPaired),
         Some(r) => {
             let norm =
                 |s: Option<&str>| s.map(|x| x.trim().to_ascii_lowercase()).unwrap_or_default();
             if norm(r.platform.as_deref()) != norm(Some(p.client_platform))
                 || norm(r.device_family.as_deref()) != norm(p.device_family)
             {
-                Some("metadata-upgrade")
+                Some(PairingReason::MetadataUpgrade)
             } else if !r.roles.iter().any(|r| r == role.as_str())
                 || r.tokens
                     .get(role.as_str())
@@ -707,9 +707,9 @@ pub async fn process_connect(
             {
                 // A revoked role token takes the role away until it is
                 // approved again, as in OpenClaw (a role-upgrade request).
-                Some("role-upgrade")
+                Some(PairingReason::RoleUpgrade)
             } else if !scopes::covers(&r.scopes, &p.scopes) {
-                Some("scope-upgrade")
+                Some(PairingReason::ScopeUpgrade)
             } else {
                 None
             }
@@ -734,7 +734,7 @@ pub async fn process_connect(
         };
         let silent_locality = !matches!(loc, Locality::Remote);
         let already_paired_non_operator = record.is_some() && role != Role::Operator;
-        let scope_upgrade_ok = reason != "scope-upgrade"
+        let scope_upgrade_ok = reason != PairingReason::ScopeUpgrade
             || matches!(
                 auth_method,
                 Some(AuthMethod::None | AuthMethod::Token | AuthMethod::Password)
@@ -746,7 +746,7 @@ pub async fn process_connect(
             && browser_ok
             && !already_paired_non_operator;
         let auto_cidr = !silent
-            && reason == "not-paired"
+            && reason == PairingReason::NotPaired
             && role == Role::Node
             && p.scopes.is_empty()
             && ctx.origin.is_none()
@@ -766,7 +766,7 @@ pub async fn process_connect(
                 "device.pair.resolved",
                 json!({"requestId": uuid::Uuid::new_v4().to_string(), "deviceId": device_id, "decision": "approved", "ts": now_ms()}),
             );
-            tracing::info!(device = %device::fingerprint(&device_id), via, reason, "device paired automatically");
+            tracing::info!(device = %device::fingerprint(&device_id), via, %reason, "device paired automatically");
             record = Some(d);
         } else {
             let outcome = pairing::request_pairing(
@@ -802,26 +802,9 @@ pub async fn process_connect(
                     .registry
                     .broadcast("device.pair.requested", public.clone());
                 state.emit("pairing.requested", public);
-                tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, reason, "pairing requested");
+                tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, %reason, "pairing requested");
             }
-            let (message, remediation) = match reason {
-                "role-upgrade" => (
-                    "pairing required: device is asking for a higher role than currently approved",
-                    "Review the requested role upgrade, then approve the pending request.",
-                ),
-                "scope-upgrade" => (
-                    "pairing required: device is asking for more scopes than currently approved",
-                    "Review the requested scopes, then approve the pending upgrade.",
-                ),
-                "metadata-upgrade" => (
-                    "pairing required: device identity changed and must be re-approved",
-                    "Review the refreshed device details, then approve the pending request.",
-                ),
-                _ => (
-                    "pairing required: device is not approved yet",
-                    "Approve this device from the pending pairing requests.",
-                ),
-            };
+            let (message, remediation) = reason.wording();
             let mut details = json!({
                 "code": "PAIRING_REQUIRED",
                 "reason": reason,

@@ -184,7 +184,73 @@ pub struct PairingAsk {
     pub remote_ip: Option<String>,
     pub client_key: String,
     pub peer_ip: String,
-    pub reason: &'static str,
+    pub reason: PairingReason,
+}
+
+/// Why a device must be (re-)approved (`details.reason` of
+/// `PAIRING_REQUIRED`, and a pending request's `reason`; the wire strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairingReason {
+    /// The device has never been approved.
+    NotPaired,
+    /// It asks for a role it does not hold (or whose token was revoked).
+    RoleUpgrade,
+    /// It asks for more scopes than approved.
+    ScopeUpgrade,
+    /// Its platform or device family changed.
+    MetadataUpgrade,
+}
+
+impl PairingReason {
+    /// The reason a stored wire string names.
+    pub fn parse(s: &str) -> Option<PairingReason> {
+        [
+            PairingReason::NotPaired,
+            PairingReason::RoleUpgrade,
+            PairingReason::ScopeUpgrade,
+            PairingReason::MetadataUpgrade,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairingReason::NotPaired => "not-paired",
+            PairingReason::RoleUpgrade => "role-upgrade",
+            PairingReason::ScopeUpgrade => "scope-upgrade",
+            PairingReason::MetadataUpgrade => "metadata-upgrade",
+        }
+    }
+
+    /// The `PAIRING_REQUIRED` message and remediation hint (OpenClaw's).
+    pub fn wording(self) -> (&'static str, &'static str) {
+        match self {
+            PairingReason::RoleUpgrade => (
+                "pairing required: device is asking for a higher role than currently approved",
+                "Review the requested role upgrade, then approve the pending request.",
+            ),
+            PairingReason::ScopeUpgrade => (
+                "pairing required: device is asking for more scopes than currently approved",
+                "Review the requested scopes, then approve the pending upgrade.",
+            ),
+            PairingReason::MetadataUpgrade => (
+                "pairing required: device identity changed and must be re-approved",
+                "Review the refreshed device details, then approve the pending request.",
+            ),
+            PairingReason::NotPaired => (
+                "pairing required: device is not approved yet",
+                "Approve this device from the pending pairing requests.",
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for PairingReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub struct PendingOutcome {
@@ -287,7 +353,7 @@ pub async fn request_pairing(
                 peer_ip: ask.peer_ip.clone(),
                 silent: false,
                 is_repair,
-                reason: ask.reason.to_string(),
+                reason: ask.reason.as_str().to_string(),
                 ts: now,
                 refreshed_at_ms: now,
                 attempts: 1,
@@ -760,5 +826,20 @@ mod tests {
             verify_token(Some(&d), "pk", "operator", &tok, &read),
             TokenCheck::Mismatch
         );
+    }
+
+    #[test]
+    fn pairing_reasons_keep_their_wire_strings() {
+        for (r, wire) in [
+            (PairingReason::NotPaired, "not-paired"),
+            (PairingReason::RoleUpgrade, "role-upgrade"),
+            (PairingReason::ScopeUpgrade, "scope-upgrade"),
+            (PairingReason::MetadataUpgrade, "metadata-upgrade"),
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::json!(wire));
+            assert_eq!(r.to_string(), wire);
+            assert_eq!(PairingReason::parse(wire), Some(r));
+            assert!(r.wording().0.starts_with("pairing required: "));
+        }
     }
 }
