@@ -155,13 +155,17 @@ impl From<crate::store::StoreError> for ApiError {
 
 impl From<crate::gateway::ops::OpError> for ApiError {
     fn from(e: crate::gateway::ops::OpError) -> Self {
-        use crate::gateway::ops::OpError;
-        match e {
-            OpError::NotFound(m) => ApiError::new(Code::NotFound, m),
-            OpError::Conflict(m) => ApiError::new(Code::Conflict, m),
-            OpError::Invalid(m) => ApiError::new(Code::Invalid, m),
-            OpError::Store(s) => s.into(),
+        use crate::gateway::ops::{OpError, OpKind};
+        if let OpError::Store(s) = e {
+            return s.into();
         }
+        let code = match e.kind() {
+            OpKind::NotFound => Code::NotFound,
+            OpKind::Conflict => Code::Conflict,
+            OpKind::Invalid => Code::Invalid,
+            OpKind::Store => Code::Storage,
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

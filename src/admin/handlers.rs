@@ -309,7 +309,7 @@ pub async fn reject_request(
 
 fn request_err(e: ops::OpError, id: &str) -> ApiError {
     match e {
-        ops::OpError::NotFound(_) => ApiError::not_found(format!("no pending pairing request {id} (unknown or expired)"))
+        ops::OpError::UnknownRequest => ApiError::not_found(format!("no pending pairing request {id} (unknown or expired)"))
             .hint("list pending requests with GET /admin/v1/pairing/requests; a device asks again when it reconnects"),
         other => other.into(),
     }
@@ -317,10 +317,8 @@ fn request_err(e: ops::OpError, id: &str) -> ApiError {
 
 fn device_err(e: ops::OpError, id: &str) -> ApiError {
     match e {
-        ops::OpError::NotFound(m) if m.contains("deviceId") => {
-            ApiError::not_found(format!("no paired device {id}"))
-                .hint("list devices with GET /admin/v1/devices")
-        }
+        ops::OpError::UnknownDevice => ApiError::not_found(format!("no paired device {id}"))
+            .hint("list devices with GET /admin/v1/devices"),
         other => other.into(),
     }
 }

@@ -38,25 +38,61 @@ impl Actor {
     }
 }
 
+/// Why an operation (an RPC or an admin call) did not happen: one variant
+/// per case, so that each edge (HTTP, WebSocket, audit) maps it without
+/// looking at its text.
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
+    #[error("unknown requestId")]
+    UnknownRequest,
+    #[error("unknown deviceId")]
+    UnknownDevice,
+    #[error("the device has no {0} token")]
+    NoToken(String),
+    #[error("request {} was already {} (by {})", .0.request_id, .0.decision, .0.actor)]
+    AlreadyDecided(crate::store::DecidedRecord),
+    #[error("the {0} token is already revoked")]
+    AlreadyRevoked(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("too many pending pairing requests from this address ({0}); approve or reject pending requests, or wait for them to expire")]
+    ClientQueueFull(usize),
+    #[error("too many pending pairing requests in total ({0}); approve or reject pending requests, or wait for them to expire")]
+    QueueFull(usize),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
+/// The class of an [`OpError`]: what the edges answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    NotFound,
+    Conflict,
+    Invalid,
+    Store,
+}
+
 impl OpError {
-    fn outcome(&self) -> &'static str {
+    pub fn kind(&self) -> OpKind {
         match self {
-            OpError::NotFound(_) => "not_found",
-            OpError::Conflict(_) => "conflict",
-            OpError::Invalid(_) => "invalid",
-            OpError::Store(_) => "error",
+            OpError::UnknownRequest | OpError::UnknownDevice | OpError::NoToken(_) => {
+                OpKind::NotFound
+            }
+            OpError::AlreadyDecided(_)
+            | OpError::AlreadyRevoked(_)
+            | OpError::ClientQueueFull(_)
+            | OpError::QueueFull(_) => OpKind::Conflict,
+            OpError::Invalid(_) => OpKind::Invalid,
+            OpError::Store(_) => OpKind::Store,
+        }
+    }
+
+    fn outcome(&self) -> &'static str {
+        match self.kind() {
+            OpKind::NotFound => "not_found",
+            OpKind::Conflict => "conflict",
+            OpKind::Invalid => "invalid",
+            OpKind::Store => "error",
         }
     }
 }
@@ -64,18 +100,14 @@ impl OpError {
 impl From<PairingError> for OpError {
     fn from(e: PairingError) -> Self {
         match e {
-            PairingError::UnknownRequest => OpError::NotFound("unknown requestId".into()),
-            PairingError::UnknownDevice => OpError::NotFound("unknown deviceId".into()),
-            PairingError::UnknownRole(r) => {
-                OpError::NotFound(format!("the device has no {r} token"))
-            }
-            e @ (PairingError::AlreadyDecided(_) | PairingError::AlreadyRevoked(_)) => {
-                OpError::Conflict(e.to_string())
-            }
+            PairingError::UnknownRequest => OpError::UnknownRequest,
+            PairingError::UnknownDevice => OpError::UnknownDevice,
+            PairingError::UnknownRole(r) => OpError::NoToken(r),
+            PairingError::AlreadyDecided(d) => OpError::AlreadyDecided(d),
+            PairingError::AlreadyRevoked(r) => OpError::AlreadyRevoked(r),
             PairingError::Invalid(m) => OpError::Invalid(m),
-            e @ (PairingError::ClientQueueFull(_) | PairingError::QueueFull(_)) => {
-                OpError::Conflict(e.to_string())
-            }
+            PairingError::ClientQueueFull(n) => OpError::ClientQueueFull(n),
+            PairingError::QueueFull(n) => OpError::QueueFull(n),
             PairingError::Store(s) => OpError::Store(s),
         }
     }

@@ -240,13 +240,19 @@ fn actor(info: &SessionInfo) -> ops::Actor {
 /// Maps an operation error to the WebSocket message (OpenClaw's texts).
 fn op_err(e: ops::OpError, not_found: &str) -> ErrorShape {
     match e {
-        ops::OpError::NotFound(_) | ops::OpError::Conflict(_) => err(not_found),
+        ops::OpError::Store(s) => pairing_err(PairingError::Store(s)),
         ops::OpError::Invalid(m) if not_found.starts_with("device token") => {
             tracing::debug!(reason = %m, "token operation denied");
             err(not_found)
         }
         ops::OpError::Invalid(m) => err(m),
-        ops::OpError::Store(s) => pairing_err(PairingError::Store(s)),
+        ops::OpError::UnknownRequest
+        | ops::OpError::UnknownDevice
+        | ops::OpError::NoToken(_)
+        | ops::OpError::AlreadyDecided(_)
+        | ops::OpError::AlreadyRevoked(_)
+        | ops::OpError::ClientQueueFull(_)
+        | ops::OpError::QueueFull(_) => err(not_found),
     }
 }
 
@@ -474,7 +480,7 @@ async fn dispatch(
             let at = match ops::revoke_token(state, &actor(info), &device_id, &role).await {
                 Ok((at, _)) => at,
                 // Revoking twice answers like the first time (OpenClaw is idempotent here).
-                Err(ops::OpError::Conflict(_)) => state
+                Err(ops::OpError::AlreadyRevoked(_)) => state
                     .store
                     .device(&device_id)
                     .ok()
