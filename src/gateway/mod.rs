@@ -435,7 +435,7 @@ pub async fn upgrade_entry(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        tracing::warn!(peer = %addr.peer, reason = addr.reason.unwrap_or(""), "rejected upgrade: proxy attribution required");
+        tracing::warn!(peer = %addr.peer, reason = addr.reason.map_or("", |r| r.as_str()), "rejected upgrade: proxy attribution required");
         state.record_rejection(&addr, "proxy_attribution_required", &hint);
         respond(
             &mut io,

@@ -42,7 +42,36 @@ pub struct ClientAddr {
     /// Proxy headers seen (name: value), for diagnostics.
     pub proxy_headers: Vec<(String, String)>,
     /// Why attribution failed, when it did.
-    pub reason: Option<&'static str>,
+    pub reason: Option<Unattributed>,
+}
+
+/// Why a client address could not be attributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unattributed {
+    /// A trusted proxy sent a forwarded hop that is not an IP address.
+    BadHop,
+    /// A trusted proxy sent no usable client address.
+    NoClientAddress,
+    /// Forwarded headers came from a peer that is not a trusted proxy.
+    UntrustedProxy,
+}
+
+impl Unattributed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unattributed::BadHop => "a forwarded hop is not an IP address",
+            Unattributed::NoClientAddress => "the trusted proxy sent no usable client address",
+            Unattributed::UntrustedProxy => {
+                "forwarded headers came from a peer that is not in gateway.trustedProxies"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Unattributed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl ClientAddr {
@@ -184,9 +213,9 @@ pub fn attribute(
                 Attribution::Unattributable,
                 peer,
                 Some(if bad_hop {
-                    "a forwarded hop is not an IP address"
+                    Unattributed::BadHop
                 } else {
-                    "the trusted proxy sent no usable client address"
+                    Unattributed::NoClientAddress
                 }),
             ),
         };
@@ -195,7 +224,7 @@ pub fn attribute(
         return mk(
             Attribution::Unattributable,
             peer,
-            Some("forwarded headers came from a peer that is not in gateway.trustedProxies"),
+            Some(Unattributed::UntrustedProxy),
         );
     }
     mk(Attribution::DirectRemote, peer, None)
@@ -205,7 +234,7 @@ pub fn attribute(
 /// OpenClaw's `error.message`/`error.type` and adds the address to trust.
 pub fn attribution_required_body(addr: &ClientAddr) -> serde_json::Value {
     let hint = match addr.reason {
-        Some(r) if r.starts_with("forwarded headers came from") => format!(
+        Some(Unattributed::UntrustedProxy) => format!(
             "forwarded headers came from {peer}, which is not a trusted proxy; if {peer} is your reverse proxy, \
              add it to gateway.trustedProxies (an address like \"{peer}\" or a range like \"{range}\")",
             peer = addr.peer,
