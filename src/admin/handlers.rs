@@ -982,7 +982,7 @@ pub async fn reload_config(
     object(read_json(body).await?, &[])?;
     let a = actor(&req);
     let report = reload::reload(&s.gw, Trigger::Api, &a.name).await;
-    if report.result == "failed" {
+    if report.result == reload::ReloadOutcome::Failed {
         let err = report.error.clone().unwrap_or_default();
         let first = err["issues"][0]["text"].as_str().unwrap_or("").to_string();
         return Err(ApiError::new(

@@ -23,6 +23,21 @@ use crate::store;
 use crate::util::now_ms;
 use redb::Durability;
 
+/// What a reload did (`result` in reports and the status; the wire strings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReloadOutcome {
+    /// The new configuration is serving.
+    Applied,
+    /// Nothing changed.
+    #[default]
+    Unchanged,
+    /// The new configuration was refused; the last good one keeps serving.
+    Failed,
+    /// A file change seen with `gateway.reload.mode: off`.
+    NotApplied,
+}
+
 /// What asked for a reload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
@@ -67,8 +82,7 @@ impl Trigger {
 /// The outcome of one reload.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// `applied`, `unchanged`, `failed` or `not_applied` (reload mode off).
-    pub result: &'static str,
+    pub result: ReloadOutcome,
     pub revision: u64,
     pub changed: Vec<&'static str>,
     /// File edits to keys a higher layer (override, env, flag) shadows.
@@ -125,7 +139,7 @@ struct Status {
     revision: u64,
     loaded_at_ms: u64,
     last_trigger: &'static str,
-    last_result: &'static str,
+    last_result: ReloadOutcome,
     last_attempt_at_ms: u64,
     last_changed: Vec<&'static str>,
     last_error: Option<Value>,
@@ -181,7 +195,7 @@ impl Control {
         st.revision = 1;
         st.loaded_at_ms = now_ms();
         st.last_trigger = "start";
-        st.last_result = "applied";
+        st.last_result = ReloadOutcome::Applied;
     }
 
     /// Where the gateway listens now.
@@ -279,7 +293,7 @@ fn fail(gw: &GatewayState, trigger: Trigger, e: &ConfigError, passive: bool) -> 
     let revision = {
         let mut st = gw.control.status.lock().expect("status lock");
         st.last_trigger = trigger.as_str();
-        st.last_result = "failed";
+        st.last_result = ReloadOutcome::Failed;
         st.last_attempt_at_ms = now_ms();
         st.last_error = Some(err.clone());
         st.last_error_at_ms = Some(now_ms());
@@ -300,7 +314,7 @@ fn fail(gw: &GatewayState, trigger: Trigger, e: &ConfigError, passive: bool) -> 
         json!({"trigger": trigger.as_str(), "revision": revision, "error": err, "ts": now_ms()}),
     );
     Report {
-        result: "failed",
+        result: ReloadOutcome::Failed,
         revision,
         error: Some(err),
         ..Default::default()
@@ -388,7 +402,7 @@ pub async fn rebuild(
         st.last_error = None;
         st.file_pending = None;
         st.last_trigger = trigger.as_str();
-        st.last_result = "unchanged";
+        st.last_result = ReloadOutcome::Unchanged;
         st.last_attempt_at_ms = now_ms();
         drop(st);
         return unchanged(gw);
@@ -413,7 +427,7 @@ pub async fn rebuild(
             let mut st = gw.control.status.lock().expect("status lock");
             st.file_pending = Some(pending.clone());
             st.last_trigger = trigger.as_str();
-            st.last_result = "not_applied";
+            st.last_result = ReloadOutcome::NotApplied;
             st.last_attempt_at_ms = now_ms();
             st.revision
         };
@@ -423,7 +437,7 @@ pub async fn rebuild(
             json!({"revision": revision, "pending": pending, "ts": now_ms()}),
         );
         return Report {
-            result: "not_applied",
+            result: ReloadOutcome::NotApplied,
             revision,
             changed,
             ..Default::default()
@@ -435,7 +449,7 @@ pub async fn rebuild(
 fn unchanged(gw: &GatewayState) -> Report {
     let st = gw.control.status.lock().expect("status lock");
     Report {
-        result: "unchanged",
+        result: ReloadOutcome::Unchanged,
         revision: st.revision,
         ..Default::default()
     }
@@ -590,7 +604,7 @@ async fn apply(
         let mut st = gw.control.status.lock().expect("status lock");
         st.loaded_at_ms = now_ms();
         st.last_trigger = trigger.as_str();
-        st.last_result = "applied";
+        st.last_result = ReloadOutcome::Applied;
         st.last_attempt_at_ms = now_ms();
         st.last_changed = changed.clone();
         st.last_error = None;
@@ -652,7 +666,7 @@ async fn apply(
         }),
     );
     Report {
-        result: "applied",
+        result: ReloadOutcome::Applied,
         revision,
         changed,
         shadowed,
@@ -772,4 +786,21 @@ pub fn schedule_grace_end(gw: Arc<GatewayState>, until_ms: u64) {
             "shared-token grace window ended"
         );
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReloadOutcome;
+
+    #[test]
+    fn reload_outcomes_keep_their_wire_strings() {
+        for (o, wire) in [
+            (ReloadOutcome::Applied, "applied"),
+            (ReloadOutcome::Unchanged, "unchanged"),
+            (ReloadOutcome::Failed, "failed"),
+            (ReloadOutcome::NotApplied, "not_applied"),
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), serde_json::json!(wire));
+        }
+    }
 }
