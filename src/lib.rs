@@ -13,6 +13,7 @@ pub mod net;
 pub mod store;
 pub mod util;
 
+use crate::gateway::registry::WsEvent;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,9 +63,10 @@ impl Running {
     /// and waits for the workers to finish.
     pub async fn stop(self) {
         drop(self.watcher);
-        self.state
-            .registry
-            .broadcast("shutdown", serde_json::json!({"reason": "service restart"}));
+        self.state.registry.broadcast(
+            WsEvent::Shutdown,
+            serde_json::json!({"reason": "service restart"}),
+        );
         self.state
             .registry
             .close_where(|_| true, 1012, "service restart", None);

@@ -1,5 +1,6 @@
 //! Admin API handlers.
 
+use crate::gateway::ops::AdminEventName;
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
@@ -525,7 +526,7 @@ pub async fn rotate_gateway_token(
     drop(guard);
     write_outcome(&report)?;
     s.gw.emit(
-        "gateway.token.rotated",
+        AdminEventName::GatewayTokenRotated,
         json!({"graceSeconds": grace, "previousValidUntil": until, "ts": now_ms()}),
     );
     tracing::info!(grace, "gateway shared token rotated through the admin API");
@@ -671,7 +672,7 @@ async fn apply_proxies(
     let report = reload::rebuild(&s.gw, guard, Trigger::Write, &a.name).await;
     write_outcome(&report)?;
     s.gw.emit(
-        "trustedProxies.changed",
+        AdminEventName::TrustedProxiesChanged,
         json!({"entries": entries, "ts": now_ms()}),
     );
     let tag = etag(&entries);
@@ -1096,7 +1097,11 @@ pub async fn events(s: Data) -> HttpResponse {
             Err(_) => ": keep-alive\n\n".to_string(),
             Ok(Ok(ev)) => {
                 n += 1;
-                format!("id: {n}\nevent: {}\ndata: {}\n\n", ev.name, ev.data)
+                format!(
+                    "id: {n}\nevent: {}\ndata: {}\n\n",
+                    ev.name.as_str(),
+                    ev.data
+                )
             }
             Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(k))) => {
                 format!("event: lagged\ndata: {{\"missed\":{k}}}\n\n")

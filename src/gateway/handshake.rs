@@ -5,6 +5,8 @@
 // A rejection carries the whole error frame; it is built once per failed connect.
 #![allow(clippy::result_large_err)]
 
+use super::ops::AdminEventName;
+use super::registry::WsEvent;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -763,7 +765,7 @@ pub async fn process_connect(
                 d.approved_via = via.into();
             }
             state.registry.broadcast(
-                "device.pair.resolved",
+                WsEvent::DevicePairResolved,
                 json!({"requestId": uuid::Uuid::new_v4().to_string(), "deviceId": device_id, "decision": "approved", "ts": now_ms()}),
             );
             tracing::info!(device = %device::fingerprint(&device_id), via, %reason, "device paired automatically");
@@ -793,15 +795,15 @@ pub async fn process_connect(
                 let payload = json!({"requestId": rid, "deviceId": did, "decision": "rejected", "superseded": true, "ts": now_ms()});
                 state
                     .registry
-                    .broadcast("device.pair.resolved", payload.clone());
-                state.emit("pairing.resolved", payload);
+                    .broadcast(WsEvent::DevicePairResolved, payload.clone());
+                state.emit(AdminEventName::PairingResolved, payload);
             }
             if outcome.created {
                 let public = pairing::pending_json(&outcome.request);
                 state
                     .registry
-                    .broadcast("device.pair.requested", public.clone());
-                state.emit("pairing.requested", public);
+                    .broadcast(WsEvent::DevicePairRequested, public.clone());
+                state.emit(AdminEventName::PairingRequested, public);
                 tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, %reason, "pairing requested");
             }
             let (message, remediation) = reason.wording();

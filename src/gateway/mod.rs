@@ -527,6 +527,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn features() -> Value {
     json!({
         "methods": rpc::METHODS,
-        "events": ["tick", "health", "shutdown", "device.pair.requested", "device.pair.resolved", "device.pair.changed"],
+        "events": registry::WsEvent::ALL.map(registry::WsEvent::as_str),
     })
 }

@@ -3,6 +3,7 @@
 //! the closing of sessions whose authority ended. The WebSocket RPCs and the
 //! admin API both call these, so a decision means the same thing either way.
 
+use super::registry::WsEvent;
 use serde_json::{json, Value};
 
 use super::pairing::{self, Approved, PairingError};
@@ -113,15 +114,50 @@ impl From<PairingError> for OpError {
     }
 }
 
+/// The events admin listeners get (`GET /admin/v1/events`, SSE `event:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminEventName {
+    PairingRequested,
+    PairingResolved,
+    DeviceRemoved,
+    DeviceChanged,
+    TokenRotated,
+    TokenRevoked,
+    GatewayTokenRotated,
+    TrustedProxiesChanged,
+    ConfigReloadFailed,
+    ConfigChanged,
+    ConfigReloaded,
+}
+
+impl AdminEventName {
+    /// The SSE event name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminEventName::PairingRequested => "pairing.requested",
+            AdminEventName::PairingResolved => "pairing.resolved",
+            AdminEventName::DeviceRemoved => "device.removed",
+            AdminEventName::DeviceChanged => "device.changed",
+            AdminEventName::TokenRotated => "token.rotated",
+            AdminEventName::TokenRevoked => "token.revoked",
+            AdminEventName::GatewayTokenRotated => "gateway.token.rotated",
+            AdminEventName::TrustedProxiesChanged => "trustedProxies.changed",
+            AdminEventName::ConfigReloadFailed => "config.reload_failed",
+            AdminEventName::ConfigChanged => "config.changed",
+            AdminEventName::ConfigReloaded => "config.reloaded",
+        }
+    }
+}
+
 /// An event for admin listeners (SSE).
 #[derive(Debug, Clone)]
 pub struct AdminEvent {
-    pub name: &'static str,
+    pub name: AdminEventName,
     pub data: Value,
 }
 
 impl GatewayState {
-    pub fn emit(&self, name: &'static str, data: Value) {
+    pub fn emit(&self, name: AdminEventName, data: Value) {
         let _ = self.events.send(AdminEvent { name, data });
     }
 }
@@ -188,8 +224,8 @@ pub async fn approve(
     let payload = json!({"requestId": a.request.request_id, "deviceId": a.device.device_id, "decision": "approved", "ts": now_ms()});
     state
         .registry
-        .broadcast("device.pair.resolved", payload.clone());
-    state.emit("pairing.resolved", payload);
+        .broadcast(WsEvent::DevicePairResolved, payload.clone());
+    state.emit(AdminEventName::PairingResolved, payload);
     tracing::info!(request = %a.request.request_id, device = %super::device::fingerprint(&a.device.device_id), actor = %actor.name, "pairing approved");
     Ok(a)
 }
@@ -211,8 +247,8 @@ pub async fn reject(
     let payload = json!({"requestId": p.request_id, "deviceId": p.device_id, "decision": "rejected", "ts": now_ms()});
     state
         .registry
-        .broadcast("device.pair.resolved", payload.clone());
-    state.emit("pairing.resolved", payload);
+        .broadcast(WsEvent::DevicePairResolved, payload.clone());
+    state.emit(AdminEventName::PairingResolved, payload);
     tracing::info!(request = %p.request_id, actor = %actor.name, "pairing rejected");
     Ok(p)
 }
@@ -238,7 +274,7 @@ pub async fn remove_device(
         None,
     );
     state.emit(
-        "device.removed",
+        AdminEventName::DeviceRemoved,
         json!({"deviceId": d.device_id, "closedSessions": closed, "ts": now_ms()}),
     );
     tracing::info!(device = %super::device::fingerprint(&d.device_id), actor = %actor.name, closed, "device removed");
@@ -269,9 +305,11 @@ pub async fn rename_device(
             audit
         )
     );
-    state.registry.broadcast("device.pair.changed", json!({}));
+    state
+        .registry
+        .broadcast(WsEvent::DevicePairChanged, json!({}));
     state.emit(
-        "device.changed",
+        AdminEventName::DeviceChanged,
         json!({"deviceId": d.device_id, "label": label, "ts": now_ms()}),
     );
     Ok(d)
@@ -310,7 +348,7 @@ pub async fn rotate_token(
         except,
     );
     state.emit(
-        "token.rotated",
+        AdminEventName::TokenRotated,
         json!({"deviceId": device_id, "role": role, "closedSessions": closed, "ts": now_ms()}),
     );
     Ok((rec, token, closed))
@@ -338,7 +376,7 @@ pub async fn revoke_token(
         None,
     );
     state.emit(
-        "token.revoked",
+        AdminEventName::TokenRevoked,
         json!({"deviceId": device_id, "role": role, "closedSessions": closed, "ts": now_ms()}),
     );
     Ok((at, closed))

@@ -18,7 +18,7 @@ use super::ws::Abort;
 #[derive(Debug)]
 pub enum Control {
     /// Send an event (name, payload) with this socket's next `seq`.
-    Event(&'static str, Arc<Value>),
+    Event(WsEvent, Arc<Value>),
     /// Close with code and reason.
     Close(u16, String),
 }
@@ -120,13 +120,46 @@ pub struct Registry {
 
 /// Which scope an event needs (protocol §5.5). `None`: everyone; unknown events
 /// are dropped.
-fn event_scope(event: &str) -> Option<Option<&'static str>> {
-    match event {
-        "tick" | "health" | "shutdown" => Some(None),
-        "device.pair.requested" | "device.pair.resolved" | "device.pair.changed" => {
-            Some(Some(scopes::PAIRING))
+/// The events clawgate sends on the gateway WebSocket (`hello-ok.features.events`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsEvent {
+    Tick,
+    Health,
+    Shutdown,
+    DevicePairRequested,
+    DevicePairResolved,
+    DevicePairChanged,
+}
+
+impl WsEvent {
+    pub const ALL: [WsEvent; 6] = [
+        WsEvent::Tick,
+        WsEvent::Health,
+        WsEvent::Shutdown,
+        WsEvent::DevicePairRequested,
+        WsEvent::DevicePairResolved,
+        WsEvent::DevicePairChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WsEvent::Tick => "tick",
+            WsEvent::Health => "health",
+            WsEvent::Shutdown => "shutdown",
+            WsEvent::DevicePairRequested => "device.pair.requested",
+            WsEvent::DevicePairResolved => "device.pair.resolved",
+            WsEvent::DevicePairChanged => "device.pair.changed",
         }
-        _ => None,
+    }
+
+    /// The operator scope a session needs to receive it (`None`: everyone).
+    fn required_scope(self) -> Option<&'static str> {
+        match self {
+            WsEvent::Tick | WsEvent::Health | WsEvent::Shutdown => None,
+            WsEvent::DevicePairRequested
+            | WsEvent::DevicePairResolved
+            | WsEvent::DevicePairChanged => Some(scopes::PAIRING),
+        }
     }
 }
 
@@ -167,10 +200,8 @@ impl Registry {
     }
 
     /// Delivers an event to every session allowed to see it.
-    pub fn broadcast(&self, event: &'static str, payload: Value) -> usize {
-        let Some(required) = event_scope(event) else {
-            return 0;
-        };
+    pub fn broadcast(&self, event: WsEvent, payload: Value) -> usize {
+        let required = event.required_scope();
         let payload = Arc::new(payload);
         let map = self.map.read().expect("registry lock");
         let mut n = 0;
@@ -210,5 +241,30 @@ impl Registry {
             }
         }
         n
+    }
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::WsEvent;
+
+    #[test]
+    fn ws_events_keep_their_wire_names_and_pairing_events_need_the_pairing_scope() {
+        let names: Vec<&str> = WsEvent::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "tick",
+                "health",
+                "shutdown",
+                "device.pair.requested",
+                "device.pair.resolved",
+                "device.pair.changed"
+            ]
+        );
+        for e in WsEvent::ALL {
+            let pairing = e.as_str().starts_with("device.pair.");
+            assert_eq!(e.required_scope().is_some(), pairing, "{e:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! audit and publish an event. A snapshot that fails validation is never
 //! applied; the last good one keeps serving and the error is reported.
 
+use super::ops::AdminEventName;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -310,7 +311,7 @@ fn fail(gw: &GatewayState, trigger: Trigger, e: &ConfigError, passive: bool) -> 
         e.to_string().trim_end()
     );
     gw.emit(
-        "config.reload_failed",
+        AdminEventName::ConfigReloadFailed,
         json!({"trigger": trigger.as_str(), "revision": revision, "error": err, "ts": now_ms()}),
     );
     Report {
@@ -433,7 +434,7 @@ pub async fn rebuild(
         };
         tracing::warn!(changed = ?changed, "the config file changed; not applied because gateway.reload.mode is off");
         gw.emit(
-            "config.changed",
+            AdminEventName::ConfigChanged,
             json!({"revision": revision, "pending": pending, "ts": now_ms()}),
         );
         return Report {
@@ -652,7 +653,7 @@ async fn apply(
         }
     }
     gw.emit(
-        "config.reloaded",
+        AdminEventName::ConfigReloaded,
         json!({
             "revision": revision,
             "trigger": trigger.as_str(),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
 use super::frames::{self, ErrorShape};
-use super::registry::{Control, Mailbox};
+use super::registry::{Control, Mailbox, WsEvent};
 use super::{handshake, rpc, GatewayState, LiveGuard, PreauthGuard};
 use crate::config::RuntimeConfig;
 use crate::net::ClientAddr;
@@ -368,7 +368,7 @@ async fn session_phase(
                     match ctl {
                         Control::Event(name, payload) => {
                             seq += 1;
-                            if session.text(frames::event(name, &payload, Some(seq))).await.is_err() { failed = true; break; }
+                            if session.text(frames::event(name.as_str(), &payload, Some(seq))).await.is_err() { failed = true; break; }
                         }
                         Control::Close(code, reason) => { pending_close = Some((code, reason)); break; }
                     }
@@ -397,7 +397,7 @@ async fn session_phase(
                 match ctl {
                     Control::Event(name, payload) => {
                         seq += 1;
-                        if session.text(frames::event(name, &payload, Some(seq))).await.is_err() { break; }
+                        if session.text(frames::event(name.as_str(), &payload, Some(seq))).await.is_err() { break; }
                     }
                     Control::Close(code, reason) => {
                         tracing::info!(conn = %info.conn_id, code, reason = %reason, "closing session");
@@ -421,11 +421,11 @@ async fn session_phase(
                     next_tick = now + tick_every;
                     ticks += 1;
                     seq += 1;
-                    if session.text(frames::event("tick", &json!({"ts": now_ms()}), Some(seq))).await.is_err() { break; }
+                    if session.text(frames::event(WsEvent::Tick.as_str(), &json!({"ts": now_ms()}), Some(seq))).await.is_err() { break; }
                     if ticks.is_multiple_of(2) {
                         seq += 1;
                         let health = rpc::health_payload(&state);
-                        let frame = json!({"type": "event", "event": "health", "payload": health, "seq": seq,
+                        let frame = json!({"type": "event", "event": WsEvent::Health.as_str(), "payload": health, "seq": seq,
                             "stateVersion": {"presence": 1, "health": ticks / 2 + 1}});
                         if session.text(frame.to_string()).await.is_err() { break; }
                     }
