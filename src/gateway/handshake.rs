@@ -26,6 +26,8 @@ use crate::util::{now_ms, truncate_utf8};
 /// A failed connect: the error `res` (if any) and the close frame.
 #[derive(Debug)]
 pub struct Rejection {
+    /// Why, as a code from a closed set (metrics, the rejection log).
+    pub reason: RejectReason,
     pub error: Option<ErrorShape>,
     pub close_code: u16,
     pub close_reason: String,
@@ -34,17 +36,92 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn with_close(error: ErrorShape, code: u16) -> Self {
-        let reason = truncate_utf8(&error.message, 120).to_string();
+    fn with_close(reason: RejectReason, error: ErrorShape, code: u16) -> Self {
+        let close_reason = truncate_utf8(&error.message, 120).to_string();
         Rejection {
+            reason,
             error: Some(error),
             close_code: code,
-            close_reason: reason,
+            close_reason,
             delay_ms: 0,
         }
     }
-    fn policy(error: ErrorShape) -> Self {
-        Self::with_close(error, 1008)
+    fn policy(reason: RejectReason, error: ErrorShape) -> Self {
+        Self::with_close(reason, error, 1008)
+    }
+}
+
+/// Why a connect was refused; `code()` is the wire code the client sees
+/// (`error.details.code`, or `error.code` where there is no detail code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Malformed connect params, a first request that is not `connect`,
+    /// an unknown role.
+    InvalidRequest,
+    ProtocolMismatch,
+    OriginNotAllowed,
+    ControlUiDeviceIdentityRequired,
+    DeviceIdentityRequired,
+    Auth(AuthReason),
+    DevicePublicKeyInvalid,
+    DeviceIdMismatch,
+    DeviceSignatureExpired,
+    DeviceNonceRequired,
+    DeviceNonceMismatch,
+    DeviceSignatureInvalid,
+    PairingRequired,
+    PairingQueueFull,
+    /// Storage or another internal failure.
+    Unavailable,
+}
+
+impl RejectReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::InvalidRequest => "INVALID_REQUEST",
+            RejectReason::ProtocolMismatch => "PROTOCOL_MISMATCH",
+            RejectReason::OriginNotAllowed => "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+            RejectReason::ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
+            RejectReason::DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
+            RejectReason::Auth(r) => r.detail_code(),
+            RejectReason::DevicePublicKeyInvalid => "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            RejectReason::DeviceIdMismatch => "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+            RejectReason::DeviceSignatureExpired => "DEVICE_AUTH_SIGNATURE_EXPIRED",
+            RejectReason::DeviceNonceRequired => "DEVICE_AUTH_NONCE_REQUIRED",
+            RejectReason::DeviceNonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
+            RejectReason::DeviceSignatureInvalid => "DEVICE_AUTH_SIGNATURE_INVALID",
+            RejectReason::PairingRequired => "PAIRING_REQUIRED",
+            RejectReason::PairingQueueFull => "PAIRING_QUEUE_FULL",
+            RejectReason::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    /// Whether the rejection log keeps it (a pairing wait is not a fault:
+    /// it has its own pending request).
+    pub fn logged(self) -> bool {
+        !matches!(
+            self,
+            RejectReason::PairingRequired | RejectReason::PairingQueueFull
+        )
+    }
+
+    /// A device-proof failure's message and `details.reason` (OpenClaw's).
+    fn device_wording(self) -> (&'static str, &'static str) {
+        match self {
+            RejectReason::DevicePublicKeyInvalid => {
+                ("device public key invalid", "device-public-key")
+            }
+            RejectReason::DeviceIdMismatch => ("device identity mismatch", "device-id-mismatch"),
+            RejectReason::DeviceSignatureExpired => {
+                ("device signature expired", "device-signature-stale")
+            }
+            RejectReason::DeviceNonceRequired => ("device nonce required", "device-nonce-missing"),
+            RejectReason::DeviceNonceMismatch => ("device nonce mismatch", "device-nonce-mismatch"),
+            RejectReason::DeviceSignatureInvalid => {
+                ("device signature invalid", "device-signature")
+            }
+            other => (other.code(), ""),
+        }
     }
 }
 
@@ -73,9 +150,10 @@ struct Params<'a> {
 }
 
 fn invalid_params(msg: String) -> Rejection {
-    Rejection::policy(ErrorShape::invalid(format!(
-        "invalid connect params: {msg}"
-    )))
+    Rejection::policy(
+        RejectReason::InvalidRequest,
+        ErrorShape::invalid(format!("invalid connect params: {msg}")),
+    )
 }
 
 fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
@@ -279,9 +357,12 @@ fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
     ) {
         return Ok(());
     }
-    Err(Rejection::policy(ErrorShape::invalid(msg).with_details(
-        json!({"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"}),
-    )))
+    Err(Rejection::policy(
+        RejectReason::OriginNotAllowed,
+        ErrorShape::invalid(msg).with_details(
+            json!({"code": RejectReason::OriginNotAllowed.code(), "reason": "origin not allowed"}),
+        ),
+    ))
 }
 
 /// Whether a browser origin is allowed (also re-checked for live sessions on reload).
@@ -347,7 +428,7 @@ fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool) -> Reject
         "canRetryWithDeviceToken": can_retry,
         "recommendedNextStep": next,
     }));
-    Rejection::policy(err)
+    Rejection::policy(RejectReason::Auth(reason), err)
 }
 
 fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
@@ -359,9 +440,11 @@ fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
     r
 }
 
-fn device_error(message: &str, code: &str, reason: &str) -> Rejection {
+fn device_error(why: RejectReason) -> Rejection {
+    let (message, reason) = why.device_wording();
     Rejection::policy(
-        ErrorShape::invalid(message).with_details(json!({"code": code, "reason": reason})),
+        why,
+        ErrorShape::invalid(message).with_details(json!({"code": why.code(), "reason": reason})),
     )
 }
 
@@ -385,13 +468,14 @@ pub async fn process_connect(
             && 3 <= p.max_protocol);
     if !accepts {
         let err = ErrorShape::invalid("protocol mismatch").with_details(json!({
-            "code": "PROTOCOL_MISMATCH",
+            "code": RejectReason::ProtocolMismatch.code(),
             "clientMinProtocol": p.min_protocol,
             "clientMaxProtocol": p.max_protocol,
             "expectedProtocol": PROTOCOL_VERSION,
             "minimumProbeProtocol": 3,
         }));
         return Err(Rejection {
+            reason: RejectReason::ProtocolMismatch,
             error: Some(err),
             close_code: 1002,
             close_reason: "protocol mismatch".into(),
@@ -400,6 +484,7 @@ pub async fn process_connect(
     }
     let Some(role) = p.role else {
         return Err(Rejection {
+            reason: RejectReason::InvalidRequest,
             error: Some(ErrorShape::invalid("invalid role")),
             close_code: 1008,
             close_reason: "invalid role".into(),
@@ -528,9 +613,11 @@ pub async fn process_connect(
                 }
             }
             let msg = "control ui requires device identity (use HTTPS or localhost secure context)";
-            return Err(Rejection::policy(ErrorShape::invalid(msg).with_details(
-                json!({"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"}),
-            )));
+            let why = RejectReason::ControlUiDeviceIdentityRequired;
+            return Err(Rejection::policy(
+                why,
+                ErrorShape::invalid(msg).with_details(json!({"code": why.code()})),
+            ));
         } else if role == Role::Operator && shared_ok {
             let keep = p.client_id == "cli"
                 && p.client_mode == "cli"
@@ -543,9 +630,10 @@ pub async fn process_connect(
                 state, g, &limit_key, exempt, reason, hint, false, now,
             ));
         } else {
+            let why = RejectReason::DeviceIdentityRequired;
             let err = ErrorShape::new("NOT_PAIRED", "device identity required")
-                .with_details(json!({"code": "DEVICE_IDENTITY_REQUIRED"}));
-            return Err(Rejection::policy(err));
+                .with_details(json!({"code": why.code()}));
+            return Err(Rejection::policy(why, err));
         }
         if shared_ok {
             state.limiter.reset(&limit_key);
@@ -568,49 +656,25 @@ pub async fn process_connect(
     let d = p.device.expect("device");
     let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
     let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
-        return Err(device_error(
-            "device public key invalid",
-            "DEVICE_AUTH_PUBLIC_KEY_INVALID",
-            "device-public-key",
-        ));
+        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
     };
     let device_id = device::device_id(&raw_key);
     if device_id != dstr("id") {
-        return Err(device_error(
-            "device identity mismatch",
-            "DEVICE_AUTH_DEVICE_ID_MISMATCH",
-            "device-id-mismatch",
-        ));
+        return Err(device_error(RejectReason::DeviceIdMismatch));
     }
     let signed_at = d.get("signedAt").and_then(Value::as_u64).unwrap_or(0);
     if now.abs_diff(signed_at) > 120_000 {
-        return Err(device_error(
-            "device signature expired",
-            "DEVICE_AUTH_SIGNATURE_EXPIRED",
-            "device-signature-stale",
-        ));
+        return Err(device_error(RejectReason::DeviceSignatureExpired));
     }
     let dev_nonce = dstr("nonce").trim();
     if dev_nonce.is_empty() {
-        return Err(device_error(
-            "device nonce required",
-            "DEVICE_AUTH_NONCE_REQUIRED",
-            "device-nonce-missing",
-        ));
+        return Err(device_error(RejectReason::DeviceNonceRequired));
     }
     if dev_nonce != nonce {
-        return Err(device_error(
-            "device nonce mismatch",
-            "DEVICE_AUTH_NONCE_MISMATCH",
-            "device-nonce-mismatch",
-        ));
+        return Err(device_error(RejectReason::DeviceNonceMismatch));
     }
     let Some(vk) = state.verifying_key(&raw_key) else {
-        return Err(device_error(
-            "device public key invalid",
-            "DEVICE_AUTH_PUBLIC_KEY_INVALID",
-            "device-public-key",
-        ));
+        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
     };
     let sig_token = token_field
         .or(device_token_field)
@@ -631,11 +695,7 @@ pub async fn process_connect(
     let verified = device::decode_signature(dstr("signature"))
         .and_then(|sig| device::verify(&vk, &sig, &fields));
     if verified.is_none() {
-        return Err(device_error(
-            "device signature invalid",
-            "DEVICE_AUTH_SIGNATURE_INVALID",
-            "device-signature",
-        ));
+        return Err(device_error(RejectReason::DeviceSignatureInvalid));
     }
     let public_key = device::normalize_public_key(&raw_key);
     let record = state
@@ -782,12 +842,13 @@ pub async fn process_connect(
             let outcome = match outcome {
                 Ok(o) => o,
                 Err(e @ (PairingError::ClientQueueFull(_) | PairingError::QueueFull(_))) => {
-                    let mut err = ErrorShape::new("UNAVAILABLE", e.to_string())
-                        .with_details(json!({"code": "PAIRING_QUEUE_FULL", "reason": reason}));
+                    let mut err = ErrorShape::new("UNAVAILABLE", e.to_string()).with_details(
+                        json!({"code": RejectReason::PairingQueueFull.code(), "reason": reason}),
+                    );
                     err.retryable = Some(true);
                     err.retry_after_ms = Some(g.pairing.pending_ttl_ms);
                     state.record_rejection(&ctx.addr, "pairing_queue_full", &e.to_string());
-                    return Err(Rejection::policy(err));
+                    return Err(Rejection::policy(RejectReason::PairingQueueFull, err));
                 }
                 Err(e) => return Err(internal(&e.to_string())),
             };
@@ -808,7 +869,7 @@ pub async fn process_connect(
             }
             let (message, remediation) = reason.wording();
             let mut details = json!({
-                "code": "PAIRING_REQUIRED",
+                "code": RejectReason::PairingRequired.code(),
                 "reason": reason,
                 "requestId": outcome.request.request_id,
                 "remediationHint": remediation,
@@ -831,6 +892,7 @@ pub async fn process_connect(
             let err = ErrorShape::new("NOT_PAIRED", message).with_details(details);
             let reason_text = format!("{message} (requestId: {})", outcome.request.request_id);
             return Err(Rejection {
+                reason: RejectReason::PairingRequired,
                 error: Some(err),
                 close_code: 1008,
                 close_reason: truncate_utf8(&reason_text, 120).to_string(),
@@ -900,6 +962,7 @@ fn internal(msg: &str) -> Rejection {
     err.retryable = Some(true);
     err.retry_after_ms = Some(1000);
     Rejection {
+        reason: RejectReason::Unavailable,
         error: Some(err),
         close_code: 1011,
         close_reason: "gateway message handler unavailable".into(),
@@ -1010,5 +1073,34 @@ mod tests {
         let v = json!({"minProtocol": 4, "maxProtocol": 4, "bogus": 1,
             "client": {"id": "cli", "version": "1", "platform": "linux", "mode": "cli", "buildId": "x"}});
         assert!(parse_params(&v).is_ok(), "unknown fields are accepted");
+    }
+
+    #[test]
+    fn reject_reasons_have_distinct_wire_codes() {
+        use super::RejectReason as R;
+        let all = [
+            R::InvalidRequest,
+            R::ProtocolMismatch,
+            R::OriginNotAllowed,
+            R::ControlUiDeviceIdentityRequired,
+            R::DeviceIdentityRequired,
+            R::Auth(AuthReason::TokenMismatch),
+            R::DevicePublicKeyInvalid,
+            R::DeviceIdMismatch,
+            R::DeviceSignatureExpired,
+            R::DeviceNonceRequired,
+            R::DeviceNonceMismatch,
+            R::DeviceSignatureInvalid,
+            R::PairingRequired,
+            R::PairingQueueFull,
+            R::Unavailable,
+        ];
+        let codes: std::collections::BTreeSet<&str> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(
+            R::Auth(AuthReason::TokenMismatch).code(),
+            "AUTH_TOKEN_MISMATCH"
+        );
+        assert!(!R::PairingRequired.logged() && R::ProtocolMismatch.logged());
     }
 }

@@ -278,30 +278,14 @@ async fn handshake_phase(
                 break (id, a);
             }
             Err(rej) => {
-                state.count_handshake(
-                    rej.error
-                        .as_ref()
-                        .map(|e| {
-                            e.details
-                                .as_ref()
-                                .and_then(|d| d.get("code"))
-                                .and_then(Value::as_str)
-                                .unwrap_or(e.code)
-                        })
-                        .unwrap_or("closed"),
-                );
+                let code = rej.reason.code();
+                state.count_handshake(code);
                 if rej.delay_ms > 0 {
                     tokio::time::sleep(Duration::from_millis(rej.delay_ms)).await;
                 }
+                tracing::info!(conn = %ctx.conn_id, peer = %ctx.addr.peer, client = %ctx.addr.client, code, "connect rejected");
                 if let Some(err) = &rej.error {
-                    let code = err
-                        .details
-                        .as_ref()
-                        .and_then(|d| d.get("code"))
-                        .and_then(Value::as_str)
-                        .unwrap_or(err.code);
-                    tracing::info!(conn = %ctx.conn_id, peer = %ctx.addr.peer, client = %ctx.addr.client, code, "connect rejected");
-                    if code != "PAIRING_REQUIRED" && code != "PAIRING_QUEUE_FULL" {
+                    if rej.reason.logged() {
                         state.record_rejection(&ctx.addr, code, &err.message);
                     }
                     let _ = session.text(frames::res_err(&id, err)).await;
