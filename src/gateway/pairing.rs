@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use redb::Durability;
 use serde_json::{json, Value};
 
-use super::scopes;
+use super::scopes::{self, Role};
 use crate::store::{
     self, AuditEvent, DecidedRecord, DeviceRecord, PendingRecord, Store, StoreError, TokenRecord,
 };
@@ -492,7 +492,7 @@ pub async fn approve(
             }
             for role in &p.roles {
                 let prev_tok = d.tokens.get(role).cloned();
-                let role_scopes = if role == "operator" {
+                let role_scopes = if Role::parse(role) == Some(Role::Operator) {
                     scopes::normalize(&scopes_req)
                 } else {
                     scopes::for_role(role, &scopes_req)
@@ -634,7 +634,7 @@ pub async fn rotate(
                     s
                 }
                 None => prev.as_ref().map(|t| t.scopes.clone()).unwrap_or_else(|| {
-                    if role == "operator" {
+                    if Role::parse(&role) == Some(Role::Operator) {
                         d.scopes.clone()
                     } else {
                         scopes::for_role(&role, &d.scopes)
@@ -685,12 +685,12 @@ pub async fn ensure_token(
     role: &str,
     requested: &[String],
 ) -> Result<Option<(String, u64)>, PairingError> {
-    let baseline = if role == "operator" {
+    let baseline = if Role::parse(role) == Some(Role::Operator) {
         device.scopes.clone()
     } else {
         scopes::for_role(role, &device.scopes)
     };
-    if !scopes::covers(&baseline, requested) && role == "operator" {
+    if !scopes::covers(&baseline, requested) && Role::parse(role) == Some(Role::Operator) {
         return Ok(None);
     }
     if let Some(t) = device.tokens.get(role) {

@@ -9,6 +9,7 @@ use super::auth::AuthMethod;
 use super::frames::{self, ErrorShape};
 use super::pairing::{self, PairingError};
 use super::registry::SessionInfo;
+use super::scopes::Role;
 use super::{ops, scopes, GatewayState, COMPAT_VERSION};
 use crate::util::now_ms;
 
@@ -342,18 +343,23 @@ async fn dispatch(
             if owner_only(info) && info.device_id.as_deref() != Some(pending.device_id.as_str()) {
                 return Err(err("device pairing approval denied"));
             }
-            if pending.roles.iter().any(|r| r != "operator") && !is_admin(info) {
+            if pending
+                .roles
+                .iter()
+                .any(|r| Role::parse(r) != Some(Role::Operator))
+                && !is_admin(info)
+            {
                 return Err(err("missing scope: operator.admin"));
             }
             // The caller must hold every scope the approved token will carry: the
             // requested ones and the device's current operator token scopes (as
             // OpenClaw 2026.9.6 does; a pairing-only caller cannot approve a
             // scope upgrade of a read device).
-            let mut needed = scopes::for_role("operator", &pending.scopes);
+            let mut needed = scopes::for_role(Role::Operator.as_str(), &pending.scopes);
             if let Ok(Some(d)) = state.store.device(&pending.device_id) {
                 if let Some(t) = d
                     .tokens
-                    .get("operator")
+                    .get(Role::Operator.as_str())
                     .filter(|t| t.revoked_at_ms.is_none())
                 {
                     needed = scopes::union(&needed, &t.scopes);
@@ -433,12 +439,13 @@ async fn dispatch(
             )?;
             let device_id = str_param(p, "deviceId").to_string();
             let role = str_param(p, "role").to_string();
+            let operator = Role::parse(&role) == Some(Role::Operator);
             let req_scopes = scopes_param(method, p)?;
-            if role != "operator" && !is_admin(info) {
+            if !operator && !is_admin(info) {
                 return Err(err("device token rotation denied"));
             }
             let own = info.device_id.as_deref() == Some(device_id.as_str());
-            if owner_only(info) && (!own || role != "operator") {
+            if owner_only(info) && (!own || !operator) {
                 return Err(err("device token rotation denied"));
             }
             if let Some(s) = &req_scopes {
@@ -469,11 +476,12 @@ async fn dispatch(
             let p = check_params(method, params, &["deviceId", "role"], &["deviceId", "role"])?;
             let device_id = str_param(p, "deviceId").to_string();
             let role = str_param(p, "role").to_string();
-            if role != "operator" && !is_admin(info) {
+            let operator = Role::parse(&role) == Some(Role::Operator);
+            if !operator && !is_admin(info) {
                 return Err(err("device token revocation denied"));
             }
             if owner_only(info)
-                && (info.device_id.as_deref() != Some(device_id.as_str()) || role != "operator")
+                && (info.device_id.as_deref() != Some(device_id.as_str()) || !operator)
             {
                 return Err(err("device token revocation denied"));
             }
