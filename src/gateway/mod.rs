@@ -2,9 +2,9 @@
 //! → `connect` → `hello-ok` → session loop (ticks, pings, RPCs, events).
 
 pub mod auth;
+mod connect;
 pub mod device;
 pub mod frames;
-mod handshake;
 pub mod listener;
 pub mod ops;
 pub mod pairing;
@@ -488,7 +488,7 @@ pub async fn upgrade_entry(
             return Ok(());
         }
     }
-    let ctx = session::ConnCtx {
+    let ctx = connect::ConnCtx {
         conn_id: uuid::Uuid::new_v4().to_string(),
         addr,
         origin: header(headers, "origin"),

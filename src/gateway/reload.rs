@@ -15,9 +15,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::auth::AuthMethod;
 use super::listener::{self, Listener, Retired};
-use super::registry::SessionInfo;
 use super::GatewayState;
 use crate::config::{self, explain, AuthMode, ConfigError, RuntimeConfig};
 use crate::store;
@@ -703,57 +701,6 @@ fn reap_when_idle(gw: std::sync::Weak<GatewayState>) {
     });
 }
 
-/// Whether a live session keeps its authority under `new` (it had it under
-/// `old`). `Some((close code, reason))` when it must go.
-pub fn verdict(
-    old: &RuntimeConfig,
-    new: &RuntimeConfig,
-    s: &SessionInfo,
-) -> Option<(u16, &'static str)> {
-    let a = &new.gateway.auth;
-    let auth_ok = match s.auth_method {
-        AuthMethod::Token => {
-            a.mode == AuthMode::Token
-                && s.shared_digest.is_some_and(|d| {
-                    a.token
-                        .as_ref()
-                        .is_some_and(|t| super::auth::digest_eq(t.digest(), &d))
-                        || a.previous_token
-                            .is_some_and(|(p, _)| super::auth::digest_eq(&p, &d))
-                })
-        }
-        AuthMethod::Password => {
-            a.mode == AuthMode::Password
-                && s.shared_digest.is_some_and(|d| {
-                    a.password
-                        .as_ref()
-                        .is_some_and(|t| super::auth::digest_eq(t.digest(), &d))
-                })
-        }
-        AuthMethod::None => a.mode == AuthMode::None,
-        // A device token is its own credential: a shared-secret change
-        // leaves it valid (revoking or rotating it closes the session).
-        AuthMethod::DeviceToken => true,
-    };
-    if !auth_ok {
-        return Some((4001, "gateway auth changed"));
-    }
-    if s.origin.is_some()
-        && !super::handshake::origin_allowed(
-            new,
-            s.origin.as_deref(),
-            s.host.as_deref(),
-            s.direct_local,
-        )
-    {
-        return Some((1008, "origin not allowed"));
-    }
-    if s.forwarded && old.is_trusted_proxy(&s.peer) != new.is_trusted_proxy(&s.peer) {
-        return Some((4001, "gateway policy changed"));
-    }
-    None
-}
-
 /// Closes the sessions whose authority changed; returns how many.
 pub fn reauthorise(gw: &GatewayState, old: &RuntimeConfig, new: &RuntimeConfig) -> usize {
     let mut closed = 0;
@@ -763,7 +710,7 @@ pub fn reauthorise(gw: &GatewayState, old: &RuntimeConfig, new: &RuntimeConfig) 
         (4001, "gateway policy changed"),
     ] {
         closed += gw.registry.close_where(
-            |s| verdict(old, new, s) == Some((code, reason)),
+            |s| super::connect::verdict(old, new, s) == Some((code, reason)),
             code,
             reason,
             None,

@@ -10,20 +10,12 @@ use super::ws::{WsReader as MessageStream, WsWriter as Session};
 use serde_json::{json, Value};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use super::connect::{self, ConnCtx};
 use super::frames::{self, ErrorShape};
 use super::registry::{Control, Mailbox, WsEvent};
-use super::{handshake, rpc, GatewayState, LiveGuard, PreauthGuard};
+use super::{rpc, GatewayState, LiveGuard, PreauthGuard};
 use crate::config::RuntimeConfig;
-use crate::net::ClientAddr;
 use crate::util::{now_ms, truncate_utf8};
-
-/// What the upgrade request told us about the connection.
-pub struct ConnCtx {
-    pub conn_id: String,
-    pub addr: ClientAddr,
-    pub origin: Option<String>,
-    pub host: Option<String>,
-}
 
 async fn close(session: &mut Session, code: u16, reason: &str) {
     let reason = truncate_utf8(reason, 120);
@@ -143,7 +135,7 @@ pub async fn run(
     {
         let now = state.config.load();
         if !Arc::ptr_eq(&now, &cfg) {
-            if let Some((code, reason)) = super::reload::verdict(&cfg, &now, &info) {
+            if let Some((code, reason)) = connect::verdict(&cfg, &now, &info) {
                 rx.send(Control::Close(code, reason.to_string()));
             }
         }
@@ -185,7 +177,7 @@ async fn handshake_phase(
     session: &mut Session,
     stream: MessageStream,
     limits: &crate::config::LimitsConfig,
-) -> Option<((Value, handshake::Accepted), MessageStream, Fragments)> {
+) -> Option<((Value, connect::Accepted), MessageStream, Fragments)> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
     // Every write before `hello-ok` (the challenge, pongs, the rejection)
@@ -272,7 +264,7 @@ async fn handshake_phase(
         }
         let params = v.get("params").cloned().unwrap_or(Value::Null);
         // Boxed so the connection's own future stays small for its whole life.
-        match Box::pin(handshake::process_connect(state, cfg, ctx, &nonce, &params)).await {
+        match Box::pin(connect::process_connect(state, cfg, ctx, &nonce, &params)).await {
             Ok(a) => {
                 state.count_handshake("ok");
                 break (id, a);

@@ -5,124 +5,39 @@
 // A rejection carries the whole error frame; it is built once per failed connect.
 #![allow(clippy::result_large_err)]
 
-use super::ops::AdminEventName;
-use super::registry::WsEvent;
+mod origin;
+mod params;
+mod recheck;
+mod reject;
+
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+
+use origin::{check_origin, host_of, is_loopback_host, is_private_host};
+use params::{auth_str, is_control_ui, parse_params, Params};
+pub use recheck::verdict;
+use reject::{auth_rejection, device_error, internal, rate_limited};
+pub use reject::{RejectReason, Rejection};
 
 use super::auth::{self, AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
 use super::device::{self, PayloadFields};
 use super::frames::ErrorShape;
+use super::ops::AdminEventName;
 use super::pairing::{self, PairingAsk, PairingError, PairingReason, TokenCheck};
-use super::registry::SessionInfo;
+use super::registry::{SessionInfo, WsEvent};
 use super::scopes::{self, Role};
-use super::session::ConnCtx;
 use super::{GatewayState, COMPAT_VERSION, PROTOCOL_VERSION};
 use crate::config::{AuthMode, RuntimeConfig};
-use crate::net::{is_private_or_loopback, Attribution};
+use crate::net::{is_private_or_loopback, Attribution, ClientAddr};
 use crate::util::{now_ms, truncate_utf8};
 
-/// A failed connect: the error `res` (if any) and the close frame.
-#[derive(Debug)]
-pub struct Rejection {
-    /// Why, as a code from a closed set (metrics, the rejection log).
-    pub reason: RejectReason,
-    pub error: Option<ErrorShape>,
-    pub close_code: u16,
-    pub close_reason: String,
-    /// Delay before answering (escalating delay for exempt clients).
-    pub delay_ms: u64,
-}
-
-impl Rejection {
-    fn with_close(reason: RejectReason, error: ErrorShape, code: u16) -> Self {
-        let close_reason = truncate_utf8(&error.message, 120).to_string();
-        Rejection {
-            reason,
-            error: Some(error),
-            close_code: code,
-            close_reason,
-            delay_ms: 0,
-        }
-    }
-    fn policy(reason: RejectReason, error: ErrorShape) -> Self {
-        Self::with_close(reason, error, 1008)
-    }
-}
-
-/// Why a connect was refused; `code()` is the wire code the client sees
-/// (`error.details.code`, or `error.code` where there is no detail code).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RejectReason {
-    /// Malformed connect params, a first request that is not `connect`,
-    /// an unknown role.
-    InvalidRequest,
-    ProtocolMismatch,
-    OriginNotAllowed,
-    ControlUiDeviceIdentityRequired,
-    DeviceIdentityRequired,
-    Auth(AuthReason),
-    DevicePublicKeyInvalid,
-    DeviceIdMismatch,
-    DeviceSignatureExpired,
-    DeviceNonceRequired,
-    DeviceNonceMismatch,
-    DeviceSignatureInvalid,
-    PairingRequired,
-    PairingQueueFull,
-    /// Storage or another internal failure.
-    Unavailable,
-}
-
-impl RejectReason {
-    pub fn code(self) -> &'static str {
-        match self {
-            RejectReason::InvalidRequest => "INVALID_REQUEST",
-            RejectReason::ProtocolMismatch => "PROTOCOL_MISMATCH",
-            RejectReason::OriginNotAllowed => "CONTROL_UI_ORIGIN_NOT_ALLOWED",
-            RejectReason::ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
-            RejectReason::DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
-            RejectReason::Auth(r) => r.detail_code(),
-            RejectReason::DevicePublicKeyInvalid => "DEVICE_AUTH_PUBLIC_KEY_INVALID",
-            RejectReason::DeviceIdMismatch => "DEVICE_AUTH_DEVICE_ID_MISMATCH",
-            RejectReason::DeviceSignatureExpired => "DEVICE_AUTH_SIGNATURE_EXPIRED",
-            RejectReason::DeviceNonceRequired => "DEVICE_AUTH_NONCE_REQUIRED",
-            RejectReason::DeviceNonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
-            RejectReason::DeviceSignatureInvalid => "DEVICE_AUTH_SIGNATURE_INVALID",
-            RejectReason::PairingRequired => "PAIRING_REQUIRED",
-            RejectReason::PairingQueueFull => "PAIRING_QUEUE_FULL",
-            RejectReason::Unavailable => "UNAVAILABLE",
-        }
-    }
-
-    /// Whether the rejection log keeps it (a pairing wait is not a fault:
-    /// it has its own pending request).
-    pub fn logged(self) -> bool {
-        !matches!(
-            self,
-            RejectReason::PairingRequired | RejectReason::PairingQueueFull
-        )
-    }
-
-    /// A device-proof failure's message and `details.reason` (OpenClaw's).
-    fn device_wording(self) -> (&'static str, &'static str) {
-        match self {
-            RejectReason::DevicePublicKeyInvalid => {
-                ("device public key invalid", "device-public-key")
-            }
-            RejectReason::DeviceIdMismatch => ("device identity mismatch", "device-id-mismatch"),
-            RejectReason::DeviceSignatureExpired => {
-                ("device signature expired", "device-signature-stale")
-            }
-            RejectReason::DeviceNonceRequired => ("device nonce required", "device-nonce-missing"),
-            RejectReason::DeviceNonceMismatch => ("device nonce mismatch", "device-nonce-mismatch"),
-            RejectReason::DeviceSignatureInvalid => {
-                ("device signature invalid", "device-signature")
-            }
-            other => (other.code(), ""),
-        }
-    }
+/// What the upgrade request told us about the connection.
+pub struct ConnCtx {
+    pub conn_id: String,
+    pub addr: ClientAddr,
+    pub origin: Option<String>,
+    pub host: Option<String>,
 }
 
 /// A successful connect.
@@ -130,154 +45,6 @@ pub struct Accepted {
     pub info: Arc<SessionInfo>,
     /// The `hello-ok` payload, serialized.
     pub hello: String,
-}
-
-struct Params<'a> {
-    min_protocol: u64,
-    max_protocol: u64,
-    client_id: &'a str,
-    client_version: &'a str,
-    client_platform: &'a str,
-    client_mode: &'a str,
-    device_family: Option<&'a str>,
-    display_name: Option<&'a str>,
-    instance_id: Option<&'a str>,
-    /// `None`: a string that names no role (refused after the protocol check).
-    role: Option<Role>,
-    scopes: Vec<String>,
-    auth: Option<&'a Map<String, Value>>,
-    device: Option<&'a Map<String, Value>>,
-}
-
-fn invalid_params(msg: String) -> Rejection {
-    Rejection::policy(
-        RejectReason::InvalidRequest,
-        ErrorShape::invalid(format!("invalid connect params: {msg}")),
-    )
-}
-
-fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
-    let Some(p) = v.as_object() else {
-        return Err(invalid_params("at root: must be object".into()));
-    };
-    let int = |k: &str| -> Result<u64, Rejection> {
-        match p.get(k) {
-            None => Err(invalid_params(format!(
-                "at root: must have required property '{k}'"
-            ))),
-            Some(v) => match v.as_u64() {
-                Some(n) if n >= 1 => Ok(n),
-                _ => Err(invalid_params(format!("at /{k}: must be integer >= 1"))),
-            },
-        }
-    };
-    let min_protocol = int("minProtocol")?;
-    let max_protocol = int("maxProtocol")?;
-    let client = match p.get("client") {
-        None => {
-            return Err(invalid_params(
-                "at root: must have required property 'client'".into(),
-            ))
-        }
-        Some(Value::Object(c)) => c,
-        Some(_) => return Err(invalid_params("at /client: must be object".into())),
-    };
-    let req_str = |k: &str| -> Result<&str, Rejection> {
-        match client.get(k) {
-            None => Err(invalid_params(format!(
-                "at /client: must have required property '{k}'"
-            ))),
-            Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
-            Some(_) => Err(invalid_params(format!(
-                "at /client/{k}: must be non-empty string"
-            ))),
-        }
-    };
-    let client_id = req_str("id")?;
-    let client_version = req_str("version")?;
-    let client_platform = req_str("platform")?;
-    let client_mode = req_str("mode")?;
-    let opt_str = |k: &str| client.get(k).and_then(Value::as_str);
-    let role = match p.get("role") {
-        None | Some(Value::Null) => Some(Role::Operator),
-        Some(Value::String(s)) => Role::parse(s),
-        Some(_) => None,
-    };
-    let scopes = match p.get("scopes") {
-        None | Some(Value::Null) => vec![],
-        Some(Value::Array(a)) => {
-            let mut out = vec![];
-            for (i, s) in a.iter().enumerate() {
-                match s.as_str() {
-                    Some(s) => out.push(s.to_string()),
-                    None => return Err(invalid_params(format!("at /scopes/{i}: must be string"))),
-                }
-            }
-            out
-        }
-        Some(_) => return Err(invalid_params("at /scopes: must be array".into())),
-    };
-    let auth = match p.get("auth") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(a)) => Some(a),
-        Some(_) => return Err(invalid_params("at /auth: must be object".into())),
-    };
-    let device = match p.get("device") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(d)) => {
-            for k in ["id", "publicKey", "signature", "nonce"] {
-                match d.get(k) {
-                    Some(Value::String(_)) => {}
-                    None => {
-                        return Err(invalid_params(format!(
-                            "at /device: must have required property '{k}'"
-                        )))
-                    }
-                    Some(_) => {
-                        return Err(invalid_params(format!("at /device/{k}: must be string")))
-                    }
-                }
-            }
-            match d.get("signedAt").and_then(Value::as_u64) {
-                Some(_) => {}
-                None => {
-                    return Err(invalid_params(
-                        "at /device/signedAt: must be integer >= 0".into(),
-                    ))
-                }
-            }
-            Some(d)
-        }
-        Some(_) => return Err(invalid_params("at /device: must be object".into())),
-    };
-    Ok(Params {
-        min_protocol,
-        max_protocol,
-        client_id,
-        client_version,
-        client_platform,
-        client_mode,
-        device_family: opt_str("deviceFamily"),
-        display_name: opt_str("displayName"),
-        instance_id: opt_str("instanceId"),
-        role,
-        scopes,
-        auth,
-        device,
-    })
-}
-
-fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
-    auth.and_then(|a| a.get(k))
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-}
-
-fn is_control_ui(p: &Params<'_>) -> bool {
-    matches!(
-        p.client_id,
-        "openclaw-control-ui" | "webchat-ui" | "webchat"
-    ) || p.client_mode == "webchat"
 }
 
 /// Pairing locality (protocol §4.3).
@@ -288,35 +55,6 @@ enum Locality {
     CliContainerLocal,
     SharedSecretLoopbackLocal,
     Remote,
-}
-
-fn host_of(origin_or_host: &str) -> String {
-    let s = origin_or_host
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(origin_or_host);
-    let s = s.split('/').next().unwrap_or(s);
-    if let Some(rest) = s.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_lowercase();
-    }
-    s.rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(s)
-        .to_lowercase()
-}
-
-fn is_loopback_host(h: &str) -> bool {
-    h == "localhost"
-        || h.ends_with(".localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.to_canonical().is_loopback())
-}
-
-fn is_private_host(h: &str) -> bool {
-    is_loopback_host(h)
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| is_private_or_loopback(&ip))
 }
 
 fn locality(ctx: &ConnCtx, p: &Params<'_>, shared_ok: bool) -> Locality {
@@ -344,108 +82,6 @@ fn locality(ctx: &ConnCtx, p: &Params<'_>, shared_ok: bool) -> Locality {
         }
     }
     Locality::Remote
-}
-
-/// Browser Origin policy (protocol §3.9). `Ok` when allowed.
-fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
-    let msg = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
-    if origin_allowed(
-        cfg,
-        ctx.origin.as_deref(),
-        ctx.host.as_deref(),
-        ctx.addr.kind == Attribution::DirectLocal,
-    ) {
-        return Ok(());
-    }
-    Err(Rejection::policy(
-        RejectReason::OriginNotAllowed,
-        ErrorShape::invalid(msg).with_details(
-            json!({"code": RejectReason::OriginNotAllowed.code(), "reason": "origin not allowed"}),
-        ),
-    ))
-}
-
-/// Whether a browser origin is allowed (also re-checked for live sessions on reload).
-pub(crate) fn origin_allowed(
-    cfg: &RuntimeConfig,
-    origin: Option<&str>,
-    host: Option<&str>,
-    local: bool,
-) -> bool {
-    let Some(origin) = origin else {
-        return false;
-    };
-    let o = origin.trim().trim_end_matches('/').to_lowercase();
-    if o == "null" || !o.contains("://") || o.contains('@') {
-        return false;
-    }
-    let allowed = &cfg.gateway.control_ui.allowed_origins;
-    if allowed.iter().any(|a| a == "*" || *a == o) {
-        return true;
-    }
-    let ohost = host_of(&o);
-    let host = host.map(host_of).unwrap_or_default();
-    if cfg
-        .gateway
-        .control_ui
-        .dangerously_allow_host_header_origin_fallback
-        && ohost == host
-    {
-        return true;
-    }
-    if ohost == host {
-        let trusted_host = (is_loopback_host(&host) && local)
-            || (host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| is_private_or_loopback(&ip))
-                && !is_loopback_host(&host))
-            || host.ends_with(".local")
-            || host.ends_with(".ts.net");
-        if trusted_host {
-            return true;
-        }
-    }
-    local && is_loopback_host(&ohost)
-}
-
-fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool) -> Rejection {
-    let next = if can_retry {
-        "retry_with_device_token"
-    } else {
-        match reason {
-            AuthReason::TokenMissing
-            | AuthReason::PasswordMissing
-            | AuthReason::TokenMissingConfig
-            | AuthReason::PasswordMissingConfig => "update_auth_configuration",
-            AuthReason::RateLimited => "wait_then_retry",
-            AuthReason::ScopeMismatch => "review_auth_configuration",
-            _ => "update_auth_credentials",
-        }
-    };
-    let err = ErrorShape::invalid(reason.message(hint)).with_details(json!({
-        "code": reason.detail_code(),
-        "authReason": reason.as_str(),
-        "canRetryWithDeviceToken": can_retry,
-        "recommendedNextStep": next,
-    }));
-    Rejection::policy(RejectReason::Auth(reason), err)
-}
-
-fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
-    let mut r = auth_rejection(AuthReason::RateLimited, hint, false);
-    if let Some(e) = r.error.as_mut() {
-        e.retryable = Some(true);
-        e.retry_after_ms = Some(retry_after_ms);
-    }
-    r
-}
-
-fn device_error(why: RejectReason) -> Rejection {
-    let (message, reason) = why.device_wording();
-    Rejection::policy(
-        why,
-        ErrorShape::invalid(message).with_details(json!({"code": why.code(), "reason": reason})),
-    )
 }
 
 /// Runs the connect pipeline for one socket.
@@ -956,20 +592,6 @@ fn authenticated(m: Option<AuthMethod>) -> Result<AuthMethod, Rejection> {
     m.ok_or_else(|| internal("a connect reached acceptance without an auth method"))
 }
 
-fn internal(msg: &str) -> Rejection {
-    tracing::error!(error = msg, "connect failed on an internal error");
-    let mut err = ErrorShape::new("UNAVAILABLE", "gateway storage unavailable; retry shortly");
-    err.retryable = Some(true);
-    err.retry_after_ms = Some(1000);
-    Rejection {
-        reason: RejectReason::Unavailable,
-        error: Some(err),
-        close_code: 1011,
-        close_reason: "gateway message handler unavailable".into(),
-        delay_ms: 0,
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn finish(
     state: &GatewayState,
@@ -1043,64 +665,4 @@ fn finish(
         tick = g.limits.tick_interval_ms,
     );
     Accepted { info, hello }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_parsing() {
-        assert_eq!(host_of("http://localhost:18789"), "localhost");
-        assert_eq!(host_of("https://[::1]:8080/x"), "::1");
-        assert_eq!(host_of("127.0.0.1:18789"), "127.0.0.1");
-        assert_eq!(host_of("gw.example.com"), "gw.example.com");
-        assert!(is_loopback_host("127.0.0.2"));
-        assert!(is_private_host("172.17.0.1"));
-        assert!(!is_private_host("example.com"));
-    }
-
-    #[test]
-    fn params_validation_messages() {
-        let e = parse_params(&json!({"minProtocol": 4})).err().unwrap();
-        assert_eq!(
-            e.error.unwrap().message,
-            "invalid connect params: at root: must have required property 'maxProtocol'"
-        );
-        let e = parse_params(&json!({"minProtocol": 4, "maxProtocol": 4, "client": {"id": "cli", "version": "1", "platform": "linux"}})).err().unwrap();
-        assert_eq!(e.close_code, 1008);
-        assert!(e.close_reason.contains("'mode'"));
-        let v = json!({"minProtocol": 4, "maxProtocol": 4, "bogus": 1,
-            "client": {"id": "cli", "version": "1", "platform": "linux", "mode": "cli", "buildId": "x"}});
-        assert!(parse_params(&v).is_ok(), "unknown fields are accepted");
-    }
-
-    #[test]
-    fn reject_reasons_have_distinct_wire_codes() {
-        use super::RejectReason as R;
-        let all = [
-            R::InvalidRequest,
-            R::ProtocolMismatch,
-            R::OriginNotAllowed,
-            R::ControlUiDeviceIdentityRequired,
-            R::DeviceIdentityRequired,
-            R::Auth(AuthReason::TokenMismatch),
-            R::DevicePublicKeyInvalid,
-            R::DeviceIdMismatch,
-            R::DeviceSignatureExpired,
-            R::DeviceNonceRequired,
-            R::DeviceNonceMismatch,
-            R::DeviceSignatureInvalid,
-            R::PairingRequired,
-            R::PairingQueueFull,
-            R::Unavailable,
-        ];
-        let codes: std::collections::BTreeSet<&str> = all.iter().map(|r| r.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        assert_eq!(
-            R::Auth(AuthReason::TokenMismatch).code(),
-            "AUTH_TOKEN_MISMATCH"
-        );
-        assert!(!R::PairingRequired.logged() && R::ProtocolMismatch.logged());
-    }
 }

@@ -1,0 +1,117 @@
+//! The browser Origin policy (protocol §3.9), also re-applied to live
+//! sessions on reload.
+
+use serde_json::json;
+
+use super::reject::{RejectReason, Rejection};
+use super::ConnCtx;
+use crate::config::RuntimeConfig;
+use crate::gateway::frames::ErrorShape;
+use crate::net::{is_private_or_loopback, Attribution};
+
+pub(super) fn host_of(origin_or_host: &str) -> String {
+    let s = origin_or_host
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(origin_or_host);
+    let s = s.split('/').next().unwrap_or(s);
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_lowercase();
+    }
+    s.rsplit_once(':')
+        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
+        .map(|(h, _)| h)
+        .unwrap_or(s)
+        .to_lowercase()
+}
+
+pub(super) fn is_loopback_host(h: &str) -> bool {
+    h == "localhost"
+        || h.ends_with(".localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
+}
+
+pub(super) fn is_private_host(h: &str) -> bool {
+    is_loopback_host(h)
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| is_private_or_loopback(&ip))
+}
+
+/// Browser Origin policy (protocol §3.9). `Ok` when allowed.
+pub(super) fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
+    let msg = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
+    if origin_allowed(
+        cfg,
+        ctx.origin.as_deref(),
+        ctx.host.as_deref(),
+        ctx.addr.kind == Attribution::DirectLocal,
+    ) {
+        return Ok(());
+    }
+    Err(Rejection::policy(
+        RejectReason::OriginNotAllowed,
+        ErrorShape::invalid(msg).with_details(
+            json!({"code": RejectReason::OriginNotAllowed.code(), "reason": "origin not allowed"}),
+        ),
+    ))
+}
+
+/// Whether a browser origin is allowed (also re-checked for live sessions on reload).
+pub(crate) fn origin_allowed(
+    cfg: &RuntimeConfig,
+    origin: Option<&str>,
+    host: Option<&str>,
+    local: bool,
+) -> bool {
+    let Some(origin) = origin else {
+        return false;
+    };
+    let o = origin.trim().trim_end_matches('/').to_lowercase();
+    if o == "null" || !o.contains("://") || o.contains('@') {
+        return false;
+    }
+    let allowed = &cfg.gateway.control_ui.allowed_origins;
+    if allowed.iter().any(|a| a == "*" || *a == o) {
+        return true;
+    }
+    let ohost = host_of(&o);
+    let host = host.map(host_of).unwrap_or_default();
+    if cfg
+        .gateway
+        .control_ui
+        .dangerously_allow_host_header_origin_fallback
+        && ohost == host
+    {
+        return true;
+    }
+    if ohost == host {
+        let trusted_host = (is_loopback_host(&host) && local)
+            || (host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| is_private_or_loopback(&ip))
+                && !is_loopback_host(&host))
+            || host.ends_with(".local")
+            || host.ends_with(".ts.net");
+        if trusted_host {
+            return true;
+        }
+    }
+    local && is_loopback_host(&ohost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_parsing() {
+        assert_eq!(host_of("http://localhost:18789"), "localhost");
+        assert_eq!(host_of("https://[::1]:8080/x"), "::1");
+        assert_eq!(host_of("127.0.0.1:18789"), "127.0.0.1");
+        assert_eq!(host_of("gw.example.com"), "gw.example.com");
+        assert!(is_loopback_host("127.0.0.2"));
+        assert!(is_private_host("172.17.0.1"));
+        assert!(!is_private_host("example.com"));
+    }
+}

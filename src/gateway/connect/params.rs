@@ -1,0 +1,168 @@
+//! The `connect` params, typed (protocol §2.6).
+
+use serde_json::{Map, Value};
+
+use super::reject::{invalid_params, Rejection};
+use crate::gateway::scopes::Role;
+
+pub(super) struct Params<'a> {
+    pub(super) min_protocol: u64,
+    pub(super) max_protocol: u64,
+    pub(super) client_id: &'a str,
+    pub(super) client_version: &'a str,
+    pub(super) client_platform: &'a str,
+    pub(super) client_mode: &'a str,
+    pub(super) device_family: Option<&'a str>,
+    pub(super) display_name: Option<&'a str>,
+    pub(super) instance_id: Option<&'a str>,
+    /// `None`: a string that names no role (refused after the protocol check).
+    pub(super) role: Option<Role>,
+    pub(super) scopes: Vec<String>,
+    pub(super) auth: Option<&'a Map<String, Value>>,
+    pub(super) device: Option<&'a Map<String, Value>>,
+}
+
+pub(super) fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
+    let Some(p) = v.as_object() else {
+        return Err(invalid_params("at root: must be object".into()));
+    };
+    let int = |k: &str| -> Result<u64, Rejection> {
+        match p.get(k) {
+            None => Err(invalid_params(format!(
+                "at root: must have required property '{k}'"
+            ))),
+            Some(v) => match v.as_u64() {
+                Some(n) if n >= 1 => Ok(n),
+                _ => Err(invalid_params(format!("at /{k}: must be integer >= 1"))),
+            },
+        }
+    };
+    let min_protocol = int("minProtocol")?;
+    let max_protocol = int("maxProtocol")?;
+    let client = match p.get("client") {
+        None => {
+            return Err(invalid_params(
+                "at root: must have required property 'client'".into(),
+            ))
+        }
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(invalid_params("at /client: must be object".into())),
+    };
+    let req_str = |k: &str| -> Result<&str, Rejection> {
+        match client.get(k) {
+            None => Err(invalid_params(format!(
+                "at /client: must have required property '{k}'"
+            ))),
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),
+            Some(_) => Err(invalid_params(format!(
+                "at /client/{k}: must be non-empty string"
+            ))),
+        }
+    };
+    let client_id = req_str("id")?;
+    let client_version = req_str("version")?;
+    let client_platform = req_str("platform")?;
+    let client_mode = req_str("mode")?;
+    let opt_str = |k: &str| client.get(k).and_then(Value::as_str);
+    let role = match p.get("role") {
+        None | Some(Value::Null) => Some(Role::Operator),
+        Some(Value::String(s)) => Role::parse(s),
+        Some(_) => None,
+    };
+    let scopes = match p.get("scopes") {
+        None | Some(Value::Null) => vec![],
+        Some(Value::Array(a)) => {
+            let mut out = vec![];
+            for (i, s) in a.iter().enumerate() {
+                match s.as_str() {
+                    Some(s) => out.push(s.to_string()),
+                    None => return Err(invalid_params(format!("at /scopes/{i}: must be string"))),
+                }
+            }
+            out
+        }
+        Some(_) => return Err(invalid_params("at /scopes: must be array".into())),
+    };
+    let auth = match p.get("auth") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(a)) => Some(a),
+        Some(_) => return Err(invalid_params("at /auth: must be object".into())),
+    };
+    let device = match p.get("device") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(d)) => {
+            for k in ["id", "publicKey", "signature", "nonce"] {
+                match d.get(k) {
+                    Some(Value::String(_)) => {}
+                    None => {
+                        return Err(invalid_params(format!(
+                            "at /device: must have required property '{k}'"
+                        )))
+                    }
+                    Some(_) => {
+                        return Err(invalid_params(format!("at /device/{k}: must be string")))
+                    }
+                }
+            }
+            match d.get("signedAt").and_then(Value::as_u64) {
+                Some(_) => {}
+                None => {
+                    return Err(invalid_params(
+                        "at /device/signedAt: must be integer >= 0".into(),
+                    ))
+                }
+            }
+            Some(d)
+        }
+        Some(_) => return Err(invalid_params("at /device: must be object".into())),
+    };
+    Ok(Params {
+        min_protocol,
+        max_protocol,
+        client_id,
+        client_version,
+        client_platform,
+        client_mode,
+        device_family: opt_str("deviceFamily"),
+        display_name: opt_str("displayName"),
+        instance_id: opt_str("instanceId"),
+        role,
+        scopes,
+        auth,
+        device,
+    })
+}
+
+pub(super) fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
+    auth.and_then(|a| a.get(k))
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+}
+
+pub(super) fn is_control_ui(p: &Params<'_>) -> bool {
+    matches!(
+        p.client_id,
+        "openclaw-control-ui" | "webchat-ui" | "webchat"
+    ) || p.client_mode == "webchat"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn params_validation_messages() {
+        let e = parse_params(&json!({"minProtocol": 4})).err().unwrap();
+        assert_eq!(
+            e.error.unwrap().message,
+            "invalid connect params: at root: must have required property 'maxProtocol'"
+        );
+        let e = parse_params(&json!({"minProtocol": 4, "maxProtocol": 4, "client": {"id": "cli", "version": "1", "platform": "linux"}})).err().unwrap();
+        assert_eq!(e.close_code, 1008);
+        assert!(e.close_reason.contains("'mode'"));
+        let v = json!({"minProtocol": 4, "maxProtocol": 4, "bogus": 1,
+            "client": {"id": "cli", "version": "1", "platform": "linux", "mode": "cli", "buildId": "x"}});
+        assert!(parse_params(&v).is_ok(), "unknown fields are accepted");
+    }
+}

@@ -1,0 +1,205 @@
+//! A refused connect: the error frame, the close, and why (a closed set of
+//! wire codes).
+
+use serde_json::json;
+
+use crate::gateway::auth::{AuthReason, HintKind};
+use crate::gateway::frames::ErrorShape;
+use crate::util::truncate_utf8;
+
+/// A failed connect: the error `res` (if any) and the close frame.
+#[derive(Debug)]
+pub struct Rejection {
+    /// Why, as a code from a closed set (metrics, the rejection log).
+    pub reason: RejectReason,
+    pub error: Option<ErrorShape>,
+    pub close_code: u16,
+    pub close_reason: String,
+    /// Delay before answering (escalating delay for exempt clients).
+    pub delay_ms: u64,
+}
+
+impl Rejection {
+    pub(super) fn with_close(reason: RejectReason, error: ErrorShape, code: u16) -> Self {
+        let close_reason = truncate_utf8(&error.message, 120).to_string();
+        Rejection {
+            reason,
+            error: Some(error),
+            close_code: code,
+            close_reason,
+            delay_ms: 0,
+        }
+    }
+    pub(super) fn policy(reason: RejectReason, error: ErrorShape) -> Self {
+        Self::with_close(reason, error, 1008)
+    }
+}
+
+/// Why a connect was refused; `code()` is the wire code the client sees
+/// (`error.details.code`, or `error.code` where there is no detail code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Malformed connect params, a first request that is not `connect`,
+    /// an unknown role.
+    InvalidRequest,
+    ProtocolMismatch,
+    OriginNotAllowed,
+    ControlUiDeviceIdentityRequired,
+    DeviceIdentityRequired,
+    Auth(AuthReason),
+    DevicePublicKeyInvalid,
+    DeviceIdMismatch,
+    DeviceSignatureExpired,
+    DeviceNonceRequired,
+    DeviceNonceMismatch,
+    DeviceSignatureInvalid,
+    PairingRequired,
+    PairingQueueFull,
+    /// Storage or another internal failure.
+    Unavailable,
+}
+
+impl RejectReason {
+    pub fn code(self) -> &'static str {
+        match self {
+            RejectReason::InvalidRequest => "INVALID_REQUEST",
+            RejectReason::ProtocolMismatch => "PROTOCOL_MISMATCH",
+            RejectReason::OriginNotAllowed => "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+            RejectReason::ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
+            RejectReason::DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
+            RejectReason::Auth(r) => r.detail_code(),
+            RejectReason::DevicePublicKeyInvalid => "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+            RejectReason::DeviceIdMismatch => "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+            RejectReason::DeviceSignatureExpired => "DEVICE_AUTH_SIGNATURE_EXPIRED",
+            RejectReason::DeviceNonceRequired => "DEVICE_AUTH_NONCE_REQUIRED",
+            RejectReason::DeviceNonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
+            RejectReason::DeviceSignatureInvalid => "DEVICE_AUTH_SIGNATURE_INVALID",
+            RejectReason::PairingRequired => "PAIRING_REQUIRED",
+            RejectReason::PairingQueueFull => "PAIRING_QUEUE_FULL",
+            RejectReason::Unavailable => "UNAVAILABLE",
+        }
+    }
+
+    /// Whether the rejection log keeps it (a pairing wait is not a fault:
+    /// it has its own pending request).
+    pub fn logged(self) -> bool {
+        !matches!(
+            self,
+            RejectReason::PairingRequired | RejectReason::PairingQueueFull
+        )
+    }
+
+    /// A device-proof failure's message and `details.reason` (OpenClaw's).
+    pub(super) fn device_wording(self) -> (&'static str, &'static str) {
+        match self {
+            RejectReason::DevicePublicKeyInvalid => {
+                ("device public key invalid", "device-public-key")
+            }
+            RejectReason::DeviceIdMismatch => ("device identity mismatch", "device-id-mismatch"),
+            RejectReason::DeviceSignatureExpired => {
+                ("device signature expired", "device-signature-stale")
+            }
+            RejectReason::DeviceNonceRequired => ("device nonce required", "device-nonce-missing"),
+            RejectReason::DeviceNonceMismatch => ("device nonce mismatch", "device-nonce-mismatch"),
+            RejectReason::DeviceSignatureInvalid => {
+                ("device signature invalid", "device-signature")
+            }
+            other => (other.code(), ""),
+        }
+    }
+}
+
+pub(super) fn invalid_params(msg: String) -> Rejection {
+    Rejection::policy(
+        RejectReason::InvalidRequest,
+        ErrorShape::invalid(format!("invalid connect params: {msg}")),
+    )
+}
+
+pub(super) fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool) -> Rejection {
+    let next = if can_retry {
+        "retry_with_device_token"
+    } else {
+        match reason {
+            AuthReason::TokenMissing
+            | AuthReason::PasswordMissing
+            | AuthReason::TokenMissingConfig
+            | AuthReason::PasswordMissingConfig => "update_auth_configuration",
+            AuthReason::RateLimited => "wait_then_retry",
+            AuthReason::ScopeMismatch => "review_auth_configuration",
+            _ => "update_auth_credentials",
+        }
+    };
+    let err = ErrorShape::invalid(reason.message(hint)).with_details(json!({
+        "code": reason.detail_code(),
+        "authReason": reason.as_str(),
+        "canRetryWithDeviceToken": can_retry,
+        "recommendedNextStep": next,
+    }));
+    Rejection::policy(RejectReason::Auth(reason), err)
+}
+
+pub(super) fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
+    let mut r = auth_rejection(AuthReason::RateLimited, hint, false);
+    if let Some(e) = r.error.as_mut() {
+        e.retryable = Some(true);
+        e.retry_after_ms = Some(retry_after_ms);
+    }
+    r
+}
+
+pub(super) fn device_error(why: RejectReason) -> Rejection {
+    let (message, reason) = why.device_wording();
+    Rejection::policy(
+        why,
+        ErrorShape::invalid(message).with_details(json!({"code": why.code(), "reason": reason})),
+    )
+}
+
+pub(super) fn internal(msg: &str) -> Rejection {
+    tracing::error!(error = msg, "connect failed on an internal error");
+    let mut err = ErrorShape::new("UNAVAILABLE", "gateway storage unavailable; retry shortly");
+    err.retryable = Some(true);
+    err.retry_after_ms = Some(1000);
+    Rejection {
+        reason: RejectReason::Unavailable,
+        error: Some(err),
+        close_code: 1011,
+        close_reason: "gateway message handler unavailable".into(),
+        delay_ms: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reject_reasons_have_distinct_wire_codes() {
+        use super::RejectReason as R;
+        let all = [
+            R::InvalidRequest,
+            R::ProtocolMismatch,
+            R::OriginNotAllowed,
+            R::ControlUiDeviceIdentityRequired,
+            R::DeviceIdentityRequired,
+            R::Auth(AuthReason::TokenMismatch),
+            R::DevicePublicKeyInvalid,
+            R::DeviceIdMismatch,
+            R::DeviceSignatureExpired,
+            R::DeviceNonceRequired,
+            R::DeviceNonceMismatch,
+            R::DeviceSignatureInvalid,
+            R::PairingRequired,
+            R::PairingQueueFull,
+            R::Unavailable,
+        ];
+        let codes: std::collections::BTreeSet<&str> = all.iter().map(|r| r.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        assert_eq!(
+            R::Auth(AuthReason::TokenMismatch).code(),
+            "AUTH_TOKEN_MISMATCH"
+        );
+        assert!(!R::PairingRequired.logged() && R::ProtocolMismatch.logged());
+    }
+}
