@@ -7,21 +7,25 @@
 
 mod origin;
 mod params;
+mod proof;
 mod recheck;
 mod reject;
+mod secret;
 
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use origin::{check_origin, host_of, is_loopback_host, is_private_host};
-use params::{auth_str, is_control_ui, parse_params, Params};
+use params::{auth_str, check_protocol_and_role, is_control_ui, parse_params, Params};
+use proof::Proven;
 pub use recheck::verdict;
-use reject::{auth_rejection, device_error, internal, rate_limited};
+use reject::{auth_rejection, internal, rate_limited};
 pub use reject::{RejectReason, Rejection};
+use secret::SharedSecret;
 
-use super::auth::{self, AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
-use super::device::{self, PayloadFields};
+use super::auth::{AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
+use super::device;
 use super::frames::ErrorShape;
 use super::ops::AdminEventName;
 use super::pairing::{self, PairingAsk, PairingError, PairingReason, TokenCheck};
@@ -95,38 +99,7 @@ pub async fn process_connect(
     let p = parse_params(raw)?;
     let g = &cfg.gateway;
 
-    // Protocol range (§1.7).
-    let accepts = (p.min_protocol <= PROTOCOL_VERSION && PROTOCOL_VERSION <= p.max_protocol)
-        || (p.client_mode == "probe" && p.max_protocol >= 3 && p.min_protocol <= PROTOCOL_VERSION)
-        || (p.role == Some(Role::Node)
-            && p.client_mode == "node"
-            && p.min_protocol <= 3
-            && 3 <= p.max_protocol);
-    if !accepts {
-        let err = ErrorShape::invalid("protocol mismatch").with_details(json!({
-            "code": RejectReason::ProtocolMismatch.code(),
-            "clientMinProtocol": p.min_protocol,
-            "clientMaxProtocol": p.max_protocol,
-            "expectedProtocol": PROTOCOL_VERSION,
-            "minimumProbeProtocol": 3,
-        }));
-        return Err(Rejection {
-            reason: RejectReason::ProtocolMismatch,
-            error: Some(err),
-            close_code: 1002,
-            close_reason: "protocol mismatch".into(),
-            delay_ms: 0,
-        });
-    }
-    let Some(role) = p.role else {
-        return Err(Rejection {
-            reason: RejectReason::InvalidRequest,
-            error: Some(ErrorShape::invalid("invalid role")),
-            close_code: 1008,
-            close_reason: "invalid role".into(),
-            delay_ms: 0,
-        });
-    };
+    let role = check_protocol_and_role(&p)?;
 
     // Origin (§3.9).
     let browser = ctx.origin.is_some() || is_control_ui(&p);
@@ -165,43 +138,11 @@ pub async fn process_connect(
             return Err(rate_limited(retry_after_ms, hint));
         }
     }
-    let (shared_ok, shared_reason, shared_digest) = match g.auth.mode {
-        AuthMode::None => (false, None, None),
-        AuthMode::Token => {
-            let presented = token_field.or(password_field);
-            match (&g.auth.token, presented) {
-                (None, _) => (false, Some(AuthReason::TokenMissingConfig), None),
-                (Some(_), None) => (false, Some(AuthReason::TokenMissing), None),
-                (Some(t), Some(s)) => {
-                    let d = auth::sha256(s);
-                    let in_grace = g
-                        .auth
-                        .previous_token
-                        .is_some_and(|(p, until)| now < until && auth::digest_eq(&p, &d));
-                    if auth::digest_eq(t.digest(), &d) || in_grace {
-                        (true, None, Some(d))
-                    } else {
-                        (false, Some(AuthReason::TokenMismatch), None)
-                    }
-                }
-            }
-        }
-        AuthMode::Password => {
-            let presented = password_field.or(token_field);
-            match (&g.auth.password, presented) {
-                (None, _) => (false, Some(AuthReason::PasswordMissingConfig), None),
-                (Some(_), None) => (false, Some(AuthReason::PasswordMissing), None),
-                (Some(t), Some(s)) => {
-                    let d = auth::sha256(s);
-                    if auth::digest_eq(t.digest(), &d) {
-                        (true, None, Some(d))
-                    } else {
-                        (false, Some(AuthReason::PasswordMismatch), None)
-                    }
-                }
-            }
-        }
-    };
+    let SharedSecret {
+        ok: shared_ok,
+        reason: shared_reason,
+        digest: shared_digest,
+    } = secret::check(&g.auth, token_field, password_field, now);
     let auth_none = g.auth.mode == AuthMode::None;
     // Known once a secret or a device token has been checked.
     let mut auth_method: Option<AuthMethod> = if shared_ok {
@@ -290,50 +231,19 @@ pub async fn process_connect(
 
     // Device proof (§2.5).
     let d = p.device.expect("device");
-    let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
-    let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
-        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
-    };
-    let device_id = device::device_id(&raw_key);
-    if device_id != dstr("id") {
-        return Err(device_error(RejectReason::DeviceIdMismatch));
-    }
-    let signed_at = d.get("signedAt").and_then(Value::as_u64).unwrap_or(0);
-    if now.abs_diff(signed_at) > 120_000 {
-        return Err(device_error(RejectReason::DeviceSignatureExpired));
-    }
-    let dev_nonce = dstr("nonce").trim();
-    if dev_nonce.is_empty() {
-        return Err(device_error(RejectReason::DeviceNonceRequired));
-    }
-    if dev_nonce != nonce {
-        return Err(device_error(RejectReason::DeviceNonceMismatch));
-    }
-    let Some(vk) = state.verifying_key(&raw_key) else {
-        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
-    };
-    let sig_token = token_field
-        .or(device_token_field)
-        .or(auth_str(p.auth, "bootstrapToken"))
-        .unwrap_or("");
-    let fields = PayloadFields {
-        device_id: &device_id,
-        client_id: p.client_id,
-        client_mode: p.client_mode,
-        role: role.as_str(),
-        scopes: &p.scopes,
-        signed_at_ms: signed_at,
-        token: sig_token,
+    let Proven {
+        device_id,
+        public_key,
+    } = proof::verify(
+        state,
+        &p,
+        d,
+        role,
         nonce,
-        platform: p.client_platform,
-        device_family: p.device_family.unwrap_or(""),
-    };
-    let verified = device::decode_signature(dstr("signature"))
-        .and_then(|sig| device::verify(&vk, &sig, &fields));
-    if verified.is_none() {
-        return Err(device_error(RejectReason::DeviceSignatureInvalid));
-    }
-    let public_key = device::normalize_public_key(&raw_key);
+        now,
+        token_field,
+        device_token_field,
+    )?;
     let record = state
         .store
         .device(&device_id)

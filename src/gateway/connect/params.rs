@@ -2,8 +2,12 @@
 
 use serde_json::{Map, Value};
 
-use super::reject::{invalid_params, Rejection};
+use serde_json::json;
+
+use super::reject::{invalid_params, RejectReason, Rejection};
+use crate::gateway::frames::ErrorShape;
 use crate::gateway::scopes::Role;
+use crate::gateway::PROTOCOL_VERSION;
 
 pub(super) struct Params<'a> {
     pub(super) min_protocol: u64,
@@ -144,6 +148,44 @@ pub(super) fn is_control_ui(p: &Params<'_>) -> bool {
         p.client_id,
         "openclaw-control-ui" | "webchat-ui" | "webchat"
     ) || p.client_mode == "webchat"
+}
+
+/// The protocol range (§1.7), then the role: the first two refusals, in
+/// OpenClaw's order.
+pub(super) fn check_protocol_and_role(p: &Params<'_>) -> Result<Role, Rejection> {
+    // Protocol range (§1.7).
+    let accepts = (p.min_protocol <= PROTOCOL_VERSION && PROTOCOL_VERSION <= p.max_protocol)
+        || (p.client_mode == "probe" && p.max_protocol >= 3 && p.min_protocol <= PROTOCOL_VERSION)
+        || (p.role == Some(Role::Node)
+            && p.client_mode == "node"
+            && p.min_protocol <= 3
+            && 3 <= p.max_protocol);
+    if !accepts {
+        let err = ErrorShape::invalid("protocol mismatch").with_details(json!({
+            "code": RejectReason::ProtocolMismatch.code(),
+            "clientMinProtocol": p.min_protocol,
+            "clientMaxProtocol": p.max_protocol,
+            "expectedProtocol": PROTOCOL_VERSION,
+            "minimumProbeProtocol": 3,
+        }));
+        return Err(Rejection {
+            reason: RejectReason::ProtocolMismatch,
+            error: Some(err),
+            close_code: 1002,
+            close_reason: "protocol mismatch".into(),
+            delay_ms: 0,
+        });
+    }
+    let Some(role) = p.role else {
+        return Err(Rejection {
+            reason: RejectReason::InvalidRequest,
+            error: Some(ErrorShape::invalid("invalid role")),
+            close_code: 1008,
+            close_reason: "invalid role".into(),
+            delay_ms: 0,
+        });
+    };
+    Ok(role)
 }
 
 #[cfg(test)]

@@ -1,0 +1,80 @@
+//! The device proof (protocol §2.5): the public key, the id derived from
+//! it, the signature's age, the challenge nonce and the Ed25519 signature
+//! over the v2/v3 payload.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::params::{auth_str, Params};
+use super::reject::{device_error, RejectReason, Rejection};
+use crate::gateway::device::{self, PayloadFields};
+use crate::gateway::scopes::Role;
+use crate::gateway::GatewayState;
+
+/// A device that proved it holds its key.
+pub(super) struct Proven {
+    pub device_id: String,
+    /// The public key, normalised (base64url, no padding).
+    pub public_key: String,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn verify(
+    state: &Arc<GatewayState>,
+    p: &Params<'_>,
+    d: &Map<String, Value>,
+    role: Role,
+    nonce: &str,
+    now: u64,
+    token_field: Option<&str>,
+    device_token_field: Option<&str>,
+) -> Result<Proven, Rejection> {
+    let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+    let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
+        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
+    };
+    let device_id = device::device_id(&raw_key);
+    if device_id != dstr("id") {
+        return Err(device_error(RejectReason::DeviceIdMismatch));
+    }
+    let signed_at = d.get("signedAt").and_then(Value::as_u64).unwrap_or(0);
+    if now.abs_diff(signed_at) > 120_000 {
+        return Err(device_error(RejectReason::DeviceSignatureExpired));
+    }
+    let dev_nonce = dstr("nonce").trim();
+    if dev_nonce.is_empty() {
+        return Err(device_error(RejectReason::DeviceNonceRequired));
+    }
+    if dev_nonce != nonce {
+        return Err(device_error(RejectReason::DeviceNonceMismatch));
+    }
+    let Some(vk) = state.verifying_key(&raw_key) else {
+        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
+    };
+    let sig_token = token_field
+        .or(device_token_field)
+        .or(auth_str(p.auth, "bootstrapToken"))
+        .unwrap_or("");
+    let fields = PayloadFields {
+        device_id: &device_id,
+        client_id: p.client_id,
+        client_mode: p.client_mode,
+        role: role.as_str(),
+        scopes: &p.scopes,
+        signed_at_ms: signed_at,
+        token: sig_token,
+        nonce,
+        platform: p.client_platform,
+        device_family: p.device_family.unwrap_or(""),
+    };
+    let verified = device::decode_signature(dstr("signature"))
+        .and_then(|sig| device::verify(&vk, &sig, &fields));
+    if verified.is_none() {
+        return Err(device_error(RejectReason::DeviceSignatureInvalid));
+    }
+    Ok(Proven {
+        device_id,
+        public_key: device::normalize_public_key(&raw_key),
+    })
+}

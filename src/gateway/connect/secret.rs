@@ -1,0 +1,62 @@
+//! The shared secret (protocol §3.2): the token or password a connect
+//! presents, checked against the configured one (and a rotated-away token
+//! within its grace window).
+
+use crate::config::{AuthConfig, AuthMode};
+use crate::gateway::auth::{self, AuthReason};
+
+/// What the shared secret says about a connect.
+pub(super) struct SharedSecret {
+    /// The secret matched.
+    pub ok: bool,
+    /// Why not, when a secret is configured.
+    pub reason: Option<AuthReason>,
+    /// The digest of the secret that matched (kept by the session, so that a
+    /// rotation can tell who authenticated with what).
+    pub digest: Option<[u8; 32]>,
+}
+
+pub(super) fn check(
+    a: &AuthConfig,
+    token_field: Option<&str>,
+    password_field: Option<&str>,
+    now: u64,
+) -> SharedSecret {
+    let (ok, reason, digest) = match a.mode {
+        AuthMode::None => (false, None, None),
+        AuthMode::Token => {
+            let presented = token_field.or(password_field);
+            match (&a.token, presented) {
+                (None, _) => (false, Some(AuthReason::TokenMissingConfig), None),
+                (Some(_), None) => (false, Some(AuthReason::TokenMissing), None),
+                (Some(t), Some(s)) => {
+                    let d = auth::sha256(s);
+                    let in_grace = a
+                        .previous_token
+                        .is_some_and(|(p, until)| now < until && auth::digest_eq(&p, &d));
+                    if auth::digest_eq(t.digest(), &d) || in_grace {
+                        (true, None, Some(d))
+                    } else {
+                        (false, Some(AuthReason::TokenMismatch), None)
+                    }
+                }
+            }
+        }
+        AuthMode::Password => {
+            let presented = password_field.or(token_field);
+            match (&a.password, presented) {
+                (None, _) => (false, Some(AuthReason::PasswordMissingConfig), None),
+                (Some(_), None) => (false, Some(AuthReason::PasswordMissing), None),
+                (Some(t), Some(s)) => {
+                    let d = auth::sha256(s);
+                    if auth::digest_eq(t.digest(), &d) {
+                        (true, None, Some(d))
+                    } else {
+                        (false, Some(AuthReason::PasswordMismatch), None)
+                    }
+                }
+            }
+        }
+    };
+    SharedSecret { ok, reason, digest }
+}
