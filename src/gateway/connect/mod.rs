@@ -5,6 +5,7 @@
 // A rejection carries the whole error frame; it is built once per failed connect.
 #![allow(clippy::result_large_err)]
 
+mod admission;
 mod origin;
 mod params;
 mod proof;
@@ -28,7 +29,7 @@ use super::auth::{AuthMethod, AuthReason, HintKind, LimitCheck, LimitKey};
 use super::device;
 use super::frames::ErrorShape;
 use super::ops::AdminEventName;
-use super::pairing::{self, PairingAsk, PairingError, PairingReason, TokenCheck};
+use super::pairing::{self, PairingAsk, PairingError, TokenCheck};
 use super::registry::{SessionInfo, WsEvent};
 use super::scopes::{self, Role};
 use super::{GatewayState, COMPAT_VERSION, PROTOCOL_VERSION};
@@ -53,7 +54,7 @@ pub struct Accepted {
 
 /// Pairing locality (protocol §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Locality {
+pub(super) enum Locality {
     DirectLocal,
     BrowserContainerLocal,
     CliContainerLocal,
@@ -298,31 +299,14 @@ pub async fn process_connect(
 
     // Pairing (§5).
     let mut record = record.filter(|r| r.public_key == public_key);
-    let requirement = match &record {
-        _ if auth_method == Some(AuthMethod::DeviceToken) => None,
-        None => Some(PairingReason::NotPaired),
-        Some(r) => {
-            let norm =
-                |s: Option<&str>| s.map(|x| x.trim().to_ascii_lowercase()).unwrap_or_default();
-            if norm(r.platform.as_deref()) != norm(Some(p.client_platform))
-                || norm(r.device_family.as_deref()) != norm(p.device_family)
-            {
-                Some(PairingReason::MetadataUpgrade)
-            } else if !r.roles.iter().any(|r| r == role.as_str())
-                || r.tokens
-                    .get(role.as_str())
-                    .is_some_and(|t| t.revoked_at_ms.is_some())
-            {
-                // A revoked role token takes the role away until it is
-                // approved again, as in OpenClaw (a role-upgrade request).
-                Some(PairingReason::RoleUpgrade)
-            } else if !scopes::covers(&r.scopes, &p.scopes) {
-                Some(PairingReason::ScopeUpgrade)
-            } else {
-                None
-            }
-        }
-    };
+    let requirement = admission::requirement(
+        record.as_ref(),
+        auth_method,
+        role,
+        p.client_platform,
+        p.device_family,
+        &p.scopes,
+    );
     if let Some(reason) = requirement {
         let ask = PairingAsk {
             device_id: device_id.clone(),
@@ -340,34 +324,29 @@ pub async fn process_connect(
             peer_ip: ctx.addr.peer.to_string(),
             reason,
         };
-        let silent_locality = !matches!(loc, Locality::Remote);
-        let already_paired_non_operator = record.is_some() && role != Role::Operator;
-        let scope_upgrade_ok = reason != PairingReason::ScopeUpgrade
-            || matches!(
-                auth_method,
-                Some(AuthMethod::None | AuthMethod::Token | AuthMethod::Password)
-            );
-        let browser_ok = ctx.origin.is_none() || is_control_ui(&p);
-        let silent = g.node_pairing.auto_approve_local
-            && silent_locality
-            && scope_upgrade_ok
-            && browser_ok
-            && !already_paired_non_operator;
-        let auto_cidr = !silent
-            && reason == PairingReason::NotPaired
-            && role == Role::Node
-            && p.scopes.is_empty()
-            && ctx.origin.is_none()
-            && g.node_pairing
-                .auto_approve_cidrs
-                .iter()
-                .any(|n| n.contains(&ctx.addr.client));
-        if silent || auto_cidr {
-            let via = if silent { "silent" } else { "trusted-cidr" };
+        let approval = admission::approval(
+            reason,
+            &admission::Situation {
+                locality: loc,
+                role,
+                auth: auth_method,
+                paired: record.is_some(),
+                browser: ctx.origin.is_some() && !is_control_ui(&p),
+                origin: ctx.origin.is_some(),
+                scopes_empty: p.scopes.is_empty(),
+                auto_approve_local: g.node_pairing.auto_approve_local,
+                in_auto_approve_cidr: g
+                    .node_pairing
+                    .auto_approve_cidrs
+                    .iter()
+                    .any(|n| n.contains(&ctx.addr.client)),
+            },
+        );
+        if let Some(via) = approval.automatic() {
             let mut d = pairing::approve_silently(&state.store, ask)
                 .await
                 .map_err(|e| internal(&e.to_string()))?;
-            if via != "silent" {
+            if approval == admission::Approval::TrustedCidr {
                 d.approved_via = via.into();
             }
             state.registry.broadcast(
