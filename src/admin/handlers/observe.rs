@@ -1,0 +1,156 @@
+//! Sessions, the audit log, rejections, the event stream and metrics.
+
+use super::*;
+
+// ---------------------------------------------------------------- sessions
+
+pub async fn list_sessions(s: Data) -> HttpResponse {
+    let mut list: Vec<Value> = s
+        .gw
+        .registry
+        .list()
+        .iter()
+        .map(|x| {
+            json!({
+                "connId": x.conn_id, "deviceId": x.device_id, "fingerprint": x.device_id.as_deref().map(fingerprint),
+                "role": x.role, "scopes": x.scopes, "authMethod": x.auth_method,
+                "clientId": x.client_id, "clientMode": x.client_mode, "clientVersion": x.client_version,
+                "peerAddress": x.peer.to_string(), "clientAddress": x.client_ip.to_string(), "connectedAtMs": x.connected_at_ms,
+            })
+        })
+        .collect();
+    list.sort_by_key(|v| v["connectedAtMs"].as_u64());
+    HttpResponse::Ok().json(json!({"sessions": list}))
+}
+
+pub async fn delete_session(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let n = s.gw.registry.close_where(
+        |x| x.conn_id == id,
+        4001,
+        "client invalidated: closed by admin",
+        None,
+    );
+    if n == 0 {
+        return Err(ApiError::not_found(format!("no live session {id}")));
+    }
+    let _ =
+        s.gw.store
+            .audit_now(actor(&req).audit("session.close", &id, "ok", None))
+            .await;
+    Ok(HttpResponse::Ok().json(json!({"connId": id, "closed": true})))
+}
+
+// ---------------------------------------------------------------- audit, events, metrics
+
+pub async fn audit(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
+    let q = query(&req);
+    let after = match q.get("after") {
+        None => 0,
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| ApiError::new(Code::Invalid, "after must be a sequence number"))?,
+    };
+    let limit = match q.get("limit") {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(ApiError::new(Code::Invalid, "limit must be from 1 to 1000")),
+        },
+    };
+    let events = s.gw.store.audit(after, limit)?;
+    let next = events.last().map(|e| e.seq).unwrap_or(after);
+    Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
+}
+
+/// The last 256 refused connections, newest last: peer and resolved address,
+/// forwarded headers seen, reason code and a one-line hint.
+pub async fn rejections(s: Data) -> HttpResponse {
+    let list: Vec<Value> = s
+        .gw
+        .recent_rejections()
+        .into_iter()
+        .map(|r| {
+            json!({
+                "ts": r.ts, "peerAddress": r.peer, "clientAddress": r.client,
+                "forwardedHeaders": r.forwarded_headers.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
+                "reason": r.reason, "hint": r.hint,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(json!({"rejections": list}))
+}
+
+pub async fn events(s: Data) -> HttpResponse {
+    let rx = s.gw.events.subscribe();
+    let keepalive = s.sse_keepalive;
+    let start = futures_util::stream::once(async {
+        Ok::<_, actix_web::Error>(web::Bytes::from_static(b": connected\n\n"))
+    });
+    let stream = futures_util::stream::unfold((rx, 0u64), move |(mut rx, mut n)| async move {
+        let frame = match tokio::time::timeout(keepalive, rx.recv()).await {
+            Err(_) => ": keep-alive\n\n".to_string(),
+            Ok(Ok(ev)) => {
+                n += 1;
+                format!(
+                    "id: {n}\nevent: {}\ndata: {}\n\n",
+                    ev.name.as_str(),
+                    ev.data
+                )
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(k))) => {
+                format!("event: lagged\ndata: {{\"missed\":{k}}}\n\n")
+            }
+            Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return None,
+        };
+        Some((Ok::<_, actix_web::Error>(web::Bytes::from(frame)), (rx, n)))
+    });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(start.chain(stream))
+}
+
+pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let mut roles: BTreeMap<&'static str, u64> = BTreeMap::new();
+    for x in s.gw.registry.list() {
+        *roles.entry(x.role.as_str()).or_insert(0) += 1;
+    }
+    let _ = writeln!(out, "# HELP clawgate_connections Authenticated gateway sessions by role.\n# TYPE clawgate_connections gauge");
+    for role in ["operator", "node"] {
+        let _ = writeln!(
+            out,
+            "clawgate_connections{{role=\"{role}\"}} {}",
+            roles.get(role).copied().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP clawgate_open_sockets Open gateway WebSockets, authenticated or not.\n# TYPE clawgate_open_sockets gauge\nclawgate_open_sockets {}", s.gw.live_connections());
+    let _ = writeln!(out, "# HELP clawgate_handshakes_total Connect attempts by outcome.\n# TYPE clawgate_handshakes_total counter");
+    for (outcome, n) in s.gw.handshake_counts() {
+        let _ = writeln!(
+            out,
+            "clawgate_handshakes_total{{outcome=\"{outcome}\"}} {n}"
+        );
+    }
+    let (pending, _) = live_pending(&s)?;
+    let _ = writeln!(out, "# HELP clawgate_pairing_pending Pending pairing requests.\n# TYPE clawgate_pairing_pending gauge\nclawgate_pairing_pending {}", pending.len());
+    let _ = writeln!(
+        out,
+        "# HELP clawgate_admin_auth_failures_total Admin API requests refused for their credentials.\n# TYPE clawgate_admin_auth_failures_total counter\nclawgate_admin_auth_failures_total {}",
+        s.denials.total.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let _ = writeln!(out, "# HELP clawgate_admin_requests_total Admin API requests by route and status.\n# TYPE clawgate_admin_requests_total counter");
+    for ((method, route, status), n) in s.metrics.requests.lock().expect("metrics lock").iter() {
+        let _ = writeln!(out, "clawgate_admin_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out))
+}

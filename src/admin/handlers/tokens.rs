@@ -1,0 +1,82 @@
+//! Minted admin tokens.
+
+use super::*;
+
+// ---------------------------------------------------------------- admin tokens
+
+pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
+    let m = object(read_json(body).await?, &["scopes", "ttlSeconds", "label"])?;
+    let scopes = string_list(&m, "scopes")?
+        .ok_or_else(|| ApiError::new(Code::Invalid, "scopes (a list) is required"))?;
+    if scopes.is_empty() {
+        return Err(ApiError::new(Code::Invalid, "scopes must not be empty"));
+    }
+    if let Some(bad) = scopes.iter().find(|x| !auth::SCOPES.contains(&x.as_str())) {
+        return Err(ApiError::new(
+            Code::Invalid,
+            format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
+        ));
+    }
+    let ttl = match m.get("ttlSeconds") {
+        None | Some(Value::Null) => 3600,
+        Some(v) => match whole_number(v) {
+            Some(t) if (60..=31_536_000).contains(&t) => t,
+            _ => {
+                return Err(ApiError::new(
+                    Code::Invalid,
+                    "ttlSeconds must be from 60 to 31536000",
+                ))
+            }
+        },
+    };
+    let label = match m.get("label") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(l)) if l.chars().count() <= 64 => l.clone(),
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "label must be a string of at most 64 characters",
+            ))
+        }
+    };
+    let audit = actor(&req).audit(
+        "admin.token.mint",
+        "",
+        "ok",
+        Some(format!(
+            "scopes {} ttl {ttl}s label {label:?}",
+            scopes.join(",")
+        )),
+    );
+    let (token, rec) = auth::mint(&s.gw.store, scopes, ttl, label, audit).await?;
+    let mut v = token_view(&rec);
+    v["token"] = json!(token);
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// A minted admin token's metadata as the API shows it (without its digest).
+fn token_view(rec: &crate::store::AdminTokenRecord) -> Value {
+    let mut v = serde_json::to_value(rec).unwrap_or_default();
+    if let Some(m) = v.as_object_mut() {
+        m.remove("digest");
+    }
+    v
+}
+
+pub async fn list_tokens(s: Data) -> ApiResult<HttpResponse> {
+    let mut t = s.gw.store.admin_tokens()?;
+    t.sort_by_key(|r| r.issued_at_ms);
+    let t: Vec<Value> = t.iter().map(token_view).collect();
+    Ok(HttpResponse::Ok().json(json!({"tokens": t})))
+}
+
+pub async fn revoke_token(
+    s: Data,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    let jti = path.into_inner();
+    let audit = actor(&req).audit("admin.token.revoke", &jti, "ok", None);
+    let rec = auth::revoke(&s.gw.store, jti, audit).await?;
+    Ok(HttpResponse::Ok().json(token_view(&rec)))
+}
