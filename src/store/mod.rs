@@ -98,7 +98,7 @@ impl Store {
     /// on): a stopped gateway releases its state for the next one.
     pub async fn close(&self) {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |_| writer::Ran::Close(done_tx));
+        let job: Job = Box::new(move |_| (writer::Ran::Close(done_tx), Box::new(|| {})));
         if self.send(job).is_ok() {
             let _ = done_rx.await;
         }

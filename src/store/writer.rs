@@ -38,8 +38,13 @@ pub(super) enum Ran {
 }
 
 /// A write job: runs on the writer thread with the database, or with the
-/// reason there is none, and replies to its caller itself.
-pub(super) type Job = Box<dyn FnOnce(Result<&Database, StoreError>) -> Ran + Send>;
+/// reason there is none. It returns what it did and its reply, which the
+/// writer delivers once it has dealt with a failure (so that a caller that
+/// saw a failed write and reads next finds the database reopened).
+pub(super) type Job = Box<dyn FnOnce(Result<&Database, StoreError>) -> (Ran, Reply) + Send>;
+
+/// A job's reply to its caller, delivered by the writer.
+pub(super) type Reply = Box<dyn FnOnce() + Send>;
 
 /// What the writer shares with readers.
 pub(super) struct Shared {
@@ -104,10 +109,7 @@ where
         let durable = !matches!(durability, Durability::None);
         let db = match db {
             Ok(db) => db,
-            Err(e) => {
-                reply(Err(E::from(e)));
-                return Ran::NoDatabase;
-            }
+            Err(e) => return (Ran::NoDatabase, Box::new(move || reply(Err(E::from(e))))),
         };
         let (result, ran) = match run_write(db, durability, f) {
             Ok(Ok(v)) => {
@@ -121,8 +123,7 @@ where
                 (Err(E::from(e)), Ran::StoreFailed)
             }
         };
-        reply(result);
-        ran
+        (ran, Box::new(move || reply(result)))
     })
 }
 
@@ -218,14 +219,22 @@ impl Writer {
             .db
             .as_deref()
             .ok_or_else(|| self.shared.fault().unwrap_or(StoreError::Reopening));
-        match job(db) {
+        let (ran, reply) = job(db);
+        let closing = match ran {
             // An immediate commit also makes earlier non-durable ones durable.
-            Ran::Committed { durable } => self.dirty = !durable,
-            Ran::Aborted | Ran::NoDatabase => {}
-            Ran::StoreFailed => self.reopen(),
-            Ran::Close(done) => return Some(done),
-        }
-        None
+            Ran::Committed { durable } => {
+                self.dirty = !durable;
+                None
+            }
+            Ran::Aborted | Ran::NoDatabase => None,
+            Ran::StoreFailed => {
+                self.reopen();
+                None
+            }
+            Ran::Close(done) => Some(done),
+        };
+        reply();
+        closing
     }
 
     /// Makes non-durable commits durable and closes the database (its file
