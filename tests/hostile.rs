@@ -73,14 +73,7 @@ async fn ping_flood_without_reading_hits_the_handshake_deadline() {
     let c = Conn::open(&srv.url, &[]).await.expect("open");
     let mut ws = c.ws;
     let tcp = ws.get_mut();
-    let mut ping = frame_header(0x9, 125);
-    ping.extend_from_slice(&[b'p'; 125]);
-    let batch: Vec<u8> = ping
-        .iter()
-        .copied()
-        .cycle()
-        .take(ping.len() * 256)
-        .collect();
+    let batch = common::frames::ping_batch(256);
     // Keep sending until the server stops reading or closes; bounded in time.
     let flood = async {
         loop {
@@ -357,6 +350,11 @@ async fn a_slow_admin_body_times_out() {
     assert!(head.contains("body_timeout"), "{head}");
 }
 
+/// Writes raw bytes on a connection's socket.
+async fn send_raw(c: &mut Conn, bytes: &[u8]) {
+    c.ws.get_mut().write_all(bytes).await.unwrap();
+}
+
 /// Issue 8 (low): a text message that is not UTF-8 closes with 1007, before
 /// and after auth and when it arrives in fragments, as the real gateway
 /// does (measured on openclaw 2026.9.6: close 1007 with an empty reason in
@@ -367,36 +365,22 @@ async fn invalid_utf8_text_closes_with_1007() {
     let bad = [b'{', 0xff, 0xfe, b'}'];
 
     let mut c = Conn::open(&srv.url, &[]).await.expect("open");
-    c.ws.get_mut()
-        .write_all(&raw_frame(true, 0x1, &bad))
-        .await
-        .unwrap();
+    send_raw(&mut c, &raw_frame(true, 0x1, &bad)).await;
     assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
 
     let mut c = Conn::open(&srv.url, &[]).await.expect("open");
     c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
     // a binary frame that is not UTF-8 is ignored; the session goes on
-    c.ws.get_mut()
-        .write_all(&raw_frame(true, 0x2, &bad))
-        .await
-        .unwrap();
+    send_raw(&mut c, &raw_frame(true, 0x2, &bad)).await;
     c.rpc("health", json!({})).await.expect("still serving");
-    c.ws.get_mut()
-        .write_all(&raw_frame(true, 0x1, &bad))
-        .await
-        .unwrap();
+    send_raw(&mut c, &raw_frame(true, 0x1, &bad)).await;
     assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
 
     // split across fragments: a valid start, an invalid continuation
     let mut c = Conn::open(&srv.url, &[]).await.expect("open");
     c.connect(&ConnectOpts::with_token(TOKEN)).await.unwrap();
-    let tcp = c.ws.get_mut();
-    tcp.write_all(&raw_frame(false, 0x1, b"{\"a\":\""))
-        .await
-        .unwrap();
-    tcp.write_all(&raw_frame(true, 0x0, &[0xc3, b'"', b'}']))
-        .await
-        .unwrap();
+    send_raw(&mut c, &raw_frame(false, 0x1, b"{\"a\":\"")).await;
+    send_raw(&mut c, &raw_frame(true, 0x0, &[0xc3, b'"', b'}'])).await;
     assert_eq!(c.expect_close(T).await, Some((1007, String::new())));
     assert_eq!(srv.wait_live(0).await, 0);
 }

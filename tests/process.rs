@@ -729,14 +729,6 @@ async fn a_full_disk_refuses_writes_and_recovers_without_a_restart() {
     drop(disk);
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Issue 8 (low): a port change stops the old listener through its own
 /// accept thread (no sleep, no shutdown under it), so moving back and forth
 /// never logs an accept error, the old port refuses at once, and a session
@@ -744,7 +736,7 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn port_moves_release_the_old_port_without_accept_errors() {
     let (d, home, state) = dirs();
-    let (a, b) = (free_port(), free_port());
+    let (a, b) = (common::server::free_port(), common::server::free_port());
     let cfg = d.path().join("openclaw.json");
     std::fs::write(
         &cfg,
@@ -860,14 +852,7 @@ async fn the_real_binary_survives_the_hostile_suite_with_bounded_memory() {
         let u = url(&p);
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::open(&u, &[]).await.unwrap();
-            let mut ping = frame_header(0x9, 125);
-            ping.extend_from_slice(&[b'p'; 125]);
-            let batch: Vec<u8> = ping
-                .iter()
-                .copied()
-                .cycle()
-                .take(ping.len() * 512)
-                .collect();
+            let batch = common::frames::ping_batch(512);
             let tcp = c.ws.get_mut();
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::client::{Conn, ConnectOpts, DeviceIdentity};
 use common::http::{sse_event, Admin};
-use common::server::{config_with, test_opts, TestServer, TOKEN};
+use common::server::{config_with, free_port, test_opts, TestServer, TOKEN};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(5);
@@ -286,14 +286,6 @@ async fn token_change_in_the_file_closes_exactly_the_old_token_sessions() {
     c.close().await;
     d.close().await;
     srv.stop().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,3 +35,10 @@ pub fn raw_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(payload);
     f
 }
+
+/// `n` masked 125-byte pings back to back, for floods.
+pub fn ping_batch(n: usize) -> Vec<u8> {
+    let mut ping = frame_header(0x9, 125);
+    ping.extend_from_slice(&[b'p'; 125]);
+    ping.iter().copied().cycle().take(ping.len() * n).collect()
+}

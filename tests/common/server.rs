@@ -196,3 +196,12 @@ impl TestServer {
         }
     }
 }
+
+/// A port that was free a moment ago (for tests that need a fixed one).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
