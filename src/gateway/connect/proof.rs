@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::params::{auth_str, Params};
-use super::reject::{device_error, RejectReason, Rejection};
+use super::reject::{device_error, DeviceProof, Rejection};
 use crate::gateway::device::{self, PayloadFields};
 use crate::gateway::scopes::Role;
 use crate::gateway::GatewayState;
@@ -32,25 +32,25 @@ pub(super) fn verify(
 ) -> Result<Proven, Rejection> {
     let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
     let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
-        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
+        return Err(device_error(DeviceProof::PublicKeyInvalid));
     };
     let device_id = device::device_id(&raw_key);
     if device_id != dstr("id") {
-        return Err(device_error(RejectReason::DeviceIdMismatch));
+        return Err(device_error(DeviceProof::IdMismatch));
     }
     let signed_at = d.get("signedAt").and_then(Value::as_u64).unwrap_or(0);
     if now.abs_diff(signed_at) > 120_000 {
-        return Err(device_error(RejectReason::DeviceSignatureExpired));
+        return Err(device_error(DeviceProof::SignatureExpired));
     }
     let dev_nonce = dstr("nonce").trim();
     if dev_nonce.is_empty() {
-        return Err(device_error(RejectReason::DeviceNonceRequired));
+        return Err(device_error(DeviceProof::NonceRequired));
     }
     if dev_nonce != nonce {
-        return Err(device_error(RejectReason::DeviceNonceMismatch));
+        return Err(device_error(DeviceProof::NonceMismatch));
     }
     let Some(vk) = state.verifying_key(&raw_key) else {
-        return Err(device_error(RejectReason::DevicePublicKeyInvalid));
+        return Err(device_error(DeviceProof::PublicKeyInvalid));
     };
     let sig_token = token_field
         .or(device_token_field)
@@ -71,7 +71,7 @@ pub(super) fn verify(
     let verified = device::decode_signature(dstr("signature"))
         .and_then(|sig| device::verify(&vk, &sig, &fields));
     if verified.is_none() {
-        return Err(device_error(RejectReason::DeviceSignatureInvalid));
+        return Err(device_error(DeviceProof::SignatureInvalid));
     }
     Ok(Proven {
         device_id,

@@ -35,6 +35,55 @@ impl Rejection {
     }
 }
 
+/// How a device proof failed (protocol §2.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceProof {
+    PublicKeyInvalid,
+    IdMismatch,
+    SignatureExpired,
+    NonceRequired,
+    NonceMismatch,
+    SignatureInvalid,
+}
+
+impl DeviceProof {
+    /// The wire code, the message and `details.reason` (OpenClaw's).
+    fn wording(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            DeviceProof::PublicKeyInvalid => (
+                "DEVICE_AUTH_PUBLIC_KEY_INVALID",
+                "device public key invalid",
+                "device-public-key",
+            ),
+            DeviceProof::IdMismatch => (
+                "DEVICE_AUTH_DEVICE_ID_MISMATCH",
+                "device identity mismatch",
+                "device-id-mismatch",
+            ),
+            DeviceProof::SignatureExpired => (
+                "DEVICE_AUTH_SIGNATURE_EXPIRED",
+                "device signature expired",
+                "device-signature-stale",
+            ),
+            DeviceProof::NonceRequired => (
+                "DEVICE_AUTH_NONCE_REQUIRED",
+                "device nonce required",
+                "device-nonce-missing",
+            ),
+            DeviceProof::NonceMismatch => (
+                "DEVICE_AUTH_NONCE_MISMATCH",
+                "device nonce mismatch",
+                "device-nonce-mismatch",
+            ),
+            DeviceProof::SignatureInvalid => (
+                "DEVICE_AUTH_SIGNATURE_INVALID",
+                "device signature invalid",
+                "device-signature",
+            ),
+        }
+    }
+}
+
 /// Why a connect was refused; `code()` is the wire code the client sees
 /// (`error.details.code`, or `error.code` where there is no detail code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,12 +96,7 @@ pub enum RejectReason {
     ControlUiDeviceIdentityRequired,
     DeviceIdentityRequired,
     Auth(AuthReason),
-    DevicePublicKeyInvalid,
-    DeviceIdMismatch,
-    DeviceSignatureExpired,
-    DeviceNonceRequired,
-    DeviceNonceMismatch,
-    DeviceSignatureInvalid,
+    Device(DeviceProof),
     PairingRequired,
     PairingQueueFull,
     /// Storage or another internal failure.
@@ -68,12 +112,7 @@ impl RejectReason {
             RejectReason::ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
             RejectReason::DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
             RejectReason::Auth(r) => r.detail_code(),
-            RejectReason::DevicePublicKeyInvalid => "DEVICE_AUTH_PUBLIC_KEY_INVALID",
-            RejectReason::DeviceIdMismatch => "DEVICE_AUTH_DEVICE_ID_MISMATCH",
-            RejectReason::DeviceSignatureExpired => "DEVICE_AUTH_SIGNATURE_EXPIRED",
-            RejectReason::DeviceNonceRequired => "DEVICE_AUTH_NONCE_REQUIRED",
-            RejectReason::DeviceNonceMismatch => "DEVICE_AUTH_NONCE_MISMATCH",
-            RejectReason::DeviceSignatureInvalid => "DEVICE_AUTH_SIGNATURE_INVALID",
+            RejectReason::Device(d) => d.wording().0,
             RejectReason::PairingRequired => "PAIRING_REQUIRED",
             RejectReason::PairingQueueFull => "PAIRING_QUEUE_FULL",
             RejectReason::Unavailable => "UNAVAILABLE",
@@ -87,25 +126,6 @@ impl RejectReason {
             self,
             RejectReason::PairingRequired | RejectReason::PairingQueueFull
         )
-    }
-
-    /// A device-proof failure's message and `details.reason` (OpenClaw's).
-    pub(super) fn device_wording(self) -> (&'static str, &'static str) {
-        match self {
-            RejectReason::DevicePublicKeyInvalid => {
-                ("device public key invalid", "device-public-key")
-            }
-            RejectReason::DeviceIdMismatch => ("device identity mismatch", "device-id-mismatch"),
-            RejectReason::DeviceSignatureExpired => {
-                ("device signature expired", "device-signature-stale")
-            }
-            RejectReason::DeviceNonceRequired => ("device nonce required", "device-nonce-missing"),
-            RejectReason::DeviceNonceMismatch => ("device nonce mismatch", "device-nonce-mismatch"),
-            RejectReason::DeviceSignatureInvalid => {
-                ("device signature invalid", "device-signature")
-            }
-            other => (other.code(), ""),
-        }
     }
 }
 
@@ -148,11 +168,11 @@ pub(super) fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
     r
 }
 
-pub(super) fn device_error(why: RejectReason) -> Rejection {
-    let (message, reason) = why.device_wording();
+pub(super) fn device_error(why: DeviceProof) -> Rejection {
+    let (code, message, reason) = why.wording();
     Rejection::policy(
-        why,
-        ErrorShape::invalid(message).with_details(json!({"code": why.code(), "reason": reason})),
+        RejectReason::Device(why),
+        ErrorShape::invalid(message).with_details(json!({"code": code, "reason": reason})),
     )
 }
 
@@ -184,12 +204,12 @@ mod tests {
             R::ControlUiDeviceIdentityRequired,
             R::DeviceIdentityRequired,
             R::Auth(AuthReason::TokenMismatch),
-            R::DevicePublicKeyInvalid,
-            R::DeviceIdMismatch,
-            R::DeviceSignatureExpired,
-            R::DeviceNonceRequired,
-            R::DeviceNonceMismatch,
-            R::DeviceSignatureInvalid,
+            R::Device(DeviceProof::PublicKeyInvalid),
+            R::Device(DeviceProof::IdMismatch),
+            R::Device(DeviceProof::SignatureExpired),
+            R::Device(DeviceProof::NonceRequired),
+            R::Device(DeviceProof::NonceMismatch),
+            R::Device(DeviceProof::SignatureInvalid),
             R::PairingRequired,
             R::PairingQueueFull,
             R::Unavailable,
