@@ -64,6 +64,10 @@ fi
 
 # 3. a network namespace that has only `lo`: every real OpenClaw process (and clawgate, the relays,
 #    the CLI) runs in it, so nothing can reach beyond loopback whatever the guard misses.
+if ! command -v ip >/dev/null && command -v apt-get >/dev/null; then
+  echo "interop: installing iproute2 (the 'ip' tool) for the loopback-only network namespace"
+  timeout 300 apt-get install -y -qq iproute2 >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && timeout 300 apt-get install -y -qq iproute2 >/dev/null 2>&1; } || true
+fi
 command -v ip >/dev/null || fail_early "the 'ip' tool (iproute2) is needed to create the loopback-only network namespace"
 NETNS="clawgate-interop-$$"
 ip netns add "$NETNS" 2>"$WORK/netns.err" || fail_early "cannot create network namespace $NETNS (needs root): $(cat "$WORK/netns.err")"
