@@ -1,12 +1,26 @@
 //! The pairing decision (protocol §5): whether a proven device must be
-//! (re-)approved, and whether that approval is automatic. Pure functions of
-//! the connect's situation, so the rules are tested as a table.
+//! (re-)approved (`requirement`), and whether that approval is automatic
+//! (`approval`), as pure functions of the connect's situation so the rules
+//! are tested as a table; then `admit`, which carries the decision out.
 
-use super::Locality;
+use serde_json::json;
+
+use super::auth::{AuthOutcome, PairingStep};
+use super::locality::Locality;
+use super::params::{is_control_ui, Params};
+use super::proof::Proven;
+use super::reject::{internal, RejectReason, Rejection};
+use super::ConnCtx;
+use crate::config::GatewayConfig;
 use crate::gateway::auth::AuthMethod;
-use crate::gateway::pairing::PairingReason;
+use crate::gateway::frames::ErrorShape;
+use crate::gateway::ops::AdminEventName;
+use crate::gateway::pairing::{self, PairingAsk, PairingError, PairingReason};
+use crate::gateway::registry::WsEvent;
 use crate::gateway::scopes::{self, Role};
+use crate::gateway::{device, GatewayState};
 use crate::store::DeviceRecord;
+use crate::util::{now_ms, truncate_utf8};
 
 /// Why the device must be approved, or `None` when it is admitted as it
 /// is. A valid device token admits by itself.
@@ -111,6 +125,183 @@ pub(super) fn approval(reason: PairingReason, s: &Situation) -> Approval {
         Approval::TrustedCidr
     } else {
         Approval::Request
+    }
+}
+
+/// The pairing step (§5) for a proven device: admitted as paired, paired
+/// on the spot, or refused with a pending request a person approves.
+/// Returns the record tokens are issued from (`None`: the step is skipped).
+pub(super) async fn admit(
+    state: &GatewayState,
+    g: &GatewayConfig,
+    input: AdmitInput<'_, '_>,
+) -> Result<Option<DeviceRecord>, Rejection> {
+    let AdmitInput {
+        ctx,
+        p,
+        role,
+        auth,
+        device,
+        record,
+    } = input;
+    let Some(device) = device.filter(|_| auth.pairing == PairingStep::Decide) else {
+        return Ok(None);
+    };
+    let device_id = &device.device_id;
+    let record = record.filter(|r| r.public_key == device.public_key);
+    let method = Some(auth.method);
+    let requirement = requirement(
+        record.as_ref(),
+        method,
+        role,
+        p.client_platform,
+        p.device_family,
+        &p.scopes,
+    );
+    let Some(reason) = requirement else {
+        return Ok(record);
+    };
+    let ask = PairingAsk {
+        device_id: device_id.clone(),
+        public_key: device.public_key.clone(),
+        display_name: p.display_name.map(str::to_string),
+        platform: Some(p.client_platform.to_string()),
+        device_family: p.device_family.map(str::to_string),
+        client_id: p.client_id.to_string(),
+        client_mode: p.client_mode.to_string(),
+        client_version: p.client_version.to_string(),
+        role: role.as_str().to_string(),
+        scopes: scopes::normalize(&p.scopes),
+        remote_ip: (!ctx.addr.client.is_loopback()).then(|| ctx.addr.client.to_string()),
+        client_key: ctx.addr.client.to_string(),
+        peer_ip: ctx.addr.peer.to_string(),
+        reason,
+    };
+    let approval = approval(
+        reason,
+        &Situation {
+            locality: auth.locality,
+            role,
+            auth: method,
+            paired: record.is_some(),
+            browser: ctx.origin.is_some() && !is_control_ui(p),
+            origin: ctx.origin.is_some(),
+            scopes_empty: p.scopes.is_empty(),
+            auto_approve_local: g.node_pairing.auto_approve_local,
+            in_auto_approve_cidr: g
+                .node_pairing
+                .auto_approve_cidrs
+                .iter()
+                .any(|n| n.contains(&ctx.addr.client)),
+        },
+    );
+    if let Some(via) = approval.automatic() {
+        let mut d = pairing::approve_silently(&state.store, ask)
+            .await
+            .map_err(|e| internal(&e.to_string()))?;
+        if approval == Approval::TrustedCidr {
+            d.approved_via = via.into();
+        }
+        state.registry.broadcast(
+            WsEvent::DevicePairResolved,
+            json!({"requestId": uuid::Uuid::new_v4().to_string(), "deviceId": device_id, "decision": "approved", "ts": now_ms()}),
+        );
+        tracing::info!(device = %device::fingerprint(device_id), via, %reason, "device paired automatically");
+        return Ok(Some(d));
+    }
+    Err(request(state, g, ctx, p, role, ask, record.as_ref()).await)
+}
+
+/// What the pairing step looks at.
+pub(super) struct AdmitInput<'a, 'p> {
+    pub ctx: &'a ConnCtx,
+    pub p: &'a Params<'p>,
+    pub role: Role,
+    pub auth: &'a AuthOutcome,
+    pub device: Option<&'a Proven>,
+    /// The stored record of the device id (any key).
+    pub record: Option<DeviceRecord>,
+}
+
+/// Files (or refreshes) the pending request and builds the `pairing
+/// required` refusal that names it.
+async fn request(
+    state: &GatewayState,
+    g: &GatewayConfig,
+    ctx: &ConnCtx,
+    p: &Params<'_>,
+    role: Role,
+    ask: PairingAsk,
+    record: Option<&DeviceRecord>,
+) -> Rejection {
+    let reason = ask.reason;
+    let device_id = ask.device_id.clone();
+    let outcome = pairing::request_pairing(
+        &state.store,
+        ask,
+        g.pairing.pending_ttl_ms,
+        g.pairing.max_pending_per_client,
+        g.pairing.max_pending_total,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e @ (PairingError::ClientQueueFull(_) | PairingError::QueueFull(_))) => {
+            let mut err = ErrorShape::new("UNAVAILABLE", e.to_string()).with_details(
+                json!({"code": RejectReason::PairingQueueFull.code(), "reason": reason}),
+            );
+            err.retryable = Some(true);
+            err.retry_after_ms = Some(g.pairing.pending_ttl_ms);
+            state.record_rejection(&ctx.addr, "pairing_queue_full", &e.to_string());
+            return Rejection::policy(RejectReason::PairingQueueFull, err);
+        }
+        Err(e) => return internal(&e.to_string()),
+    };
+    for (rid, did) in &outcome.superseded {
+        let payload = json!({"requestId": rid, "deviceId": did, "decision": "rejected", "superseded": true, "ts": now_ms()});
+        state
+            .registry
+            .broadcast(WsEvent::DevicePairResolved, payload.clone());
+        state.emit(AdminEventName::PairingResolved, payload);
+    }
+    if outcome.created {
+        let public = pairing::pending_json(&outcome.request);
+        state
+            .registry
+            .broadcast(WsEvent::DevicePairRequested, public.clone());
+        state.emit(AdminEventName::PairingRequested, public);
+        tracing::info!(request = %outcome.request.request_id, device = %device::fingerprint(&device_id), client = %ctx.addr.client, %reason, "pairing requested");
+    }
+    let (message, remediation) = reason.wording();
+    let mut details = json!({
+        "code": RejectReason::PairingRequired.code(),
+        "reason": reason,
+        "requestId": outcome.request.request_id,
+        "remediationHint": remediation,
+        "deviceId": device_id,
+        "requestedRole": role,
+        "requestedScopes": p.scopes,
+    });
+    if let Some(r) = record {
+        details["approvedRoles"] = json!(r.roles);
+        details["approvedScopes"] = json!(r.scopes);
+    }
+    state.record_rejection(
+        &ctx.addr,
+        "pairing_required",
+        &format!(
+            "approve request {} (clawgate devices approve / openclaw devices approve)",
+            outcome.request.request_id
+        ),
+    );
+    let err = ErrorShape::new("NOT_PAIRED", message).with_details(details);
+    let reason_text = format!("{message} (requestId: {})", outcome.request.request_id);
+    Rejection {
+        reason: RejectReason::PairingRequired,
+        error: Some(err),
+        close_code: 1008,
+        close_reason: truncate_utf8(&reason_text, 120).to_string(),
+        delay_ms: 0,
     }
 }
 

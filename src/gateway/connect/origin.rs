@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::params::{is_control_ui, Params};
 use super::reject::{RejectReason, Rejection};
 use super::ConnCtx;
 use crate::config::RuntimeConfig;
@@ -38,8 +39,18 @@ pub(super) fn is_private_host(h: &str) -> bool {
             .is_ok_and(|ip| is_private_or_loopback(&ip))
 }
 
+/// The Origin step: a browser (an Origin header, or the Control UI's client
+/// id) must come from an allowed origin; other clients pass.
+pub(super) fn check(cfg: &RuntimeConfig, ctx: &ConnCtx, p: &Params<'_>) -> Result<(), Rejection> {
+    if ctx.origin.is_some() || is_control_ui(p) {
+        check_origin(cfg, ctx)
+    } else {
+        Ok(())
+    }
+}
+
 /// Browser Origin policy (protocol §3.9). `Ok` when allowed.
-pub(super) fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
+fn check_origin(cfg: &RuntimeConfig, ctx: &ConnCtx) -> Result<(), Rejection> {
     let msg = "origin not allowed (open the Control UI from the gateway host or allow it in gateway.controlUi.allowedOrigins)";
     if origin_allowed(
         cfg,

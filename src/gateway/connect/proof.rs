@@ -19,16 +19,26 @@ pub(super) struct Proven {
     pub public_key: String,
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The proof of the connect's device, if it names one.
 pub(super) fn verify(
+    state: &Arc<GatewayState>,
+    p: &Params<'_>,
+    role: Role,
+    nonce: &str,
+    now: u64,
+) -> Result<Option<Proven>, Rejection> {
+    p.device
+        .map(|d| verify_device(state, p, d, role, nonce, now))
+        .transpose()
+}
+
+fn verify_device(
     state: &Arc<GatewayState>,
     p: &Params<'_>,
     d: &Map<String, Value>,
     role: Role,
     nonce: &str,
     now: u64,
-    token_field: Option<&str>,
-    device_token_field: Option<&str>,
 ) -> Result<Proven, Rejection> {
     let dstr = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
     let Some(raw_key) = device::decode_public_key(dstr("publicKey")) else {
@@ -52,8 +62,8 @@ pub(super) fn verify(
     let Some(vk) = state.verifying_key(&raw_key) else {
         return Err(device_error(DeviceProof::PublicKeyInvalid));
     };
-    let sig_token = token_field
-        .or(device_token_field)
+    let sig_token = auth_str(p.auth, "token")
+        .or(auth_str(p.auth, "deviceToken"))
         .or(auth_str(p.auth, "bootstrapToken"))
         .unwrap_or("");
     let fields = PayloadFields {
