@@ -680,3 +680,49 @@ async fn polling_sees_in_place_writes_without_file_events() {
     );
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_only_keys_are_reported_not_applied() {
+    let cfg = config_with(json!({"limits": {"workers": 1, "tickIntervalMs": 30_000}}));
+    let srv = TestServer::start_watching(cfg.clone()).await;
+    let admin = srv.admin();
+    let mut next = cfg.clone();
+    next["gateway"]["limits"]["workers"] = json!(2);
+    next["gateway"]["limits"]["tickIntervalMs"] = json!(31_000);
+    next["gateway"]["admin"]["token"] = json!("a-configured-admin-token-0123456789");
+    let rx = admin.sse();
+    std::fs::write(srv.config_path(), pretty(&next)).unwrap();
+    let ev = tokio::task::spawn_blocking(move || sse_event(&rx, "config.reloaded", T))
+        .await
+        .unwrap()
+        .expect("the edit is applied");
+    // The live key applies; the restart-only ones are named with both values.
+    assert!(
+        ev["changed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("gateway.limits.tickIntervalMs")),
+        "{ev}"
+    );
+    let status = admin.get("/admin/v1/config/status").await.json();
+    let restart = status["restartRequired"]
+        .as_array()
+        .expect("restartRequired");
+    let entry = |k: &str| restart.iter().find(|e| e["key"] == k).cloned();
+    let workers = entry("gateway.limits.workers").unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(
+        (workers["running"].clone(), workers["configured"].clone()),
+        (json!(1), json!(2))
+    );
+    let token = entry("gateway.admin.token").unwrap_or_else(|| panic!("{status}"));
+    assert_eq!(token["running"], "<redacted>");
+    assert!(
+        !token.to_string().contains("a-configured-admin-token"),
+        "{token}"
+    );
+    assert!(entry("gateway.limits.tickIntervalMs").is_none(), "{status}");
+    assert!(entry("gateway.admin.port").is_none(), "{status}");
+    // The admin API keeps answering with the token it started with.
+    assert_eq!(admin.get("/admin/v1/config/status").await.status, 200);
+    srv.stop().await;
+}

@@ -5,19 +5,13 @@
 use serde_json::{json, Value};
 
 use super::locate::Positions;
-use super::sources::{self, set_path, KNOWN_KEYS};
+use super::overrides;
+use super::settings::KNOWN_KEYS;
+use super::settings::{flag_for, is_secret};
+use super::sources::{self, set_path};
 use super::types::{GatewayConfig, RuntimeConfig, SecretSource};
-use super::{flag_for, overrides};
 
 pub const REDACTED: &str = "<redacted>";
-
-/// Keys holding secrets.
-pub fn is_secret(key: &str) -> bool {
-    matches!(
-        key,
-        "gateway.auth.token" | "gateway.auth.password" | "gateway.admin.token"
-    )
-}
 
 fn redacted<T>(s: &Option<T>) -> Value {
     match s {

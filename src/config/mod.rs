@@ -7,6 +7,7 @@ mod error;
 pub mod explain;
 mod locate;
 pub mod overrides;
+pub mod settings;
 mod sources;
 mod types;
 mod validate;
@@ -15,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use error::{ConfigCode, ConfigError, Issue};
-pub use sources::{env_name_to_key, set_path, KNOWN_KEYS};
+pub use settings::KNOWN_KEYS;
+pub use sources::{env_name_to_key, set_path};
 pub use types::*;
 pub use validate::parse_ip_or_cidr;
 
@@ -209,16 +211,6 @@ fn flags_tree(opts: &LoadOptions) -> Value {
         sources::set_path(&mut flags, "gateway.admin.port", json!(p));
     }
     flags
-}
-
-/// The flag that set a key, for provenance.
-pub fn flag_for(key: &str) -> Option<&'static str> {
-    match key {
-        "gateway.port" => Some("--port"),
-        "gateway.bind" => Some("--bind"),
-        "gateway.admin.port" => Some("--admin-port"),
-        _ => None,
-    }
 }
 
 /// Builds and validates a snapshot from its sources: defaults < file <

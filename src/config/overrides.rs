@@ -3,7 +3,8 @@
 
 use serde_json::{json, Value};
 
-use super::sources::{set_path, KNOWN_KEYS};
+use super::settings::KNOWN_KEYS;
+use super::sources::set_path;
 use super::types::{RuntimeConfig, Secret, SecretSource};
 use crate::store::OverrideRecord;
 
@@ -14,18 +15,7 @@ fn digest_from_hex(s: &str) -> Option<[u8; 32]> {
     hex::decode(s).ok()?.try_into().ok()
 }
 
-/// Keys an override may not set through `PATCH /admin/v1/config`: secrets
-/// (they would be stored in clear; use the rotate endpoint) and keys that
-/// only make sense at start.
-pub fn not_overridable(key: &str) -> Option<&'static str> {
-    match key {
-        SHARED_TOKEN => Some("the shared token is changed with POST /admin/v1/gateway/token/rotate (stored as a digest, shown once)"),
-        "gateway.auth.password" | "gateway.admin.token" => {
-            Some("secrets are not stored as overrides; set them in the config file or the environment")
-        }
-        _ => None,
-    }
-}
+pub use super::settings::not_overridable;
 
 /// The override layer as a tree (the shared-token override, a digest, is
 /// applied after validation by [`apply_secrets`]).

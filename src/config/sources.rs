@@ -32,68 +32,8 @@ impl Provider for JsonTree {
     }
 }
 
-/// Leaf keys clawgate understands, in their canonical (camelCase) spelling.
-/// Used to map environment variables (which are case-folded) back to keys.
-pub const KNOWN_KEYS: &[&str] = &[
-    "gateway.port",
-    "gateway.bind",
-    "gateway.customBindHost",
-    "gateway.auth.mode",
-    "gateway.auth.token",
-    "gateway.auth.password",
-    "gateway.auth.rateLimit.maxAttempts",
-    "gateway.auth.rateLimit.windowMs",
-    "gateway.auth.rateLimit.lockoutMs",
-    "gateway.auth.rateLimit.exemptLoopback",
-    "gateway.trustedProxies",
-    "gateway.allowRealIpFallback",
-    "gateway.controlUi.allowInsecureAuth",
-    "gateway.controlUi.dangerouslyDisableDeviceAuth",
-    "gateway.controlUi.allowedOrigins",
-    "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
-    "gateway.nodes.pairing.autoApproveLocal",
-    "gateway.nodes.pairing.autoApproveCidrs",
-    "gateway.reload.mode",
-    "gateway.reload.pollIntervalMs",
-    "gateway.admin.bind",
-    "gateway.admin.port",
-    "gateway.admin.token",
-    "gateway.admin.allowRemote",
-    "gateway.pairing.pendingTtlMs",
-    "gateway.pairing.maxPendingPerClient",
-    "gateway.pairing.maxPendingTotal",
-    "gateway.limits.handshakeTimeoutMs",
-    "gateway.limits.maxPreauthPayload",
-    "gateway.limits.maxPayload",
-    "gateway.limits.maxPreauthPerIp",
-    "gateway.limits.tickIntervalMs",
-    "gateway.limits.pingIntervalMs",
-    "gateway.limits.workers",
-    "logging.level",
-];
-
-/// Keys whose values are lists (an env value may be a JSON array or a comma list).
-const LIST_KEYS: &[&str] = &[
-    "gateway.trustedProxies",
-    "gateway.controlUi.allowedOrigins",
-    "gateway.nodes.pairing.autoApproveCidrs",
-];
-
-/// OpenClaw's own environment names.
-const OPENCLAW_ENV: &[(&str, &str)] = &[
-    ("OPENCLAW_GATEWAY_TOKEN", "gateway.auth.token"),
-    ("OPENCLAW_GATEWAY_PASSWORD", "gateway.auth.password"),
-    ("OPENCLAW_GATEWAY_PORT", "gateway.port"),
-    (
-        "OPENCLAW_HANDSHAKE_TIMEOUT_MS",
-        "gateway.limits.handshakeTimeoutMs",
-    ),
-    (
-        "OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP",
-        "gateway.limits.maxPreauthPerIp",
-    ),
-    ("CLAWGATE_ADMIN_TOKEN", "gateway.admin.token"),
-];
+use super::settings::KNOWN_KEYS;
+use super::settings::{self, Kind};
 
 /// `CLAWGATE_*` variables that are not config keys (read elsewhere).
 const CLAWGATE_NON_KEYS: &[&str] = &["CLAWGATE_STATE_DIR", "CLAWGATE_LOG", "CLAWGATE_LOG_FORMAT"];
@@ -133,7 +73,7 @@ pub fn set_path(root: &mut Value, path: &str, value: Value) {
 }
 
 fn env_value(key: &str, raw: &str) -> Value {
-    if LIST_KEYS.contains(&key) {
+    if settings::find(key).is_some_and(|s| s.kind == Kind::List) {
         let t = raw.trim();
         if t.starts_with('[') {
             if let Ok(v) = serde_json::from_str::<Value>(t) {
@@ -161,16 +101,16 @@ pub fn env_tree(
 ) -> (Value, Vec<(String, &'static str)>) {
     let mut tree = json!({});
     let mut used = Vec::new();
-    for (name, key) in OPENCLAW_ENV {
-        if let Some(v) = env.get(*name) {
+    for (name, key) in settings::env_aliases() {
+        if let Some(v) = env.get(name) {
             set_path(&mut tree, key, env_value(key, v));
-            used.push((name.to_string(), *key));
+            used.push((name.to_string(), key));
         }
     }
     for (name, raw) in env {
         if !name.starts_with("CLAWGATE_")
             || CLAWGATE_NON_KEYS.contains(&name.as_str())
-            || OPENCLAW_ENV.iter().any(|(n, _)| n == name)
+            || settings::env_aliases().any(|(n, _)| n == name)
         {
             continue;
         }

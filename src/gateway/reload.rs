@@ -9,7 +9,6 @@
 //! applied; the last good one keeps serving and the error is reported.
 
 use super::ops::AdminEventName;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +16,7 @@ use serde_json::{json, Value};
 
 use super::listener::{self, Listener, Retired};
 use super::GatewayState;
-use crate::config::{self, explain, AuthMode, ConfigError, RuntimeConfig};
+use crate::config::{self, explain, settings, AuthMode, ConfigError, RuntimeConfig};
 use crate::store;
 use crate::util::now_ms;
 use redb::Durability;
@@ -126,12 +125,13 @@ pub fn error_json(e: &ConfigError) -> Value {
 /// What was bound at start and can only change with a restart.
 #[derive(Debug, Clone)]
 struct Fixed {
-    admin_bind: IpAddr,
-    admin_port: u16,
-    admin_allow_remote: bool,
-    admin_token: Option<[u8; 32]>,
-    workers: usize,
+    /// The configuration the process started with.
+    start: Arc<RuntimeConfig>,
+    /// The digest of the admin token in use (configured or generated).
+    admin_token: [u8; 32],
 }
+
+const ADMIN_TOKEN: &str = "gateway.admin.token";
 
 #[derive(Debug, Clone, Default)]
 struct Status {
@@ -183,11 +183,8 @@ impl Control {
         let mut inner = self.inner.lock().await;
         inner.seen = cfg.source_hash.clone();
         inner.fixed = Some(Fixed {
-            admin_bind: cfg.gateway.admin.bind,
-            admin_port: cfg.gateway.admin.port,
-            admin_allow_remote: cfg.gateway.admin.allow_remote,
-            admin_token: Some(admin_token),
-            workers: cfg.gateway.limits.workers,
+            start: Arc::new(cfg.clone()),
+            admin_token,
         });
         inner.active = Some(l);
         let mut st = self.status.lock().expect("status lock");
@@ -454,44 +451,31 @@ fn unchanged(gw: &GatewayState) -> Report {
     }
 }
 
+/// The restart-only settings (from the settings registry) whose configured
+/// value differs from the one bound at start.
 fn restart_required(fixed: Option<&Fixed>, new: &RuntimeConfig) -> Vec<Value> {
     let Some(f) = fixed else { return vec![] };
-    let g = &new.gateway;
     let mut out = vec![];
-    let mut add = |key: &str, running: Value, configured: Value| {
-        if running != configured {
-            out.push(json!({"key": key, "running": running, "configured": configured}));
-        }
-    };
-    add(
-        "gateway.admin.bind",
-        json!(f.admin_bind.to_string()),
-        json!(g.admin.bind.to_string()),
-    );
-    add(
-        "gateway.admin.port",
-        json!(f.admin_port),
-        json!(g.admin.port),
-    );
-    add(
-        "gateway.admin.allowRemote",
-        json!(f.admin_allow_remote),
-        json!(g.admin.allow_remote),
-    );
-    if let Some(t) = &g.admin.token {
-        if f.admin_token.is_some_and(|d| &d != t.digest()) {
-            add(
-                "gateway.admin.token",
-                json!("<redacted>"),
-                json!("<changed>"),
-            );
+    for s in settings::restart_only() {
+        let entry = if s.key == ADMIN_TOKEN {
+            // The running admin token may be a generated one; only a
+            // configured token that differs from it needs a restart.
+            let changed = new
+                .gateway
+                .admin
+                .token
+                .as_ref()
+                .is_some_and(|t| t.digest() != &f.admin_token);
+            changed.then(|| (json!(explain::REDACTED), json!("<changed>")))
+        } else {
+            let running = explain::value_of(&f.start, s.key);
+            let configured = explain::value_of(new, s.key);
+            (running != configured).then_some((running, configured))
+        };
+        if let Some((running, configured)) = entry {
+            out.push(json!({"key": s.key, "running": running, "configured": configured}));
         }
     }
-    add(
-        "gateway.limits.workers",
-        json!(f.workers),
-        json!(g.limits.workers),
-    );
     out
 }
 

@@ -1,0 +1,455 @@
+//! The sections of `gateway.*`, one function each: what the key accepts,
+//! its default, and the message that says what to write instead.
+
+use super::*;
+
+pub(super) fn bind(v: &mut V<'_, '_>, g: &Map<String, Value>) -> (String, IpAddr) {
+    // bind
+    let bind_spec = match g.get("bind") {
+        None | Some(Value::Null) => "loopback".to_string(),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(other) => {
+            v.err("gateway.bind", format!("expected \"loopback\", \"lan\", \"auto\", \"custom\" or an IP address, found {}", describe(other)));
+            "loopback".to_string()
+        }
+    };
+    match g.get("customBindHost") {
+        None | Some(Value::Null) | Some(Value::String(_)) => {}
+        Some(other) => v.err(
+            "gateway.customBindHost",
+            format!(
+                "expected an IP address as a string, e.g. \"192.168.1.10\", found {}",
+                describe(other)
+            ),
+        ),
+    }
+    let bind: IpAddr = match bind_spec.as_str() {
+        "loopback" | "auto" | "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "lan" | "all" => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        "custom" => match g
+            .get("customBindHost")
+            .and_then(Value::as_str)
+            .map(str::parse::<IpAddr>)
+        {
+            Some(Ok(ip)) => ip,
+            _ => {
+                v.err("gateway.customBindHost", "bind is \"custom\", so customBindHost must be an IP address, e.g. \"192.168.1.10\"");
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+        },
+        "tailnet" => {
+            v.err("gateway.bind", "\"tailnet\" is not supported by clawgate; bind to the tailnet IP address instead, e.g. \"100.64.0.5\"");
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        other => match other.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => {
+                v.err("gateway.bind", format!("{other:?} is not a bind mode or an IP address; use \"loopback\", \"lan\", \"custom\" or an address like \"0.0.0.0\""));
+                IpAddr::V4(Ipv4Addr::LOCALHOST)
+            }
+        },
+    };
+
+    (bind_spec, bind)
+}
+
+pub(super) fn auth(
+    v: &mut V<'_, '_>,
+    g: &Map<String, Value>,
+    bind: IpAddr,
+    port: u16,
+) -> AuthConfig {
+    let ctx = v.ctx;
+    // auth
+    let mut auth_mode_explicit = None;
+    let mut token = None;
+    let mut password = None;
+    let mut rate_limit = RateLimit::default();
+    match g.get("auth") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s.trim() == "none" => v.err(
+            "gateway.auth",
+            "found the string \"none\", but auth is an object; to turn shared-secret auth off write \
+             auth: { mode: \"none\" } (allowed only on a loopback bind)",
+        ),
+        Some(Value::String(s)) if ["token", "password"].contains(&s.trim()) => v.err(
+            "gateway.auth",
+            format!(
+                "found the string {:?}, but auth is an object; write auth: {{ mode: {:?}, {}: \"<secret>\" }}",
+                s.trim(),
+                s.trim(),
+                s.trim()
+            ),
+        ),
+        Some(Value::Object(a)) => {
+            v.unknown_keys("gateway.auth", a);
+            if a.contains_key("type") {
+                v.err("gateway.auth.type", "is not a key; the auth mode is gateway.auth.mode (\"token\", \"password\" or \"none\")");
+            }
+            match a.get("mode") {
+                None | Some(Value::Null) => {}
+                Some(Value::String(m)) => match m.trim() {
+                    "token" => auth_mode_explicit = Some(AuthMode::Token),
+                    "password" => auth_mode_explicit = Some(AuthMode::Password),
+                    "none" => auth_mode_explicit = Some(AuthMode::None),
+                    "trusted-proxy" => v.err("gateway.auth.mode", "\"trusted-proxy\" auth is not supported by clawgate yet; use \"token\" and list the proxy in gateway.trustedProxies"),
+                    other => v.err("gateway.auth.mode", format!("{other:?} is not a mode; use \"token\", \"password\" or \"none\"")),
+                },
+                Some(other) => v.err("gateway.auth.mode", format!("expected \"token\", \"password\" or \"none\", found {}", describe(other))),
+            }
+            token = v.secret("gateway.auth.token", a.get("token"));
+            password = v.secret("gateway.auth.password", a.get("password"));
+            if let Some(rl) = v.object("gateway.auth.rateLimit", a.get("rateLimit"), "rateLimit: { maxAttempts: 10, windowMs: 60000, lockoutMs: 300000 }") {
+                rate_limit.max_attempts = v.number("gateway.auth.rateLimit.maxAttempts", rl.get("maxAttempts"), 10, 1, 1_000_000) as u32;
+                rate_limit.window_ms = v.number("gateway.auth.rateLimit.windowMs", rl.get("windowMs"), 60_000, 1, u32::MAX as u64);
+                rate_limit.lockout_ms = v.number("gateway.auth.rateLimit.lockoutMs", rl.get("lockoutMs"), 300_000, 1, u32::MAX as u64);
+                rate_limit.exempt_loopback = v.boolean("gateway.auth.rateLimit.exemptLoopback", rl.get("exemptLoopback"), true);
+            }
+        }
+        Some(other) => v.err(
+            "gateway.auth",
+            format!("expected an object, found {}; write auth: {{ mode: \"token\", token: \"<secret>\" }}", describe(other)),
+        ),
+    }
+    let mut token_source = if token.is_some() {
+        if v.set_by_env("gateway.auth.token") {
+            SecretSource::Env("OPENCLAW_GATEWAY_TOKEN")
+        } else {
+            SecretSource::File
+        }
+    } else {
+        SecretSource::None
+    };
+    let mode = match auth_mode_explicit {
+        Some(m) => m,
+        None if token.is_some() && password.is_some() => {
+            v.issue(ConfigCode::Contradiction, "gateway.auth", "both a token and a password are set; choose one with gateway.auth.mode (\"token\" or \"password\")".into());
+            AuthMode::Token
+        }
+        None if password.is_some() => AuthMode::Password,
+        None => AuthMode::Token,
+    };
+    if mode == AuthMode::Token && token.is_none() {
+        if auth_mode_explicit == Some(AuthMode::Token) {
+            v.issue(
+                ConfigCode::Contradiction,
+                "gateway.auth.token",
+                "gateway auth mode is token, but no token was configured (set gateway.auth.token or OPENCLAW_GATEWAY_TOKEN)".into(),
+            );
+        } else {
+            match crate::config::generated_token(ctx.state_dir, ctx.generate_token) {
+                Ok(Some(t)) => {
+                    token = Some(Secret::new(t));
+                    token_source = SecretSource::Generated(ctx.state_dir.join("gateway-token"));
+                }
+                Ok(None) => v.warnings.push(format!(
+                    "gateway.auth.token: no token configured; `clawgate serve` generates one into {}",
+                    ctx.state_dir.join("gateway-token").display()
+                )),
+                Err(e) => v.issue(
+                    ConfigCode::StateDir,
+                    "gateway.auth.token",
+                    format!("no token configured and the generated one could not be stored in {}: {e}", ctx.state_dir.display()),
+                ),
+            }
+        }
+    }
+    if mode == AuthMode::Password && password.is_none() {
+        v.issue(
+            ConfigCode::Contradiction,
+            "gateway.auth.password",
+            "gateway auth mode is password, but no password was configured (set gateway.auth.password or OPENCLAW_GATEWAY_PASSWORD)".into(),
+        );
+    }
+    if mode == AuthMode::None && !is_loopback(&bind) {
+        v.issue(
+            ConfigCode::Contradiction,
+            "gateway.bind",
+            format!("refusing to bind gateway to {bind}:{port} without auth; set gateway.auth.mode to \"token\" with a token, or bind to loopback"),
+        );
+    }
+
+    AuthConfig {
+        mode,
+        token,
+        previous_token: None,
+        password,
+        token_source,
+        rate_limit,
+    }
+}
+
+pub(super) fn proxies(v: &mut V<'_, '_>, g: &Map<String, Value>) -> (Vec<IpNet>, bool) {
+    let trusted_proxies = v.cidrs("gateway.trustedProxies", g.get("trustedProxies"));
+    for n in trusted_proxies.iter().filter(|n| n.prefix_len() == 0) {
+        v.warn(
+            "gateway.trustedProxies",
+            format!(
+                "{n} trusts every peer: any client can then claim any address in \
+                 X-Forwarded-For (and pass as local). List only your proxy's address or \
+                 its network, e.g. \"172.17.0.0/16\" for Docker's default bridge"
+            ),
+        );
+    }
+    let allow_real_ip_fallback = v.boolean(
+        "gateway.allowRealIpFallback",
+        g.get("allowRealIpFallback"),
+        false,
+    );
+
+    (trusted_proxies, allow_real_ip_fallback)
+}
+
+pub(super) fn control_ui(v: &mut V<'_, '_>, g: &Map<String, Value>) -> ControlUiConfig {
+    let mut control_ui = ControlUiConfig::default();
+    if let Some(c) = v.object(
+        "gateway.controlUi",
+        g.get("controlUi"),
+        "controlUi: { allowedOrigins: [\"https://gw.example.com\"] }",
+    ) {
+        v.unknown_keys("gateway.controlUi", c);
+        control_ui.allow_insecure_auth = v.boolean(
+            "gateway.controlUi.allowInsecureAuth",
+            c.get("allowInsecureAuth"),
+            false,
+        );
+        control_ui.dangerously_disable_device_auth = v.boolean(
+            "gateway.controlUi.dangerouslyDisableDeviceAuth",
+            c.get("dangerouslyDisableDeviceAuth"),
+            false,
+        );
+        control_ui.allowed_origins = v
+            .string_list(
+                "gateway.controlUi.allowedOrigins",
+                c.get("allowedOrigins"),
+                r#"["https://gw.example.com"]"#,
+            )
+            .into_iter()
+            .map(|(_, s)| s.trim_end_matches('/').to_lowercase())
+            .collect();
+        control_ui.dangerously_allow_host_header_origin_fallback = v.boolean(
+            "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+            c.get("dangerouslyAllowHostHeaderOriginFallback"),
+            false,
+        );
+    }
+    if control_ui.allow_insecure_auth {
+        v.warn("gateway.controlUi.allowInsecureAuth", "is on: a client presenting the correct shared token is accepted without device pairing");
+    }
+    if control_ui.dangerously_disable_device_auth {
+        v.warn("gateway.controlUi.dangerouslyDisableDeviceAuth", "is accepted for compatibility and ignored (as in OpenClaw 2026.9); use allowInsecureAuth to skip pairing for shared-token clients");
+    }
+
+    control_ui
+}
+
+pub(super) fn node_pairing(v: &mut V<'_, '_>, g: &Map<String, Value>) -> NodePairingConfig {
+    let mut node_pairing = NodePairingConfig {
+        auto_approve_local: true,
+        auto_approve_cidrs: vec![],
+    };
+    if let Some(n) = v.object(
+        "gateway.nodes",
+        g.get("nodes"),
+        "nodes: { pairing: { autoApproveLocal: true } }",
+    ) {
+        if let Some(p) = v.object(
+            "gateway.nodes.pairing",
+            n.get("pairing"),
+            "pairing: { autoApproveLocal: true }",
+        ) {
+            v.unknown_keys("gateway.nodes.pairing", p);
+            node_pairing.auto_approve_local = v.boolean(
+                "gateway.nodes.pairing.autoApproveLocal",
+                p.get("autoApproveLocal"),
+                true,
+            );
+            node_pairing.auto_approve_cidrs = v.cidrs(
+                "gateway.nodes.pairing.autoApproveCidrs",
+                p.get("autoApproveCidrs"),
+            );
+        }
+    }
+
+    node_pairing
+}
+
+pub(super) fn reload(v: &mut V<'_, '_>, g: &Map<String, Value>) -> (ReloadMode, u64) {
+    let mut reload_mode = ReloadMode::Hybrid;
+    let mut reload_poll_ms = 2_000;
+    if let Some(r) = v.object(
+        "gateway.reload",
+        g.get("reload"),
+        "reload: { mode: \"hybrid\" }",
+    ) {
+        v.unknown_keys("gateway.reload", r);
+        reload_poll_ms = v.number(
+            "gateway.reload.pollIntervalMs",
+            r.get("pollIntervalMs"),
+            2_000,
+            0,
+            3_600_000,
+        );
+        if reload_poll_ms > 0 && reload_poll_ms < 100 {
+            v.err(
+                "gateway.reload.pollIntervalMs",
+                format!(
+                    "{reload_poll_ms} is too short; use 0 (no polling) or at least 100, e.g. 2000"
+                ),
+            );
+        }
+        match r.get("mode") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s == "hybrid" => {}
+            Some(Value::String(s)) if s == "off" => reload_mode = ReloadMode::Off,
+            Some(other) => v.err(
+                "gateway.reload.mode",
+                format!(
+                    "allowed values are \"hybrid\" and \"off\", found {}",
+                    describe(other)
+                ),
+            ),
+        }
+    }
+
+    (reload_mode, reload_poll_ms)
+}
+
+pub(super) fn admin(v: &mut V<'_, '_>, g: &Map<String, Value>) -> AdminConfig {
+    let mut admin = AdminConfig {
+        bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        port: 18788,
+        token: None,
+        allow_remote: false,
+    };
+    if let Some(a) = v.object("gateway.admin", g.get("admin"), "admin: { port: 18788 }") {
+        v.unknown_keys("gateway.admin", a);
+        admin.port = v.number("gateway.admin.port", a.get("port"), 18788, 0, 65535) as u16;
+        admin.allow_remote = v.boolean("gateway.admin.allowRemote", a.get("allowRemote"), false);
+        admin.token = v.secret("gateway.admin.token", a.get("token"));
+        match a.get("bind") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => match s.as_str() {
+                "loopback" | "localhost" => {}
+                "lan" => admin.bind = IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                s => match s.parse::<IpAddr>() {
+                    Ok(ip) => admin.bind = ip,
+                    Err(_) => v.err(
+                        "gateway.admin.bind",
+                        format!("{s:?} is not an IP address; e.g. \"127.0.0.1\""),
+                    ),
+                },
+            },
+            Some(other) => v.err(
+                "gateway.admin.bind",
+                format!(
+                    "expected \"loopback\", \"lan\" or an IP address, found {}",
+                    describe(other)
+                ),
+            ),
+        }
+        if !is_loopback(&admin.bind) && !admin.allow_remote {
+            v.issue(
+                ConfigCode::Contradiction,
+                "gateway.admin.bind",
+                format!("the admin API would listen on {}, which is not loopback; set gateway.admin.allowRemote: true to allow that", admin.bind),
+            );
+        }
+    }
+
+    admin
+}
+
+pub(super) fn pairing(v: &mut V<'_, '_>, g: &Map<String, Value>) -> PairingConfig {
+    let mut pairing = PairingConfig {
+        pending_ttl_ms: 300_000,
+        max_pending_per_client: 16,
+        max_pending_total: 1024,
+    };
+    if let Some(p) = v.object(
+        "gateway.pairing",
+        g.get("pairing"),
+        "pairing: { pendingTtlMs: 300000 }",
+    ) {
+        v.unknown_keys("gateway.pairing", p);
+        pairing.pending_ttl_ms = v.number(
+            "gateway.pairing.pendingTtlMs",
+            p.get("pendingTtlMs"),
+            300_000,
+            1_000,
+            86_400_000,
+        );
+        pairing.max_pending_per_client = v.number(
+            "gateway.pairing.maxPendingPerClient",
+            p.get("maxPendingPerClient"),
+            16,
+            1,
+            100_000,
+        ) as usize;
+        pairing.max_pending_total = v.number(
+            "gateway.pairing.maxPendingTotal",
+            p.get("maxPendingTotal"),
+            1024,
+            1,
+            1_000_000,
+        ) as usize;
+    }
+
+    pairing
+}
+
+pub(super) fn limits(v: &mut V<'_, '_>, g: &Map<String, Value>) -> LimitsConfig {
+    let mut limits = LimitsConfig::default();
+    if let Some(l) = v.object(
+        "gateway.limits",
+        g.get("limits"),
+        "limits: { handshakeTimeoutMs: 15000 }",
+    ) {
+        v.unknown_keys("gateway.limits", l);
+        let d = LimitsConfig::default();
+        limits.handshake_timeout_ms = v.number(
+            "gateway.limits.handshakeTimeoutMs",
+            l.get("handshakeTimeoutMs"),
+            d.handshake_timeout_ms,
+            100,
+            600_000,
+        );
+        limits.max_preauth_payload = v.number(
+            "gateway.limits.maxPreauthPayload",
+            l.get("maxPreauthPayload"),
+            d.max_preauth_payload as u64,
+            1024,
+            1 << 24,
+        ) as usize;
+        limits.max_payload = v.number(
+            "gateway.limits.maxPayload",
+            l.get("maxPayload"),
+            d.max_payload as u64,
+            1024,
+            1 << 30,
+        ) as usize;
+        limits.max_preauth_per_ip = v.number(
+            "gateway.limits.maxPreauthPerIp",
+            l.get("maxPreauthPerIp"),
+            d.max_preauth_per_ip as u64,
+            1,
+            1_000_000,
+        ) as usize;
+        limits.tick_interval_ms = v.number(
+            "gateway.limits.tickIntervalMs",
+            l.get("tickIntervalMs"),
+            d.tick_interval_ms,
+            100,
+            3_600_000,
+        );
+        limits.ping_interval_ms = v.number(
+            "gateway.limits.pingIntervalMs",
+            l.get("pingIntervalMs"),
+            d.ping_interval_ms,
+            100,
+            3_600_000,
+        );
+        limits.workers = v.number("gateway.limits.workers", l.get("workers"), 0, 0, 256) as usize;
+    }
+    limits
+}
