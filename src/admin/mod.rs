@@ -4,7 +4,9 @@
 //! registration, scope checks and the `openapi.yaml` conformance test.
 
 pub mod auth;
+pub mod client;
 pub mod denials;
+pub mod dto;
 pub mod error;
 mod handlers;
 

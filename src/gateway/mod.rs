@@ -14,6 +14,7 @@ mod rpc;
 pub mod scopes;
 mod session;
 pub mod watch;
+pub mod wire;
 pub mod ws;
 
 use std::collections::{HashMap, VecDeque};

@@ -5,9 +5,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use redb::Durability;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::scopes::{self, Role};
+use super::wire;
 use crate::store::{
     self, AuditEvent, DecidedRecord, DeviceRecord, PendingRecord, Store, StoreError, TokenRecord,
 };
@@ -86,86 +87,12 @@ pub fn token_string(key: &[u8; 32], device_id: &str, t: &TokenRecord) -> Option<
 
 /// Public (API) form of a pending record.
 pub fn pending_json(p: &PendingRecord) -> Value {
-    let mut v = json!({
-        "requestId": p.request_id,
-        "deviceId": p.device_id,
-        "publicKey": p.public_key,
-        "role": p.role,
-        "roles": p.roles,
-        "scopes": p.scopes,
-        "silent": p.silent,
-        "isRepair": p.is_repair,
-        "ts": p.ts,
-    });
-    let o = v.as_object_mut().expect("object");
-    for (k, val) in [
-        ("displayName", &p.display_name),
-        ("platform", &p.platform),
-        ("deviceFamily", &p.device_family),
-        ("clientId", &p.client_id),
-        ("clientMode", &p.client_mode),
-        ("remoteIp", &p.remote_ip),
-    ] {
-        if let Some(s) = val {
-            o.insert(k.into(), json!(s));
-        }
-    }
-    v
+    serde_json::to_value(wire::PendingPairing::of(p)).unwrap_or_default()
 }
 
 /// Redacted paired-device form: no token material.
 pub fn paired_json(d: &DeviceRecord, connected: Option<bool>) -> Value {
-    let tokens: Vec<Value> = d
-        .tokens
-        .values()
-        .map(|t| {
-            let mut v = json!({"role": t.role, "scopes": t.scopes, "createdAtMs": t.created_at_ms});
-            let o = v.as_object_mut().expect("object");
-            if let Some(x) = t.rotated_at_ms {
-                o.insert("rotatedAtMs".into(), json!(x));
-            }
-            if let Some(x) = t.revoked_at_ms {
-                o.insert("revokedAtMs".into(), json!(x));
-            }
-            if let Some(x) = t.last_used_at_ms {
-                o.insert("lastUsedAtMs".into(), json!(x));
-            }
-            v
-        })
-        .collect();
-    let mut v = json!({
-        "deviceId": d.device_id,
-        "publicKey": d.public_key,
-        "roles": d.roles,
-        "scopes": d.scopes,
-        "approvedVia": d.approved_via,
-        "createdAtMs": d.created_at_ms,
-        "approvedAtMs": d.approved_at_ms,
-        "tokens": tokens,
-    });
-    let o = v.as_object_mut().expect("object");
-    for (k, val) in [
-        ("displayName", &d.display_name),
-        ("operatorLabel", &d.label),
-        ("platform", &d.platform),
-        ("deviceFamily", &d.device_family),
-        ("clientId", &d.client_id),
-        ("clientMode", &d.client_mode),
-        ("role", &d.role),
-        ("remoteIp", &d.remote_ip),
-        ("lastSeenReason", &d.last_seen_reason),
-    ] {
-        if let Some(s) = val {
-            o.insert(k.into(), json!(s));
-        }
-    }
-    if let Some(x) = d.last_seen_at_ms {
-        o.insert("lastSeenAtMs".into(), json!(x));
-    }
-    if let Some(c) = connected {
-        o.insert("connected".into(), json!(c));
-    }
-    v
+    serde_json::to_value(wire::PairedDevice::of(d, connected)).unwrap_or_default()
 }
 
 /// What a connecting device asks for.

@@ -244,7 +244,7 @@ pub async fn reload_config(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    object(read_json(body).await?, &[])?;
+    let _: dto::EmptyBody = typed(body).await?;
     let a = actor(&req);
     let report = reload::reload(&s.gw, Trigger::Api, &a.name).await;
     if report.result == reload::ReloadOutcome::Failed {

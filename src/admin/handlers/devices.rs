@@ -4,27 +4,27 @@ use super::*;
 
 // ---------------------------------------------------------------- devices
 
-pub(super) fn device_json(gw: &GatewayState, d: &DeviceRecord) -> Value {
+pub(super) fn device_view(gw: &GatewayState, d: &DeviceRecord) -> dto::Device {
     let sessions = gw
         .registry
         .list()
         .iter()
         .filter(|s| s.device_id.as_deref() == Some(d.device_id.as_str()))
         .count();
-    device_json_with(d, sessions)
+    device_view_with(d, sessions)
 }
 
 /// The admin form of a device: the OpenClaw paired record plus admin fields.
-fn device_json_with(d: &DeviceRecord, connected_sessions: usize) -> Value {
-    let mut v = pairing::paired_json(d, None);
-    let o = v.as_object_mut().expect("object");
-    o.insert("fingerprint".into(), json!(fingerprint(&d.device_id)));
-    o.insert("label".into(), json!(d.label));
-    o.insert("approvedBy".into(), json!(d.approved_by));
-    o.insert("pairedAtMs".into(), json!(d.created_at_ms));
-    o.insert("lastSeenAddress".into(), json!(d.last_seen_ip));
-    o.insert("connectedSessions".into(), json!(connected_sessions));
-    v
+fn device_view_with(d: &DeviceRecord, connected_sessions: usize) -> dto::Device {
+    dto::Device {
+        paired: dto::PairedDevice::of(d, None),
+        fingerprint: fingerprint(&d.device_id),
+        label: d.label.clone(),
+        approved_by: d.approved_by.clone(),
+        paired_at_ms: d.created_at_ms,
+        last_seen_address: d.last_seen_ip.clone(),
+        connected_sessions,
+    }
 }
 
 /// Largest page of `GET /admin/v1/devices`.
@@ -56,14 +56,17 @@ pub async fn list_devices(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> 
             *counts.entry(d.as_str()).or_insert(0) += 1;
         }
     }
-    let out: Vec<Value> = devices
+    let out: Vec<dto::Device> = devices
         .iter()
-        .map(|d| device_json_with(d, counts.get(d.device_id.as_str()).copied().unwrap_or(0)))
+        .map(|d| device_view_with(d, counts.get(d.device_id.as_str()).copied().unwrap_or(0)))
         .collect();
     let next = more
         .then(|| devices.last().map(|d| d.device_id.clone()))
         .flatten();
-    Ok(HttpResponse::Ok().json(json!({"devices": out, "nextAfter": next})))
+    Ok(HttpResponse::Ok().json(dto::DeviceList {
+        devices: out,
+        next_after: next,
+    }))
 }
 
 fn load_device(s: &AdminState, id: &str) -> ApiResult<DeviceRecord> {
@@ -74,7 +77,7 @@ fn load_device(s: &AdminState, id: &str) -> ApiResult<DeviceRecord> {
 
 pub async fn get_device(s: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let d = load_device(&s, &path.into_inner())?;
-    Ok(HttpResponse::Ok().json(device_json(&s.gw, &d)))
+    Ok(HttpResponse::Ok().json(device_view(&s.gw, &d)))
 }
 
 pub async fn patch_device(
@@ -84,8 +87,8 @@ pub async fn patch_device(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let m = object(read_json(body).await?, &["label"])?;
-    let label = device_label(&m)?.ok_or_else(|| {
+    let b: dto::RenameBody = typed(body).await?;
+    let label = device_label(b.label)?.ok_or_else(|| {
         ApiError::new(
             Code::Invalid,
             "label is required: a string of 1 to 64 characters",
@@ -94,7 +97,7 @@ pub async fn patch_device(
     let d = ops::rename_device(&s.gw, &actor(&req), &id, &label)
         .await
         .map_err(|e| device_err(e, &id))?;
-    Ok(HttpResponse::Ok().json(device_json(&s.gw, &d)))
+    Ok(HttpResponse::Ok().json(device_view(&s.gw, &d)))
 }
 
 pub async fn delete_device(
@@ -106,8 +109,11 @@ pub async fn delete_device(
     let (d, closed) = ops::remove_device(&s.gw, &actor(&req), &id)
         .await
         .map_err(|e| device_err(e, &id))?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"deviceId": d.device_id, "removed": true, "closedSessions": closed})))
+    Ok(HttpResponse::Ok().json(dto::Removed {
+        device_id: d.device_id,
+        removed: true,
+        closed_sessions: closed,
+    }))
 }
 
 pub async fn rotate_device_token(
@@ -117,15 +123,17 @@ pub async fn rotate_device_token(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let (id, role) = path.into_inner();
-    let m = object(read_json(body).await?, &["scopes"])?;
-    let scopes = string_list(&m, "scopes")?;
+    let b: dto::RotateDeviceTokenBody = typed(body).await?;
     let (rec, _token, closed) =
-        ops::rotate_token(&s.gw, &actor(&req), &id, &role, scopes, None).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "deviceId": id, "role": role, "scopes": rec.scopes,
-        "rotatedAtMs": rec.rotated_at_ms.unwrap_or(rec.created_at_ms),
-        "tokenDelivery": "withheld", "closedSessions": closed,
-    })))
+        ops::rotate_token(&s.gw, &actor(&req), &id, &role, b.scopes, None).await?;
+    Ok(HttpResponse::Ok().json(dto::DeviceTokenRotated {
+        device_id: id,
+        role,
+        scopes: rec.scopes,
+        rotated_at_ms: rec.rotated_at_ms.unwrap_or(rec.created_at_ms),
+        token_delivery: "withheld".into(),
+        closed_sessions: closed,
+    }))
 }
 
 pub async fn revoke_device_token(
@@ -137,8 +145,12 @@ pub async fn revoke_device_token(
     let (at, closed) = ops::revoke_token(&s.gw, &actor(&req), &id, &role)
         .await
         .map_err(|e| device_err(e, &id))?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"deviceId": id, "role": role, "revokedAtMs": at, "closedSessions": closed})))
+    Ok(HttpResponse::Ok().json(dto::DeviceTokenRevoked {
+        device_id: id,
+        role,
+        revoked_at_ms: at,
+        closed_sessions: closed,
+    }))
 }
 
 fn device_err(e: ops::OpError, id: &str) -> ApiError {

@@ -9,18 +9,16 @@ pub async fn rotate_gateway_token(
     req: HttpRequest,
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
-    let m = object(read_json(body).await?, &["graceSeconds"])?;
-    let grace = match m.get("graceSeconds") {
-        None | Some(Value::Null) => 0,
-        Some(v) => match whole_number(v) {
-            Some(g) if g <= 86_400 => g,
-            _ => {
-                return Err(ApiError::new(
-                    Code::Invalid,
-                    "graceSeconds must be a whole number from 0 to 86400",
-                ))
-            }
-        },
+    let b: dto::RotateGatewayTokenBody = typed(body).await?;
+    let grace = match b.grace_seconds {
+        None => 0,
+        Some(g) if g <= 86_400 => g,
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "graceSeconds must be a whole number from 0 to 86400",
+            ))
+        }
     };
     let mut guard = s.gw.control.lock().await;
     let cfg = s.gw.config.load_full();
@@ -69,6 +67,9 @@ pub async fn rotate_gateway_token(
         json!({"graceSeconds": grace, "previousValidUntil": until, "ts": now_ms()}),
     );
     tracing::info!(grace, "gateway shared token rotated through the admin API");
-    Ok(HttpResponse::Ok()
-        .json(json!({"token": token, "graceSeconds": grace, "previousValidUntil": until})))
+    Ok(HttpResponse::Ok().json(dto::GatewayTokenRotated {
+        token,
+        grace_seconds: grace,
+        previous_valid_until: until,
+    }))
 }

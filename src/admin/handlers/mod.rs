@@ -10,6 +10,7 @@ use redb::Durability;
 use serde_json::{json, Map, Value};
 
 use super::auth::{self, Principal};
+use super::dto::{self, Body};
 use super::error::{ApiError, ApiResult, Code};
 use super::AdminState;
 use crate::config::overrides::{self, SHARED_TOKEN, TRUSTED_PROXIES};
@@ -17,7 +18,7 @@ use crate::config::{explain, parse_ip_or_cidr, AuthMode};
 use crate::gateway::device::fingerprint;
 use crate::gateway::ops::{self, Actor};
 use crate::gateway::reload::{self, ConfigGuard, Trigger};
-use crate::gateway::{auth as gwauth, pairing, GatewayState};
+use crate::gateway::{auth as gwauth, GatewayState};
 use crate::store::{self, DeviceRecord, OverrideRecord, PendingRecord};
 use crate::util::now_ms;
 
@@ -121,31 +122,17 @@ fn object(body: Option<Value>, allowed: &[&str]) -> ApiResult<Map<String, Value>
     Ok(m)
 }
 
-fn string_list(m: &Map<String, Value>, key: &str) -> ApiResult<Option<Vec<String>>> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
-                    ApiError::new(Code::Invalid, format!("{key} must be a list of strings"))
-                })
-            })
-            .collect::<ApiResult<Vec<_>>>()
-            .map(Some),
-        Some(_) => Err(ApiError::new(
-            Code::Invalid,
-            format!("{key} must be a list of strings"),
-        )),
-    }
-}
-
-/// A non-negative whole JSON number (`60`, `60.0` and `6e1` alike).
-fn whole_number(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-            .map(|f| f as u64)
+/// Reads a typed body. This is the admin API's one JSON error mapping:
+/// 413/408/400 from [`read_json`], 422 naming an unknown field and the
+/// allowed ones, 422 with the path of a field of the wrong type. Not
+/// actix's `web::Json`: it has no deadline for a slow body (408 here, see
+/// [`BODY_TIMEOUT`]) and refuses an empty body, which means `{}` here.
+async fn typed<T: Body>(payload: web::Payload) -> ApiResult<T> {
+    let m = object(read_json(payload).await?, T::FIELDS)?;
+    serde_path_to_error::deserialize::<_, T>(Value::Object(m)).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::new(Code::Invalid, format!("{path}: {}", e.inner()))
+            .hint(format!("for example {}", T::EXAMPLE))
     })
 }
 
@@ -162,10 +149,10 @@ fn dry_run(req: &HttpRequest) -> ApiResult<bool> {
 }
 
 /// An optional device `label`: trimmed, 1 to 64 characters.
-fn device_label(m: &Map<String, Value>) -> ApiResult<Option<String>> {
-    match m.get("label") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(l)) if !l.trim().is_empty() && l.trim().chars().count() <= 64 => {
+fn device_label(label: Option<String>) -> ApiResult<Option<String>> {
+    match label {
+        None => Ok(None),
+        Some(l) if !l.trim().is_empty() && l.trim().chars().count() <= 64 => {
             Ok(Some(l.trim().to_string()))
         }
         Some(_) => Err(ApiError::new(

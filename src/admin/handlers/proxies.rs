@@ -89,13 +89,14 @@ pub async fn get_proxies(s: Data) -> HttpResponse {
     let entries = current_entries(&s);
     HttpResponse::Ok()
         .insert_header(("ETag", etag(&entries)))
-        .json(json!({"entries": entries}))
+        .json(dto::ProxyList { entries })
 }
 
 pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
     dry_run(&req)?;
-    let m = object(read_json(body).await?, &["entries"])?;
-    let entries = string_list(&m, "entries")?
+    let b: dto::ProxiesBody = typed(body).await?;
+    let entries = b
+        .entries
         .ok_or_else(|| ApiError::new(Code::Invalid, "entries (a list) is required"))?;
     let mut g = s.gw.control.lock().await;
     check_if_match(&req, &etag(&current_entries(&s)), true, &PROXY_LIST)?;
@@ -105,15 +106,14 @@ pub async fn put_proxies(s: Data, req: HttpRequest, body: web::Payload) -> ApiRe
 
 pub async fn add_proxy(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
     dry_run(&req)?;
-    let m = object(read_json(body).await?, &["entry"])?;
-    let entry = m
-        .get("entry")
-        .and_then(Value::as_str)
+    let b: dto::ProxyEntryBody = typed(body).await?;
+    let entry = b
+        .entry
         .ok_or_else(|| ApiError::new(Code::Invalid, "entry (a string) is required"))?;
     let mut g = s.gw.control.lock().await;
     let mut current = current_entries(&s);
     check_if_match(&req, &etag(&current), false, &PROXY_LIST)?;
-    let new = validate_entries(&[entry.to_string()])?;
+    let new = validate_entries(&[entry])?;
     for n in new {
         if !current.contains(&n) {
             current.push(n);

@@ -4,35 +4,35 @@ use super::*;
 
 // ---------------------------------------------------------------- pairing
 
-fn request_json(p: &PendingRecord, ttl: u64) -> Value {
-    json!({
-        "requestId": p.request_id,
-        "status": "pending",
-        "deviceId": p.device_id,
-        "fingerprint": fingerprint(&p.device_id),
-        "publicKey": p.public_key,
-        "client": {
-            "id": p.client_id,
-            "version": p.client_version,
-            "platform": p.platform,
-            "deviceFamily": p.device_family,
-            "mode": p.client_mode,
-            "displayName": p.display_name,
+fn request_view(p: &PendingRecord, ttl: u64) -> dto::PendingRequest {
+    dto::PendingRequest {
+        request_id: p.request_id.clone(),
+        status: "pending".into(),
+        device_id: p.device_id.clone(),
+        fingerprint: fingerprint(&p.device_id),
+        public_key: p.public_key.clone(),
+        client: dto::RequestClient {
+            id: p.client_id.clone(),
+            version: p.client_version.clone(),
+            platform: p.platform.clone(),
+            device_family: p.device_family.clone(),
+            mode: p.client_mode.clone(),
+            display_name: p.display_name.clone(),
         },
-        "role": p.role,
-        "roles": p.roles,
-        "scopes": p.scopes,
-        "reason": p.reason,
-        "isRepair": p.is_repair,
-        "isUpgrade": crate::gateway::pairing::PairingReason::parse(&p.reason)
+        role: p.role.clone(),
+        roles: p.roles.clone(),
+        scopes: p.scopes.clone(),
+        reason: p.reason.clone(),
+        is_repair: p.is_repair,
+        is_upgrade: crate::gateway::pairing::PairingReason::parse(&p.reason)
             != Some(crate::gateway::pairing::PairingReason::NotPaired),
-        "peerAddress": p.peer_ip,
-        "clientAddress": p.client_key,
-        "firstSeenAtMs": p.ts,
-        "lastSeenAtMs": p.refreshed_at_ms,
-        "expiresAtMs": p.expires_at(ttl),
-        "attempts": p.attempts,
-    })
+        peer_address: p.peer_ip.clone(),
+        client_address: p.client_key.clone(),
+        first_seen_at_ms: p.ts,
+        last_seen_at_ms: p.refreshed_at_ms,
+        expires_at_ms: p.expires_at(ttl),
+        attempts: p.attempts,
+    }
 }
 
 pub(super) fn live_pending(s: &AdminState) -> ApiResult<(Vec<PendingRecord>, u64)> {
@@ -58,30 +58,44 @@ pub async fn list_requests(s: Data, req: HttpRequest) -> ApiResult<HttpResponse>
         ));
     }
     let (pending, ttl) = live_pending(&s)?;
-    let mut out: Vec<Value> = pending.iter().map(|p| request_json(p, ttl)).collect();
+    let mut out: Vec<dto::RequestEntry> = pending
+        .iter()
+        .map(|p| dto::RequestEntry::Pending(Box::new(request_view(p, ttl))))
+        .collect();
     if status == "all" {
         let txn = s.gw.store.read()?;
         let table = txn
             .open_table(store::tables::DECIDED)
             .map_err(store::StoreError::from)?;
         let decided: Vec<store::DecidedRecord> = store::all_json(&table)?;
-        out.extend(decided.iter().map(decided_json));
+        out.extend(
+            decided
+                .iter()
+                .map(|d| dto::RequestEntry::Decided(decided_view(d))),
+        );
     }
-    Ok(HttpResponse::Ok().json(json!({"requests": out})))
+    Ok(HttpResponse::Ok().json(dto::RequestList { requests: out }))
 }
 
-fn decided_json(d: &store::DecidedRecord) -> Value {
-    json!({"requestId": d.request_id, "status": d.decision, "deviceId": d.device_id, "fingerprint": fingerprint(&d.device_id), "decidedAtMs": d.decided_at_ms, "decidedBy": d.actor})
+fn decided_view(d: &store::DecidedRecord) -> dto::DecidedRequest {
+    dto::DecidedRequest {
+        request_id: d.request_id.clone(),
+        status: d.decision.clone(),
+        device_id: d.device_id.clone(),
+        fingerprint: fingerprint(&d.device_id),
+        decided_at_ms: d.decided_at_ms,
+        decided_by: d.actor.clone(),
+    }
 }
 
 pub async fn get_request(s: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let (pending, ttl) = live_pending(&s)?;
     if let Some(p) = pending.iter().find(|p| p.request_id == id) {
-        return Ok(HttpResponse::Ok().json(request_json(p, ttl)));
+        return Ok(HttpResponse::Ok().json(request_view(p, ttl)));
     }
     if let Some(d) = s.gw.store.decided(&id)? {
-        return Ok(HttpResponse::Ok().json(decided_json(&d)));
+        return Ok(HttpResponse::Ok().json(decided_view(&d)));
     }
     Err(ApiError::not_found(format!(
         "no pending pairing request {id} (unknown or expired)"
@@ -95,13 +109,16 @@ pub async fn approve_request(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let m = object(read_json(body).await?, &["scopes", "label"])?;
-    let scopes = string_list(&m, "scopes")?;
-    let label = device_label(&m)?;
-    let a = ops::approve(&s.gw, &actor(&req), &id, scopes, label)
+    let b: dto::ApproveBody = typed(body).await?;
+    let label = device_label(b.label)?;
+    let a = ops::approve(&s.gw, &actor(&req), &id, b.scopes, label)
         .await
         .map_err(|e| request_err(e, &id))?;
-    Ok(HttpResponse::Ok().json(json!({"requestId": a.request.request_id, "status": "approved", "device": device_json(&s.gw, &a.device)})))
+    Ok(HttpResponse::Ok().json(dto::Approved {
+        request_id: a.request.request_id,
+        status: "approved".into(),
+        device: Box::new(device_view(&s.gw, &a.device)),
+    }))
 }
 
 pub async fn reject_request(
@@ -111,12 +128,15 @@ pub async fn reject_request(
     body: web::Payload,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    object(read_json(body).await?, &[])?;
+    let _: dto::EmptyBody = typed(body).await?;
     let p = ops::reject(&s.gw, &actor(&req), &id)
         .await
         .map_err(|e| request_err(e, &id))?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"requestId": p.request_id, "status": "rejected", "deviceId": p.device_id})))
+    Ok(HttpResponse::Ok().json(dto::Rejected {
+        request_id: p.request_id,
+        status: "rejected".into(),
+        device_id: p.device_id,
+    }))
 }
 
 fn request_err(e: ops::OpError, id: &str) -> ApiError {

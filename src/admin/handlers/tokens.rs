@@ -5,8 +5,9 @@ use super::*;
 // ---------------------------------------------------------------- admin tokens
 
 pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiResult<HttpResponse> {
-    let m = object(read_json(body).await?, &["scopes", "ttlSeconds", "label"])?;
-    let scopes = string_list(&m, "scopes")?
+    let b: dto::MintTokenBody = typed(body).await?;
+    let scopes = b
+        .scopes
         .ok_or_else(|| ApiError::new(Code::Invalid, "scopes (a list) is required"))?;
     if scopes.is_empty() {
         return Err(ApiError::new(Code::Invalid, "scopes must not be empty"));
@@ -17,21 +18,19 @@ pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiRes
             format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
         ));
     }
-    let ttl = match m.get("ttlSeconds") {
-        None | Some(Value::Null) => 3600,
-        Some(v) => match whole_number(v) {
-            Some(t) if (60..=31_536_000).contains(&t) => t,
-            _ => {
-                return Err(ApiError::new(
-                    Code::Invalid,
-                    "ttlSeconds must be from 60 to 31536000",
-                ))
-            }
-        },
+    let ttl = match b.ttl_seconds {
+        None => 3600,
+        Some(t) if (60..=31_536_000).contains(&t) => t,
+        Some(_) => {
+            return Err(ApiError::new(
+                Code::Invalid,
+                "ttlSeconds must be from 60 to 31536000",
+            ))
+        }
     };
-    let label = match m.get("label") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(l)) if l.chars().count() <= 64 => l.clone(),
+    let label = match b.label {
+        None => String::new(),
+        Some(l) if l.chars().count() <= 64 => l,
         Some(_) => {
             return Err(ApiError::new(
                 Code::Invalid,
