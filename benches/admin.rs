@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clawgate::admin::client::Client;
 use client::{ws_url, Conn, ConnectOpts, DeviceIdentity};
 use common::{
     env_levels, env_u64, hello_once, ms, proc_cpu_secs, random_token, read_runtime, round2,
@@ -39,7 +40,7 @@ use common::{
 };
 use serde_json::{json, Value};
 
-/// Per-request HTTP timeout (ureq global timeout).
+/// Per-request HTTP timeout (the admin client's global timeout).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound on the whole approval phase.
 const APPROVAL_PHASE_LIMIT: Duration = Duration::from_secs(600);
@@ -144,43 +145,35 @@ fn spawn_server(tag: &str) -> Result<Server, String> {
 }
 
 // ---------------------------------------------------------------------------
-// HTTP (blocking ureq)
+// HTTP (the crate's blocking admin client)
 // ---------------------------------------------------------------------------
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(HTTP_TIMEOUT))
-        .build()
-        .into()
+/// The crate's admin client (one keep-alive agent each).
+fn agent() -> Client {
+    Client::with("", None, HTTP_TIMEOUT, "clawgate-bench")
 }
 
-/// One request; returns (status, body bytes). Bodies of any size are read.
+/// One request; returns (status, body bytes).
 fn http(
-    agent: &ureq::Agent,
+    agent: &Client,
     method: &str,
     url: &str,
     bearer: &str,
     body: Option<&str>,
 ) -> Result<(u16, Vec<u8>), String> {
-    let resp = match method {
-        "GET" => agent.get(url).header("Authorization", bearer).call(),
-        "POST" => agent
-            .post(url)
-            .header("Authorization", bearer)
-            .header("Content-Type", "application/json")
-            .send(body.unwrap_or("{}")),
+    let mut headers = vec![("Authorization", bearer)];
+    let body = match method {
+        "GET" => None,
+        "POST" => {
+            headers.push(("Content-Type", "application/json"));
+            Some(body.unwrap_or("{}").as_bytes())
+        }
         m => return Err(format!("unsupported method {m}")),
     };
-    let mut resp = resp.map_err(|e| format!("{method} {url}: {e}"))?;
-    let status = resp.status().as_u16();
-    let bytes = resp
-        .body_mut()
-        .with_config()
-        .limit(u64::MAX)
-        .read_to_vec()
-        .map_err(|e| format!("{method} {url}: reading body: {e}"))?;
-    Ok((status, bytes))
+    let a = agent
+        .send(method, url, &headers, body)
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    Ok((a.status, a.body.into_bytes()))
 }
 
 fn snippet(b: &[u8]) -> String {

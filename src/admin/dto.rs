@@ -319,6 +319,53 @@ pub struct ProxyList {
     pub entries: Vec<String>,
 }
 
+/// The answer to a trusted-proxy edit (or its dry run).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ProxyChange {
+    pub entries: Vec<String>,
+    pub applied: bool,
+    pub changed: bool,
+}
+
+// ---------------------------------------------------------------- admin tokens
+
+/// A minted admin token's metadata (never its digest).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminToken {
+    pub jti: String,
+    pub label: String,
+    pub scopes: Vec<String>,
+    pub issued_at_ms: u64,
+    pub expires_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<u64>,
+    pub created_by: String,
+    /// The token itself: only in the answer to the mint, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl AdminToken {
+    pub fn of(r: &crate::store::AdminTokenRecord) -> Self {
+        AdminToken {
+            jti: r.jti.clone(),
+            label: r.label.clone(),
+            scopes: r.scopes.clone(),
+            issued_at_ms: r.issued_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            revoked_at_ms: r.revoked_at_ms,
+            created_by: r.created_by.clone(),
+            token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AdminTokenList {
+    pub tokens: Vec<AdminToken>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod doctor;
+pub mod text;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,10 +1,12 @@
-//! A small blocking HTTP client (ureq) run off the async runtime, for the admin API.
+//! The crate's admin client (`clawgate::admin::client`), run off the async
+//! runtime, with the helpers the tests use.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use clawgate::admin::client::Client;
 use serde_json::Value;
 
 #[derive(Debug, Clone)]
@@ -30,15 +32,8 @@ impl Resp {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(20)))
-        .build()
-        .into()
-}
-
-/// Sends one request. `body` is sent as is (set the content type in `headers`).
+/// Sends one request through the crate's admin client. `body` is sent as
+/// is (set the content type in `headers`).
 pub async fn request(
     method: &str,
     url: &str,
@@ -53,54 +48,18 @@ pub async fn request(
         .collect();
     let body = body.map(str::to_string);
     tokio::task::spawn_blocking(move || {
-        let a = agent();
-        macro_rules! with_headers {
-            ($rb:expr) => {{
-                let mut rb = $rb;
-                for (k, v) in &headers {
-                    rb = rb.header(k.as_str(), v.as_str());
-                }
-                rb
-            }};
-        }
-        let resp = match method.as_str() {
-            "GET" => with_headers!(a.get(&url)).call(),
-            "DELETE" => with_headers!(a.delete(&url)).call(),
-            "POST" => {
-                let rb = with_headers!(a.post(&url));
-                match &body {
-                    Some(b) => rb.send(b.as_str()),
-                    None => rb.send_empty(),
-                }
-            }
-            "PUT" => {
-                let rb = with_headers!(a.put(&url));
-                match &body {
-                    Some(b) => rb.send(b.as_str()),
-                    None => rb.send_empty(),
-                }
-            }
-            "PATCH" => {
-                let rb = with_headers!(a.patch(&url));
-                match &body {
-                    Some(b) => rb.send(b.as_str()),
-                    None => rb.send_empty(),
-                }
-            }
-            m => panic!("method {m}"),
-        };
-        let mut resp = resp.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = resp.status().as_u16();
-        let headers = resp
-            .headers()
+        let client = Client::with("", None, Duration::from_secs(20), "clawgate-tests");
+        let h: Vec<(&str, &str)> = headers
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        let body = resp.body_mut().read_to_string().unwrap_or_default();
+        let a = client
+            .send(&method, &url, &h, body.as_deref().map(str::as_bytes))
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         Resp {
-            status,
-            headers,
-            body,
+            status: a.status,
+            headers: a.headers,
+            body: a.body,
         }
     })
     .await
@@ -190,17 +149,16 @@ impl Admin {
 
     fn sse_raw(&self) -> mpsc::Receiver<String> {
         let (tx, rx) = mpsc::channel();
-        let url = format!("{}/admin/v1/events", self.base);
-        let auth = self.auth();
+        let client = Client::with(
+            self.base.clone(),
+            Some(self.token.clone()),
+            Duration::from_secs(3600),
+            "clawgate-tests",
+        );
         std::thread::spawn(move || {
-            let a: ureq::Agent = ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into();
-            let Ok(resp) = a.get(&url).header("Authorization", &auth).call() else {
+            let Ok((_, reader)) = client.stream("/admin/v1/events") else {
                 return;
             };
-            let reader = BufReader::new(resp.into_body().into_reader());
             for line in reader.lines() {
                 let Ok(line) = line else { return };
                 if tx.send(line).is_err() {

@@ -52,7 +52,11 @@ async fn apply_proxies(
         let tag = etag(&before);
         return Ok(HttpResponse::Ok()
             .insert_header(("ETag", tag))
-            .json(json!({"entries": entries, "applied": false, "changed": entries != before})));
+            .json(dto::ProxyChange {
+                changed: entries != before,
+                entries,
+                applied: false,
+            }));
     }
     let a = actor(req);
     let rec = OverrideRecord {
@@ -82,7 +86,11 @@ async fn apply_proxies(
     let tag = etag(&entries);
     Ok(HttpResponse::Ok()
         .insert_header(("ETag", tag))
-        .json(json!({"entries": entries, "applied": true, "changed": entries != before})))
+        .json(dto::ProxyChange {
+            changed: entries != before,
+            entries,
+            applied: true,
+        }))
 }
 
 pub async fn get_proxies(s: Data) -> HttpResponse {

@@ -48,25 +48,17 @@ pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiRes
         )),
     );
     let (token, rec) = auth::mint(&s.gw.store, scopes, ttl, label, audit).await?;
-    let mut v = token_view(&rec);
-    v["token"] = json!(token);
+    let mut v = dto::AdminToken::of(&rec);
+    v.token = Some(token);
     Ok(HttpResponse::Created().json(v))
-}
-
-/// A minted admin token's metadata as the API shows it (without its digest).
-fn token_view(rec: &crate::store::AdminTokenRecord) -> Value {
-    let mut v = serde_json::to_value(rec).unwrap_or_default();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("digest");
-    }
-    v
 }
 
 pub async fn list_tokens(s: Data) -> ApiResult<HttpResponse> {
     let mut t = s.gw.store.admin_tokens()?;
     t.sort_by_key(|r| r.issued_at_ms);
-    let t: Vec<Value> = t.iter().map(token_view).collect();
-    Ok(HttpResponse::Ok().json(json!({"tokens": t})))
+    Ok(HttpResponse::Ok().json(dto::AdminTokenList {
+        tokens: t.iter().map(dto::AdminToken::of).collect(),
+    }))
 }
 
 pub async fn revoke_token(
@@ -77,5 +69,5 @@ pub async fn revoke_token(
     let jti = path.into_inner();
     let audit = actor(&req).audit("admin.token.revoke", &jti, "ok", None);
     let rec = auth::revoke(&s.gw.store, jti, audit).await?;
-    Ok(HttpResponse::Ok().json(token_view(&rec)))
+    Ok(HttpResponse::Ok().json(dto::AdminToken::of(&rec)))
 }

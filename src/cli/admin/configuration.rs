@@ -27,13 +27,7 @@ pub(super) fn source_text(src: &Value) -> String {
 }
 
 pub(super) fn ago(t: u64) -> String {
-    let s = now_ms().saturating_sub(t) / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86400),
-    }
+    crate::cli::text::since(t, now_ms())
 }
 
 pub(super) fn short(v: &Value) -> String {

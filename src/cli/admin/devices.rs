@@ -34,7 +34,10 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
                 print_json(&out);
                 return Ok(());
             }
-            print_devices_list(&requests, devices.as_ref(), all);
+            let requests: Vec<dto::RequestEntry> = api.typed(&requests)?;
+            let devices: Option<Vec<dto::Device>> =
+                devices.as_ref().map(|d| api.typed(d)).transpose()?;
+            print_devices_list(&requests, devices.as_deref(), all);
             Ok(())
         }
         DevicesCommand::Approve {
@@ -43,34 +46,32 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
             label,
         } => {
             let id = resolve_request(api, &request_id)?;
-            let mut body = json!({});
-            if !scopes.is_empty() {
-                body["scopes"] = json!(scopes);
-            }
-            if let Some(l) = label {
-                body["label"] = json!(l);
-            }
+            let body = dto::ApproveBody {
+                scopes: (!scopes.is_empty()).then_some(scopes),
+                label,
+            };
             let v = api.post(
                 &format!("/admin/v1/pairing/requests/{}/approve", enc(&id)),
-                &body,
+                &json!(body),
             )?;
             if json {
                 print_json(&v);
                 return Ok(());
             }
-            let d = &v["device"];
+            let a: dto::Approved = api.typed(&v)?;
+            let d = &a.device;
             let name = device_name(d);
             println!(
                 "approved request {}: device {}{} may connect as {} with scopes {}",
-                text(&v["requestId"]),
-                text(&d["fingerprint"]),
+                opt(Some(&a.request_id)),
+                opt(Some(&d.fingerprint)),
                 if name == "-" {
                     String::new()
                 } else {
                     format!(" ({name})")
                 },
-                list(&d["roles"]),
-                list(&d["scopes"]),
+                csv(&d.paired.roles),
+                csv(&d.paired.scopes),
             );
             Ok(())
         }
@@ -78,17 +79,17 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
             let id = resolve_request(api, &request_id)?;
             let v = api.post(
                 &format!("/admin/v1/pairing/requests/{}/reject", enc(&id)),
-                &json!({}),
+                &json!(dto::EmptyBody {}),
             )?;
             if json {
                 print_json(&v);
                 return Ok(());
             }
-            let dev = text(&v["deviceId"]);
+            let r: dto::Rejected = api.typed(&v)?;
             println!(
                 "rejected request {} (device {})",
-                text(&v["requestId"]),
-                crate::gateway::device::fingerprint(&dev)
+                r.request_id,
+                crate::gateway::device::fingerprint(&r.device_id)
             );
             Ok(())
         }
@@ -106,10 +107,11 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
                 print_json(&v);
                 return Ok(());
             }
+            let r: dto::Removed = api.typed(&v)?;
             println!(
                 "removed device {} ({} closed); it must pair again to connect",
-                crate::gateway::device::fingerprint(&text(&v["deviceId"])),
-                plural(v["closedSessions"].as_u64().unwrap_or(0), "session"),
+                crate::gateway::device::fingerprint(&r.device_id),
+                plural(r.closed_sessions as u64, "session"),
             );
             Ok(())
         }
@@ -119,7 +121,7 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
                 .call(
                     "PATCH",
                     &format!("/admin/v1/devices/{}", enc(&id)),
-                    Some(&json!({ "label": label })),
+                    Some(&json!(dto::RenameBody { label: Some(label) })),
                     None,
                 )?
                 .body;
@@ -127,21 +129,36 @@ pub(super) fn devices_inner(api: &Api, cmd: DevicesCommand, json: bool) -> Res<(
                 print_json(&v);
                 return Ok(());
             }
+            let d: dto::Device = api.typed(&v)?;
             println!(
                 "device {} is now labelled {:?}",
-                text(&v["fingerprint"]),
-                first_text(&[&v["label"], &v["operatorLabel"]])
+                d.fingerprint,
+                opt(d.label.as_deref().or(d.paired.operator_label.as_deref()))
             );
             Ok(())
         }
     }
 }
 
-pub(super) fn print_devices_list(requests: &Value, devices: Option<&Value>, all: bool) {
-    let empty = vec![];
-    let reqs = requests.as_array().unwrap_or(&empty);
-    let pending: Vec<&Value> = reqs.iter().filter(|r| r["status"] == "pending").collect();
-    let decided: Vec<&Value> = reqs.iter().filter(|r| r["status"] != "pending").collect();
+pub(super) fn print_devices_list(
+    requests: &[dto::RequestEntry],
+    devices: Option<&[dto::Device]>,
+    all: bool,
+) {
+    let pending: Vec<&dto::PendingRequest> = requests
+        .iter()
+        .filter_map(|r| match r {
+            dto::RequestEntry::Pending(p) => Some(p.as_ref()),
+            dto::RequestEntry::Decided(_) => None,
+        })
+        .collect();
+    let decided: Vec<&dto::DecidedRequest> = requests
+        .iter()
+        .filter_map(|r| match r {
+            dto::RequestEntry::Decided(d) => Some(d),
+            dto::RequestEntry::Pending(_) => None,
+        })
+        .collect();
     if pending.is_empty() {
         println!("No pending pairing requests.");
     } else {
@@ -149,18 +166,23 @@ pub(super) fn print_devices_list(requests: &Value, devices: Option<&Value>, all:
         let rows: Vec<Vec<String>> = pending
             .iter()
             .map(|r| {
-                let c = &r["client"];
+                let c = &r.client;
+                let from = if r.client_address.is_empty() {
+                    &r.peer_address
+                } else {
+                    &r.client_address
+                };
                 vec![
-                    text(&r["requestId"]),
-                    text(&r["fingerprint"]),
-                    first_text(&[&c["displayName"]]),
-                    client_desc(&c["id"], &c["platform"]),
-                    text(&r["role"]),
-                    list(&r["scopes"]),
-                    first_text(&[&r["clientAddress"], &r["peerAddress"]]),
-                    text(&r["reason"]),
-                    age(&r["firstSeenAtMs"]),
-                    age(&r["expiresAtMs"]),
+                    opt(Some(&r.request_id)),
+                    opt(Some(&r.fingerprint)),
+                    opt(c.display_name.as_deref()),
+                    client_desc(c.id.as_deref(), c.platform.as_deref()),
+                    opt(Some(&r.role)),
+                    csv(&r.scopes),
+                    opt(Some(from)),
+                    opt(Some(&r.reason)),
+                    at(Some(r.first_seen_at_ms)),
+                    at(Some(r.expires_at_ms)),
                 ]
             })
             .collect();
@@ -186,11 +208,11 @@ pub(super) fn print_devices_list(requests: &Value, devices: Option<&Value>, all:
                 .iter()
                 .map(|r| {
                     vec![
-                        text(&r["requestId"]),
-                        text(&r["fingerprint"]),
-                        text(&r["status"]),
-                        text(&r["decidedBy"]),
-                        age(&r["decidedAtMs"]),
+                        opt(Some(&r.request_id)),
+                        opt(Some(&r.fingerprint)),
+                        opt(Some(&r.status)),
+                        opt(Some(&r.decided_by)),
+                        at(Some(r.decided_at_ms)),
                     ]
                 })
                 .collect();
@@ -200,9 +222,8 @@ pub(super) fn print_devices_list(requests: &Value, devices: Option<&Value>, all:
             );
         }
     }
-    let Some(devices) = devices else { return };
+    let Some(devs) = devices else { return };
     println!();
-    let devs = devices.as_array().unwrap_or(&empty);
     if devs.is_empty() {
         println!("No paired devices.");
         return;
@@ -212,17 +233,16 @@ pub(super) fn print_devices_list(requests: &Value, devices: Option<&Value>, all:
         .iter()
         .map(|d| {
             vec![
-                text(&d["fingerprint"]),
+                opt(Some(&d.fingerprint)),
                 device_name(d),
-                client_desc(&d["clientId"], &d["platform"]),
-                list(&d["roles"]),
-                list(&d["scopes"]),
-                text(&d["connectedSessions"]),
-                age(&d["approvedAtMs"]),
-                if d["lastSeenAtMs"].is_u64() {
-                    age(&d["lastSeenAtMs"])
-                } else {
-                    "never".into()
+                client_desc(d.paired.client_id.as_deref(), d.paired.platform.as_deref()),
+                csv(&d.paired.roles),
+                csv(&d.paired.scopes),
+                d.connected_sessions.to_string(),
+                at(Some(d.paired.approved_at_ms)),
+                match d.paired.last_seen_at_ms {
+                    Some(t) => at(Some(t)),
+                    None => "never".into(),
                 },
             ]
         })

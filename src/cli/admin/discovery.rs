@@ -17,23 +17,18 @@ pub(super) fn non_empty(s: &Option<String>) -> Option<&str> {
 
 /// `http://host:port` without a trailing slash; plain HTTP only.
 pub(super) fn normalize_url(url: &str) -> Res<String> {
-    let url = url.trim().trim_end_matches('/');
-    if url.starts_with("https://") {
-        return Err(Failure::unreachable(
-            format!("--admin-url {url}: https is not supported by this client"),
+    use crate::admin::client::{normalize_base, BadBase};
+    let shown = url.trim().trim_end_matches('/');
+    normalize_base(url).map_err(|e| match e {
+        BadBase::Https => Failure::unreachable(
+            format!("--admin-url {shown}: https is not supported by this client"),
             "the admin API listens on plain HTTP on loopback; use http://127.0.0.1:<admin port>",
-        ));
-    }
-    if url.starts_with("http://") {
-        Ok(url.to_string())
-    } else if url.contains("://") {
-        Err(Failure::unreachable(
-            format!("--admin-url {url}: only http:// URLs are supported"),
+        ),
+        BadBase::OtherScheme => Failure::unreachable(
+            format!("--admin-url {shown}: only http:// URLs are supported"),
             "for example --admin-url http://127.0.0.1:18790",
-        ))
-    } else {
-        Ok(format!("http://{url}"))
-    }
+        ),
+    })
 }
 
 /// The admin address from `runtime.json`, with an unspecified bind address

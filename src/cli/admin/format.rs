@@ -9,18 +9,12 @@ pub(super) fn now_ms() -> u64 {
 }
 
 pub(super) fn span(ms: u64) -> String {
-    let s = ms / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m", s / 60),
-        3600..=86_399 => format!("{}h", s / 3600),
-        _ => format!("{}d", s / 86_400),
-    }
+    crate::cli::text::since(0, ms)
 }
 
 /// `5m ago`, `in 2h`, or `-` for a missing time.
-pub(super) fn age(v: &Value) -> String {
-    let Some(t) = v.as_u64() else {
+pub(super) fn at(t: Option<u64>) -> String {
+    let Some(t) = t else {
         return "-".into();
     };
     let now = now_ms();
@@ -44,27 +38,18 @@ pub(super) fn text(v: &Value) -> String {
     }
 }
 
-pub(super) fn list(v: &Value) -> String {
-    match v.as_array() {
-        Some(a) if !a.is_empty() => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-        _ => "-".into(),
-    }
+/// A text field, `-` when missing or empty.
+pub(super) fn opt(s: Option<&str>) -> String {
+    s.filter(|s| !s.is_empty()).unwrap_or("-").to_string()
 }
 
-pub(super) fn first_text(candidates: &[&Value]) -> String {
-    candidates
-        .iter()
-        .find_map(|v| v.as_str().filter(|s| !s.is_empty()))
-        .unwrap_or("-")
-        .to_string()
+/// A list as `a,b`, `-` when empty.
+pub(super) fn csv(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
 }
 
 /// Left-aligned columns separated by two spaces.
@@ -106,21 +91,19 @@ pub(super) fn print_json(v: &Value) {
     );
 }
 
-pub(super) fn plural(n: u64, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
-}
+pub(super) use crate::cli::text::plural;
 
 /// A device's human name: label, else display name.
-pub(super) fn device_name(d: &Value) -> String {
-    first_text(&[&d["label"], &d["operatorLabel"], &d["displayName"]])
+pub(super) fn device_name(d: &dto::Device) -> String {
+    [&d.label, &d.paired.operator_label, &d.paired.display_name]
+        .into_iter()
+        .find_map(|s| s.as_deref().filter(|s| !s.is_empty()))
+        .unwrap_or("-")
+        .to_string()
 }
 
-pub(super) fn client_desc(client_id: &Value, platform: &Value) -> String {
-    match (client_id.as_str(), platform.as_str()) {
+pub(super) fn client_desc(client_id: Option<&str>, platform: Option<&str>) -> String {
+    match (client_id, platform) {
         (Some(c), Some(p)) if !p.is_empty() => format!("{c}/{p}"),
         (Some(c), _) => c.to_string(),
         _ => "-".into(),

@@ -19,6 +19,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use crate::admin::dto;
 use crate::config::{self, LoadOptions};
 
 // ---------------------------------------------------------------- arguments

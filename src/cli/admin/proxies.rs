@@ -2,10 +2,11 @@
 
 use super::*;
 
-pub(super) fn entries_line(v: &Value) -> String {
-    match v["entries"].as_array() {
-        Some(a) if !a.is_empty() => list(&v["entries"]).replace(',', ", "),
-        _ => "(none)".into(),
+pub(super) fn entries_line(entries: &[String]) -> String {
+    if entries.is_empty() {
+        "(none)".into()
+    } else {
+        entries.join(", ")
     }
 }
 
@@ -18,15 +19,13 @@ pub(super) fn proxies(api: &Api, cmd: ProxiesCommand, json: bool) -> Res<()> {
                 print_json(&v);
                 return Ok(());
             }
-            match v["entries"].as_array() {
-                Some(a) if !a.is_empty() => {
-                    println!("Trusted proxies ({}):", a.len());
-                    for e in a {
-                        println!("  {}", text(e));
-                    }
-                }
-                _ => {
-                    println!("No trusted proxies: X-Forwarded-For and similar headers are ignored.")
+            let l: dto::ProxyList = api.typed(&v)?;
+            if l.entries.is_empty() {
+                println!("No trusted proxies: X-Forwarded-For and similar headers are ignored.")
+            } else {
+                println!("Trusted proxies ({}):", l.entries.len());
+                for e in &l.entries {
+                    println!("  {e}");
                 }
             }
             Ok(())
@@ -42,7 +41,9 @@ pub(super) fn proxies(api: &Api, cmd: ProxiesCommand, json: bool) -> Res<()> {
                 .call(
                     "POST",
                     &path,
-                    Some(&json!({ "entry": entry })),
+                    Some(&json!(dto::ProxyEntryBody {
+                        entry: Some(entry.clone())
+                    })),
                     etag.as_deref(),
                 )?
                 .body;
@@ -50,7 +51,8 @@ pub(super) fn proxies(api: &Api, cmd: ProxiesCommand, json: bool) -> Res<()> {
                 print_json(&v);
                 return Ok(());
             }
-            let changed = v["changed"].as_bool().unwrap_or(true);
+            let c: dto::ProxyChange = api.typed(&v)?;
+            let changed = c.changed;
             if dry_run {
                 println!(
                     "dry run, nothing applied: {}; the list would be: {}",
@@ -59,14 +61,17 @@ pub(super) fn proxies(api: &Api, cmd: ProxiesCommand, json: bool) -> Res<()> {
                     } else {
                         format!("{entry} is already trusted")
                     },
-                    entries_line(&v)
+                    entries_line(&c.entries)
                 );
             } else if changed {
-                println!("added {entry}; trusted proxies: {}", entries_line(&v));
+                println!(
+                    "added {entry}; trusted proxies: {}",
+                    entries_line(&c.entries)
+                );
             } else {
                 println!(
                     "{entry} is already trusted; nothing changed (trusted proxies: {})",
-                    entries_line(&v)
+                    entries_line(&c.entries)
                 );
             }
             Ok(())
@@ -85,7 +90,11 @@ pub(super) fn proxies(api: &Api, cmd: ProxiesCommand, json: bool) -> Res<()> {
                 print_json(&v);
                 return Ok(());
             }
-            println!("removed {entry}; trusted proxies: {}", entries_line(&v));
+            let c: dto::ProxyChange = api.typed(&v)?;
+            println!(
+                "removed {entry}; trusted proxies: {}",
+                entries_line(&c.entries)
+            );
             Ok(())
         }
     }

@@ -20,10 +20,9 @@ pub(super) fn tokens_inner(api: &Api, cmd: TokensCommand, json: bool) -> Res<()>
             scopes,
         } => {
             let id = resolve_device(api, &device)?;
-            let mut body = json!({});
-            if !scopes.is_empty() {
-                body["scopes"] = json!(scopes);
-            }
+            let body = json!(dto::RotateDeviceTokenBody {
+                scopes: (!scopes.is_empty()).then_some(scopes),
+            });
             let v = api.post(
                 &format!(
                     "/admin/v1/devices/{}/tokens/{}/rotate",
@@ -36,13 +35,14 @@ pub(super) fn tokens_inner(api: &Api, cmd: TokensCommand, json: bool) -> Res<()>
                 print_json(&v);
                 return Ok(());
             }
+            let r: dto::DeviceTokenRotated = api.typed(&v)?;
             println!(
                 "rotated the {} token of device {} (scopes {}; {} closed); \
                  the device receives the new token when it next connects",
-                text(&v["role"]),
-                crate::gateway::device::fingerprint(&text(&v["deviceId"])),
-                list(&v["scopes"]),
-                plural(v["closedSessions"].as_u64().unwrap_or(0), "session"),
+                r.role,
+                crate::gateway::device::fingerprint(&r.device_id),
+                csv(&r.scopes),
+                plural(r.closed_sessions as u64, "session"),
             );
             Ok(())
         }
@@ -60,29 +60,27 @@ pub(super) fn tokens_inner(api: &Api, cmd: TokensCommand, json: bool) -> Res<()>
                 print_json(&v);
                 return Ok(());
             }
+            let r: dto::DeviceTokenRevoked = api.typed(&v)?;
             println!(
                 "revoked the {} token of device {} ({} closed)",
-                text(&v["role"]),
-                crate::gateway::device::fingerprint(&text(&v["deviceId"])),
-                plural(v["closedSessions"].as_u64().unwrap_or(0), "session"),
+                r.role,
+                crate::gateway::device::fingerprint(&r.device_id),
+                plural(r.closed_sessions as u64, "session"),
             );
             Ok(())
         }
         TokensCommand::RotateGateway { grace } => {
-            let mut body = json!({});
-            if let Some(g) = grace {
-                body["graceSeconds"] = json!(g);
-            }
+            let body = json!(dto::RotateGatewayTokenBody {
+                grace_seconds: grace,
+            });
             let v = api.post("/admin/v1/gateway/token/rotate", &body)?;
             if json {
                 print_json(&v);
                 return Ok(());
             }
-            let Some(token) = v["token"].as_str() else {
-                return Err(Failure::refused("the API answered without a token", None));
-            };
-            println!("{token}");
-            let g = v["graceSeconds"].as_u64().unwrap_or(0);
+            let r: dto::GatewayTokenRotated = api.typed(&v)?;
+            println!("{}", r.token);
+            let g = r.grace_seconds;
             eprintln!("clawgate: the gateway token was rotated; the new token (above) is shown only this once.");
             if g > 0 {
                 eprintln!(
@@ -95,27 +93,26 @@ pub(super) fn tokens_inner(api: &Api, cmd: TokensCommand, json: bool) -> Res<()>
             Ok(())
         }
         TokensCommand::Mint { scopes, ttl, label } => {
-            let mut body = json!({ "scopes": scopes });
-            if let Some(t) = ttl {
-                body["ttlSeconds"] = json!(t);
-            }
-            if let Some(l) = label {
-                body["label"] = json!(l);
-            }
+            let body = json!(dto::MintTokenBody {
+                scopes: Some(scopes),
+                ttl_seconds: ttl,
+                label,
+            });
             let v = api.post("/admin/v1/tokens", &body)?;
             if json {
                 print_json(&v);
                 return Ok(());
             }
-            let Some(token) = v["token"].as_str() else {
+            let t: dto::AdminToken = api.typed(&v)?;
+            let Some(token) = &t.token else {
                 return Err(Failure::refused("the API answered without a token", None));
             };
             println!("{token}");
             eprintln!(
                 "clawgate: minted admin token {} with scopes {}; it expires {}. It is shown only this once.",
-                text(&v["jti"]),
-                list(&v["scopes"]),
-                age(&v["expiresAtMs"]),
+                opt(Some(&t.jti)),
+                csv(&t.scopes),
+                at(Some(t.expires_at_ms)),
             );
             Ok(())
         }

@@ -4,12 +4,13 @@ use super::*;
 
 // ---------------------------------------------------------------- admin API
 
-/// A minimal admin API client.
+/// The admin API as the doctor reads it (the shared client; a token that
+/// could not be found is reported at the first call).
 pub(super) struct Admin {
     pub(super) base: String,
-    /// The token and where it came from.
-    pub(super) token: Result<String, String>,
-    pub(super) agent: ureq::Agent,
+    /// The token, or why there is none.
+    token: Result<String, String>,
+    client: crate::admin::client::Client,
 }
 
 /// Why an admin call did not give JSON.
@@ -53,40 +54,39 @@ pub(super) fn admin_token(
 
 impl Admin {
     pub(super) fn new(base: String, token: Result<String, String>) -> Admin {
+        let client = crate::admin::client::Client::with(
+            base.clone(),
+            token.as_ref().ok().cloned(),
+            HTTP_TIMEOUT,
+            "clawgate-doctor",
+        );
         Admin {
             base,
             token,
-            agent: agent(),
+            client,
         }
     }
 
     pub(super) fn get(&self, path: &str) -> Result<Value, ApiError> {
-        let token = self.token.as_ref().map_err(|e| ApiError {
-            status: None,
-            message: e.clone(),
-        })?;
-        let resp = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Accept", "application/json")
-            .call();
-        let mut resp = resp.map_err(|e| ApiError {
+        if let Err(e) = &self.token {
+            return Err(ApiError {
+                status: None,
+                message: e.clone(),
+            });
+        }
+        let answer = self.client.get(path).map_err(|e| ApiError {
             status: None,
             message: e.to_string(),
         })?;
-        let status = resp.status().as_u16();
-        let text = resp.body_mut().read_to_string().unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if status == 200 {
-            return Ok(v);
+        if answer.status == 200 {
+            return Ok(answer.json().unwrap_or(Value::Null));
         }
         Err(ApiError {
-            status: Some(status),
-            message: v["detail"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("HTTP {status}")),
+            status: Some(answer.status),
+            message: answer
+                .problem()
+                .map(|p| p.detail)
+                .unwrap_or_else(|| format!("HTTP {}", answer.status)),
         })
     }
 

@@ -326,16 +326,4 @@ pub(super) fn explain_connect_error(
     }
 }
 
-pub(super) fn ago(ts: u64, now: u64) -> String {
-    if ts > now {
-        return "just now".into();
-    }
-    let s = (now - ts) / 1000;
-    match s {
-        0 => "just now".into(),
-        1..=59 => format!("{s}s ago"),
-        60..=3599 => format!("{}m ago", s / 60),
-        3600..=86_399 => format!("{}h ago", s / 3600),
-        _ => format!("{}d ago", s / 86_400),
-    }
-}
+pub(super) use crate::cli::text::ago;

@@ -59,35 +59,22 @@ pub(super) fn connectable(mut a: SocketAddr) -> SocketAddr {
     a
 }
 
-pub(super) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(HTTP_TIMEOUT))
-        .proxy(None)
-        .max_redirects(0)
-        .user_agent(format!("clawgate-doctor/{}", env!("CARGO_PKG_VERSION")))
-        .build()
-        .new_agent()
-}
-
 /// `GET <base>/healthz` must answer 200.
-pub(super) fn healthz(agent: &ureq::Agent, base: &str) -> Result<(), String> {
-    match agent.get(format!("{base}/healthz")).call() {
-        Ok(r) if r.status().as_u16() == 200 => Ok(()),
-        Ok(r) => Err(format!("answered HTTP {}", r.status().as_u16())),
-        Err(ureq::Error::Io(e)) => Err(e.to_string()),
-        Err(ureq::Error::Timeout(_)) => Err("no answer (timed out)".into()),
+pub(super) fn healthz(base: &str) -> Result<(), String> {
+    let client = crate::admin::client::Client::with(base, None, HTTP_TIMEOUT, "clawgate-doctor");
+    match client.get("/healthz") {
+        Ok(a) if a.status == 200 => Ok(()),
+        Ok(a) => Err(format!("answered HTTP {}", a.status)),
+        Err(crate::admin::client::Transport::TimedOut) => Err("no answer (timed out)".into()),
         Err(e) => Err(e.to_string()),
     }
 }
 
+/// What a person typed as `--admin-url`, as a base URL (any scheme is
+/// kept: the probe then says what answered).
 pub(super) fn normalize_url(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("http://{url}")
-    }
+    crate::admin::client::normalize_base(url)
+        .unwrap_or_else(|_| url.trim().trim_end_matches('/').to_string())
 }
 
 pub(super) fn check_listeners(
@@ -344,7 +331,6 @@ pub(super) fn probe_running(
     pid: Option<u32>,
     notes: Vec<String>,
 ) -> (Check, Live) {
-    let agent = agent();
     let who = pid
         .map(|p| format!("clawgate (pid {p})"))
         .unwrap_or_else(|| "clawgate".into());
@@ -353,7 +339,7 @@ pub(super) fn probe_running(
     let mut live = Live::default();
     let mut answered = vec![];
     match gateway {
-        Some(g) => match healthz(&agent, &format!("http://{g}")) {
+        Some(g) => match healthz(&format!("http://{g}")) {
             Ok(()) => {
                 live.gateway = Some(g);
                 answered.push(format!("gateway ws://{g}"));
@@ -374,7 +360,7 @@ pub(super) fn probe_running(
         }
     }
     match &admin {
-        Some(a) => match healthz(&agent, a) {
+        Some(a) => match healthz(a) {
             Ok(()) => {
                 live.admin = Some(a.clone());
                 answered.push(format!("admin API {a}"));

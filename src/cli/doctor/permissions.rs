@@ -215,9 +215,5 @@ pub(super) fn short_list(items: &[String], max: usize) -> String {
 }
 
 pub(super) fn plural(n: usize, one: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {one}s")
-    }
+    crate::cli::text::plural(n as u64, one)
 }
