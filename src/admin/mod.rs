@@ -237,19 +237,6 @@ pub struct AdminState {
     pub denials: denials::Denials,
 }
 
-fn host_name(h: &str) -> String {
-    let h = h.trim();
-    if let Some(rest) = h.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_lowercase();
-    }
-    match h.rsplit_once(':') {
-        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) && !host.contains(':') => {
-            host.to_lowercase()
-        }
-        _ => h.to_lowercase(),
-    }
-}
-
 /// The Host names accepted for a listener bound to `bind`.
 pub fn allowed_hosts_for(bind: IpAddr, allow_remote: bool) -> Vec<String> {
     if allow_remote && !bind.is_loopback() {
@@ -337,7 +324,7 @@ async fn check(
             .headers()
             .get("host")
             .and_then(|h| h.to_str().ok())
-            .map(host_name)
+            .map(crate::net::host::host_of)
             .unwrap_or_default();
         if !state.allowed_hosts.contains(&host) {
             return Err(ApiError::new(

@@ -9,6 +9,8 @@
 //! - proxy headers from any other peer → *unattributable* (HTTP 403);
 //! - otherwise *direct remote*.
 
+pub mod host;
+
 use std::net::IpAddr;
 
 use ipnet::IpNet;

@@ -10,21 +10,7 @@ use crate::config::RuntimeConfig;
 use crate::gateway::frames::ErrorShape;
 use crate::net::{is_private_or_loopback, Attribution};
 
-pub(super) fn host_of(origin_or_host: &str) -> String {
-    let s = origin_or_host
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(origin_or_host);
-    let s = s.split('/').next().unwrap_or(s);
-    if let Some(rest) = s.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest).to_lowercase();
-    }
-    s.rsplit_once(':')
-        .filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit()))
-        .map(|(h, _)| h)
-        .unwrap_or(s)
-        .to_lowercase()
-}
+pub(super) use crate::net::host::host_of;
 
 pub(super) fn is_loopback_host(h: &str) -> bool {
     h == "localhost"
@@ -117,10 +103,6 @@ mod tests {
 
     #[test]
     fn host_parsing() {
-        assert_eq!(host_of("http://localhost:18789"), "localhost");
-        assert_eq!(host_of("https://[::1]:8080/x"), "::1");
-        assert_eq!(host_of("127.0.0.1:18789"), "127.0.0.1");
-        assert_eq!(host_of("gw.example.com"), "gw.example.com");
         assert!(is_loopback_host("127.0.0.2"));
         assert!(is_private_host("172.17.0.1"));
         assert!(!is_private_host("example.com"));
