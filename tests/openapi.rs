@@ -101,7 +101,10 @@ fn compare(spec: &Value, routes: &[RouteSpec]) -> Vec<String> {
     let mut table: BTreeMap<(String, String), Option<&str>> = BTreeMap::new();
     for r in routes {
         if table
-            .insert((r.method.to_string(), r.path.to_string()), r.scope)
+            .insert(
+                (r.method.to_string(), r.path.to_string()),
+                r.scope.map(|s| s.as_str()),
+            )
             .is_some()
         {
             problems.push(format!("route table lists {} {} twice", r.method, r.path));
@@ -165,7 +168,12 @@ fn report(problems: &[String]) -> String {
             .unwrap_or_default(),
         ROUTES
             .iter()
-            .map(|r| format!("  {:6} {}  scope={:?}\n", r.method, r.path, r.scope))
+            .map(|r| format!(
+                "  {:6} {}  scope={:?}\n",
+                r.method,
+                r.path,
+                r.scope.map(|s| s.as_str())
+            ))
             .collect::<String>(),
     )
 }
@@ -274,7 +282,7 @@ fn comparison_reports_a_route_the_spec_lacks() {
     routes.push(RouteSpec {
         method: "GET",
         path: "/admin/v1/not-in-the-spec",
-        scope: Some("admin"),
+        scope: Some(clawgate::admin::auth::AdminScope::Admin),
     });
     let problems = compare(&load_spec(), &routes);
     assert_eq!(

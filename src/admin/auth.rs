@@ -10,15 +10,57 @@ use crate::gateway::auth::{digest_eq, sha256};
 use crate::store::{self, records, tables, AdminTokenRecord, AuditEvent, Store};
 use crate::util::now_ms;
 
-pub const SCOPES: &[&str] = &[
-    "pairing:read",
-    "pairing:write",
-    "devices:write",
-    "tokens:write",
-    "config:read",
-    "config:write",
-    "admin",
-];
+/// An admin API scope (what a route needs, what a minted token holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AdminScope {
+    PairingRead,
+    PairingWrite,
+    DevicesWrite,
+    TokensWrite,
+    ConfigRead,
+    ConfigWrite,
+    /// Every scope.
+    Admin,
+}
+
+impl AdminScope {
+    pub const ALL: [AdminScope; 7] = [
+        AdminScope::PairingRead,
+        AdminScope::PairingWrite,
+        AdminScope::DevicesWrite,
+        AdminScope::TokensWrite,
+        AdminScope::ConfigRead,
+        AdminScope::ConfigWrite,
+        AdminScope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminScope::PairingRead => "pairing:read",
+            AdminScope::PairingWrite => "pairing:write",
+            AdminScope::DevicesWrite => "devices:write",
+            AdminScope::TokensWrite => "tokens:write",
+            AdminScope::ConfigRead => "config:read",
+            AdminScope::ConfigWrite => "config:write",
+            AdminScope::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AdminScope> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for AdminScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The wire names of every scope, for messages.
+pub fn scope_names() -> String {
+    AdminScope::ALL.map(AdminScope::as_str).join(", ")
+}
 
 /// The authenticated caller of an admin request.
 #[derive(Debug, Clone)]
@@ -26,12 +68,14 @@ pub struct Principal {
     /// For the audit log: `admin-token` or `token:<jti> (<label>)`.
     pub name: String,
     pub jti: Option<String>,
-    pub scopes: Vec<String>,
+    pub scopes: Vec<AdminScope>,
 }
 
 impl Principal {
-    pub fn allows(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s == "admin" || s == scope)
+    pub fn allows(&self, scope: AdminScope) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| *s == AdminScope::Admin || *s == scope)
     }
 }
 
@@ -81,7 +125,7 @@ pub fn authenticate(
         return Ok(Principal {
             name: "admin-token".into(),
             jti: None,
-            scopes: vec!["admin".into()],
+            scopes: vec![AdminScope::Admin],
         });
     }
     Err(unauthorized("invalid admin token"))
@@ -114,7 +158,12 @@ fn authenticate_minted(store: &Store, token: &str, rest: &str) -> Result<Princip
             format!("token:{} ({})", rec.jti, rec.label)
         },
         jti: Some(rec.jti),
-        scopes: rec.scopes,
+        // A stored scope this version does not know grants nothing.
+        scopes: rec
+            .scopes
+            .iter()
+            .filter_map(|s| AdminScope::parse(s))
+            .collect(),
     })
 }
 
@@ -224,7 +273,7 @@ mod tests {
         assert!(tok.starts_with(TOKEN_PREFIX));
         let h = |t: &str| format!("Bearer {t}");
         let p = authenticate(&store, &admin, Some(&h(&tok))).unwrap();
-        assert_eq!(p.scopes, vec!["pairing:read".to_string()]);
+        assert_eq!(p.scopes, vec![AdminScope::PairingRead]);
         assert_eq!(p.name, format!("token:{} (ci)", rec.jti));
         // The database holds the digest, never the token.
         let stored = store.admin_token(&rec.jti).unwrap().unwrap();

@@ -21,6 +21,7 @@ use actix_web::http::Method;
 use actix_web::{web, App, HttpMessage, HttpServer, ResponseError};
 
 use crate::gateway::GatewayState;
+use auth::AdminScope;
 use error::{ApiError, Code};
 
 /// One admin route: method, path (OpenAPI template syntax, also actix's), and
@@ -29,7 +30,7 @@ use error::{ApiError, Code};
 pub struct RouteSpec {
     pub method: &'static str,
     pub path: &'static str,
-    pub scope: Option<&'static str>,
+    pub scope: Option<AdminScope>,
 }
 
 macro_rules! admin_routes {
@@ -46,174 +47,184 @@ macro_rules! admin_routes {
 admin_routes![
     (GET, "/healthz", None, handlers::healthz),
     (GET, "/readyz", None, handlers::readyz),
-    (GET, "/metrics", Some("config:read"), handlers::metrics),
+    (
+        GET,
+        "/metrics",
+        Some(AdminScope::ConfigRead),
+        handlers::metrics
+    ),
     (
         GET,
         "/admin/v1/pairing/requests",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::list_requests
     ),
     (
         GET,
         "/admin/v1/pairing/requests/{requestId}",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::get_request
     ),
     (
         POST,
         "/admin/v1/pairing/requests/{requestId}/approve",
-        Some("pairing:write"),
+        Some(AdminScope::PairingWrite),
         handlers::approve_request
     ),
     (
         POST,
         "/admin/v1/pairing/requests/{requestId}/reject",
-        Some("pairing:write"),
+        Some(AdminScope::PairingWrite),
         handlers::reject_request
     ),
     (
         GET,
         "/admin/v1/devices",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::list_devices
     ),
     (
         GET,
         "/admin/v1/devices/{deviceId}",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::get_device
     ),
     (
         PATCH,
         "/admin/v1/devices/{deviceId}",
-        Some("devices:write"),
+        Some(AdminScope::DevicesWrite),
         handlers::patch_device
     ),
     (
         DELETE,
         "/admin/v1/devices/{deviceId}",
-        Some("devices:write"),
+        Some(AdminScope::DevicesWrite),
         handlers::delete_device
     ),
     (
         POST,
         "/admin/v1/devices/{deviceId}/tokens/{role}/rotate",
-        Some("tokens:write"),
+        Some(AdminScope::TokensWrite),
         handlers::rotate_device_token
     ),
     (
         DELETE,
         "/admin/v1/devices/{deviceId}/tokens/{role}",
-        Some("tokens:write"),
+        Some(AdminScope::TokensWrite),
         handlers::revoke_device_token
     ),
     (
         POST,
         "/admin/v1/gateway/token/rotate",
-        Some("tokens:write"),
+        Some(AdminScope::TokensWrite),
         handlers::rotate_gateway_token
     ),
     (
         GET,
         "/admin/v1/trusted-proxies",
-        Some("config:read"),
+        Some(AdminScope::ConfigRead),
         handlers::get_proxies
     ),
     (
         PUT,
         "/admin/v1/trusted-proxies",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::put_proxies
     ),
     (
         POST,
         "/admin/v1/trusted-proxies",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::add_proxy
     ),
     (
         DELETE,
         "/admin/v1/trusted-proxies/{entry}",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::delete_proxy
     ),
     (
         GET,
         "/admin/v1/sessions",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::list_sessions
     ),
     (
         DELETE,
         "/admin/v1/sessions/{connId}",
-        Some("devices:write"),
+        Some(AdminScope::DevicesWrite),
         handlers::delete_session
     ),
     (
         GET,
         "/admin/v1/config",
-        Some("config:read"),
+        Some(AdminScope::ConfigRead),
         handlers::get_config
     ),
     (
         PATCH,
         "/admin/v1/config",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::patch_config
     ),
     (
         POST,
         "/admin/v1/config/validate",
-        Some("config:read"),
+        Some(AdminScope::ConfigRead),
         handlers::validate_config
     ),
     (
         POST,
         "/admin/v1/config/reload",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::reload_config
     ),
     (
         GET,
         "/admin/v1/config/status",
-        Some("config:read"),
+        Some(AdminScope::ConfigRead),
         handlers::config_status
     ),
     (
         DELETE,
         "/admin/v1/config/overrides/{key}",
-        Some("config:write"),
+        Some(AdminScope::ConfigWrite),
         handlers::delete_override
     ),
-    (GET, "/admin/v1/audit", Some("admin"), handlers::audit),
+    (
+        GET,
+        "/admin/v1/audit",
+        Some(AdminScope::Admin),
+        handlers::audit
+    ),
     (
         GET,
         "/admin/v1/diagnostics/rejections",
-        Some("config:read"),
+        Some(AdminScope::ConfigRead),
         handlers::rejections
     ),
     (
         GET,
         "/admin/v1/events",
-        Some("pairing:read"),
+        Some(AdminScope::PairingRead),
         handlers::events
     ),
     (
         POST,
         "/admin/v1/tokens",
-        Some("admin"),
+        Some(AdminScope::Admin),
         handlers::mint_token
     ),
     (
         GET,
         "/admin/v1/tokens",
-        Some("admin"),
+        Some(AdminScope::Admin),
         handlers::list_tokens
     ),
     (
         DELETE,
         "/admin/v1/tokens/{jti}",
-        Some("admin"),
+        Some(AdminScope::Admin),
         handlers::revoke_token
     ),
 ];

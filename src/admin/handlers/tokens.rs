@@ -12,10 +12,10 @@ pub async fn mint_token(s: Data, req: HttpRequest, body: web::Payload) -> ApiRes
     if scopes.is_empty() {
         return Err(ApiError::new(Code::Invalid, "scopes must not be empty"));
     }
-    if let Some(bad) = scopes.iter().find(|x| !auth::SCOPES.contains(&x.as_str())) {
+    if let Some(bad) = scopes.iter().find(|x| auth::AdminScope::parse(x).is_none()) {
         return Err(ApiError::new(
             Code::Invalid,
-            format!("unknown scope {bad:?}; known: {}", auth::SCOPES.join(", ")),
+            format!("unknown scope {bad:?}; known: {}", auth::scope_names()),
         ));
     }
     let ttl = match b.ttl_seconds {

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::locality::{locality, Locality};
-use super::params::{auth_str, is_control_ui, Params};
+use super::params::{auth_str, is_control_ui, ClientKind, Params};
 use super::proof::Proven;
 use super::reject::{auth_rejection, internal, rate_limited, RejectReason, Rejection};
 use super::secret::{self, SharedSecret};
@@ -323,8 +323,8 @@ fn deviceless(
     out: &mut AuthOutcome,
 ) -> Result<(), Rejection> {
     let case = DevicelessCase {
-        backend_client: p.client_id == "gateway-client" && p.client_mode == "backend",
-        cli_client: p.client_id == "cli" && p.client_mode == "cli",
+        backend_client: p.kind == ClientKind::Backend,
+        cli_client: p.kind == ClientKind::Cli,
         control_ui: is_control_ui(p),
         origin: ctx.origin.is_some(),
         locality: out.locality,

@@ -2,7 +2,7 @@
 //! silent pairing, from its attribution, Host, Origin and client kind.
 
 use super::origin::{host_of, is_loopback_host, is_private_host};
-use super::params::{is_control_ui, Params};
+use super::params::{is_control_ui, ClientKind, Params};
 use super::ConnCtx;
 use crate::net::{is_private_or_loopback, Attribution};
 
@@ -34,7 +34,7 @@ pub(super) fn locality(ctx: &ConnCtx, p: &Params<'_>, shared_ok: bool) -> Locali
                 }
             }
         } else if ctx.origin.is_none() && ctx.addr.peer.is_loopback() && is_private_host(&host) {
-            return if p.client_id == "cli" && p.client_mode == "cli" {
+            return if p.kind == ClientKind::Cli {
                 Locality::CliContainerLocal
             } else {
                 Locality::SharedSecretLoopbackLocal

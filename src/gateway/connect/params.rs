@@ -9,7 +9,53 @@ use crate::gateway::frames::ErrorShape;
 use crate::gateway::scopes::Role;
 use crate::gateway::PROTOCOL_VERSION;
 
+/// What kind of client a connect names (`client.id` × `client.mode`): the
+/// only form in which the decisions look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientKind {
+    /// The browser Control UI (or webchat).
+    ControlUi,
+    /// The `openclaw` CLI (`cli` / `cli`).
+    Cli,
+    /// The gateway's own backend client (`gateway-client` / `backend`).
+    Backend,
+    Other,
+}
+
+/// `client.mode`, where a decision depends on it alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientMode {
+    Node,
+    Probe,
+    Other,
+}
+
+impl ClientKind {
+    fn of(id: &str, mode: &str) -> ClientKind {
+        match (id, mode) {
+            ("openclaw-control-ui" | "webchat-ui" | "webchat", _) | (_, "webchat") => {
+                ClientKind::ControlUi
+            }
+            ("cli", "cli") => ClientKind::Cli,
+            ("gateway-client", "backend") => ClientKind::Backend,
+            _ => ClientKind::Other,
+        }
+    }
+}
+
+impl ClientMode {
+    fn of(mode: &str) -> ClientMode {
+        match mode {
+            "node" => ClientMode::Node,
+            "probe" => ClientMode::Probe,
+            _ => ClientMode::Other,
+        }
+    }
+}
+
 pub(super) struct Params<'a> {
+    pub(super) kind: ClientKind,
+    pub(super) mode: ClientMode,
     pub(super) min_protocol: u64,
     pub(super) max_protocol: u64,
     pub(super) client_id: &'a str,
@@ -121,6 +167,8 @@ pub(super) fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
         Some(_) => return Err(invalid_params("at /device: must be object".into())),
     };
     Ok(Params {
+        kind: ClientKind::of(client_id, client_mode),
+        mode: ClientMode::of(client_mode),
         min_protocol,
         max_protocol,
         client_id,
@@ -144,10 +192,7 @@ pub(super) fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Opt
 }
 
 pub(super) fn is_control_ui(p: &Params<'_>) -> bool {
-    matches!(
-        p.client_id,
-        "openclaw-control-ui" | "webchat-ui" | "webchat"
-    ) || p.client_mode == "webchat"
+    p.kind == ClientKind::ControlUi
 }
 
 /// The protocol range (§1.7), then the role: the first two refusals, in
@@ -155,9 +200,11 @@ pub(super) fn is_control_ui(p: &Params<'_>) -> bool {
 pub(super) fn check_protocol_and_role(p: &Params<'_>) -> Result<Role, Rejection> {
     // Protocol range (§1.7).
     let accepts = (p.min_protocol <= PROTOCOL_VERSION && PROTOCOL_VERSION <= p.max_protocol)
-        || (p.client_mode == "probe" && p.max_protocol >= 3 && p.min_protocol <= PROTOCOL_VERSION)
+        || (p.mode == ClientMode::Probe
+            && p.max_protocol >= 3
+            && p.min_protocol <= PROTOCOL_VERSION)
         || (p.role == Some(Role::Node)
-            && p.client_mode == "node"
+            && p.mode == ClientMode::Node
             && p.min_protocol <= 3
             && 3 <= p.max_protocol);
     if !accepts {
