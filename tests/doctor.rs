@@ -70,9 +70,25 @@ fn write_config(dir: &Path, text: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_gateway_passes_every_check() {
-    let srv = TestServer::default().await;
+    // The recommended layout: OpenClaw's keys in openclaw.json, clawgate's
+    // in clawgate.json next to it.
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"auth": {"mode": "token", "token": TOKEN}}}).to_string(),
+    );
+    let own = dir.path().join("clawgate.json");
+    std::fs::write(
+        &own,
+        json!({"gateway": {"limits": {"workers": 1}, "admin": {"port": 0}}}).to_string(),
+    )
+    .unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let srv = TestServer::start_watching_in(dir, Value::Null, |d| {
+        common::server::test_opts(d, Default::default())
+    })
+    .await;
     let cfg = srv.dir.path().join("openclaw.json");
-    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     let out = doctor(&srv, vec![]).await;
     assert_eq!(out.code, 0, "{out:?}");
@@ -309,9 +325,13 @@ async fn port_in_use_is_named_with_its_process() {
     let port = holder.local_addr().unwrap().port();
     write_config(
         dir.path(),
-        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
-            .to_string(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}}}).to_string(),
     );
+    std::fs::write(
+        dir.path().join("clawgate.json"),
+        json!({"gateway": {"admin": {"port": 0}}}).to_string(),
+    )
+    .unwrap();
     let out = doctor_in(dir.path(), vec![]).await;
     assert_eq!(out.code, 1, "{out:?}");
     let v = out.json();
@@ -344,9 +364,13 @@ async fn stopped_gateway_with_free_ports_is_only_a_warning() {
     };
     write_config(
         dir.path(),
-        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}, "admin": {"port": 0}}})
-            .to_string(),
+        &json!({"gateway": {"port": port, "auth": {"token": TOKEN}}}).to_string(),
     );
+    std::fs::write(
+        dir.path().join("clawgate.json"),
+        json!({"gateway": {"admin": {"port": 0}}}).to_string(),
+    )
+    .unwrap();
     let out = doctor_in(dir.path(), vec![]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let v = out.json();

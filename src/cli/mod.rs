@@ -71,6 +71,10 @@ pub struct ServeArgs {
     /// The OpenClaw config file (JSON5).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// clawgate's own settings file (JSON5, the shape of openclaw.json; default:
+    /// clawgate.json next to the OpenClaw config file, when it exists).
+    #[arg(long, global = true)]
+    pub clawgate_config: Option<PathBuf>,
     /// Where clawgate keeps its state (default: ~/.openclaw/clawgate).
     #[arg(long, global = true)]
     pub state_dir: Option<PathBuf>,
@@ -83,6 +87,10 @@ pub struct ServeArgs {
     /// Admin API port (overrides gateway.admin.port; 0 picks a free port).
     #[arg(long)]
     pub admin_port: Option<u16>,
+    /// Front the real OpenClaw gateway at this URL (upstream.url): ws://HOST:PORT,
+    /// or `auto` for 127.0.0.1 and the gateway.port of openclaw.json.
+    #[arg(long)]
+    pub upstream: Option<String>,
 }
 
 pub async fn run() -> ExitCode {
@@ -90,9 +98,11 @@ pub async fn run() -> ExitCode {
     crate::logging::init();
     match cli.command {
         Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
-        Some(Command::Config(ConfigCommand::Validate { config })) => {
-            validate(config.or(cli.serve.config), cli.serve.state_dir)
-        }
+        Some(Command::Config(ConfigCommand::Validate { config })) => validate(
+            config.or(cli.serve.config),
+            cli.serve.clawgate_config,
+            cli.serve.state_dir,
+        ),
         Some(Command::Config(ConfigCommand::Show { explain, conn })) => {
             admin::run(
                 admin::Managed::Config(admin::ConfigOp::Show { explain }, conn),
@@ -141,6 +151,8 @@ pub async fn run() -> ExitCode {
 fn merge(global: ServeArgs, sub: ServeArgs) -> ServeArgs {
     ServeArgs {
         config: sub.config.or(global.config),
+        clawgate_config: sub.clawgate_config.or(global.clawgate_config),
+        upstream: sub.upstream.or(global.upstream),
         state_dir: sub.state_dir.or(global.state_dir),
         port: sub.port.or(global.port),
         bind: sub.bind.or(global.bind),
@@ -148,15 +160,27 @@ fn merge(global: ServeArgs, sub: ServeArgs) -> ServeArgs {
     }
 }
 
-fn validate(config_path: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
+fn validate(
+    config_path: Option<PathBuf>,
+    clawgate_config: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+) -> ExitCode {
     let mut opts = LoadOptions::from_process_env();
     opts.config_path = config_path;
+    opts.clawgate_config_path = clawgate_config;
     opts.state_dir = state_dir;
     match config::load(&opts) {
         Ok(cfg) => {
             match &cfg.file {
                 Some(f) => println!("valid: {}", f.display()),
                 None => println!("valid: no config file found; the embedded defaults apply"),
+            }
+            if let Some(f) = &cfg.own_file {
+                println!("valid: {}", f.display());
+            }
+            match &cfg.gateway.upstream {
+                Some(u) => println!("mode: front-door, upstream {}", u.url),
+                None => println!("mode: standalone"),
             }
             for w in &cfg.warnings {
                 println!("warning: {w}");
@@ -177,6 +201,8 @@ fn validate(config_path: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCod
 async fn serve(args: ServeArgs) -> ExitCode {
     let mut opts = LoadOptions::from_process_env();
     opts.config_path = args.config;
+    opts.clawgate_config_path = args.clawgate_config;
+    opts.upstream = args.upstream;
     opts.state_dir = args.state_dir;
     opts.port = args.port;
     opts.bind = args.bind;
@@ -195,6 +221,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let state_dir = cfg.state_dir.clone();
     let token_source = cfg.gateway.auth.token_source.clone();
     let mode = cfg.gateway.auth.mode;
+    if let Some(u) = &cfg.gateway.upstream {
+        tracing::warn!(
+            upstream = %u.url,
+            "front-door mode is configured, but this version does not relay to the upstream yet: \
+             clawgate answers only its own methods (pairing, tokens, health); keep clients on the \
+             real gateway until the bridge lands"
+        );
+    }
     let running = match crate::start_with(
         cfg,
         crate::StartOptions {

@@ -78,6 +78,15 @@ pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
         "gateway.limits.pingIntervalMs" => json!(g.limits.ping_interval_ms),
         "gateway.limits.workers" => json!(g.limits.workers),
         "logging.level" => json!(cfg.log_level),
+        "upstream.url" => json!(g.upstream.as_ref().map(|u| &u.url)),
+        "upstream.token" => match g.upstream.as_ref().map(|u| &u.secret) {
+            Some(super::UpstreamSecret::Token(_)) => json!(REDACTED),
+            _ => Value::Null,
+        },
+        "upstream.password" => match g.upstream.as_ref().map(|u| &u.secret) {
+            Some(super::UpstreamSecret::Password(_)) => json!(REDACTED),
+            _ => Value::Null,
+        },
         _ => Value::Null,
     }
 }
@@ -92,6 +101,15 @@ fn fingerprint(cfg: &RuntimeConfig, key: &str) -> Value {
             a.previous_token.map(|(d, until)| (hex::encode(d), until))
         ]),
         "gateway.auth.password" => json!(a.password.as_ref().map(|t| hex::encode(t.digest()))),
+        "upstream.token" | "upstream.password" => {
+            json!(cfg.gateway.upstream.as_ref().map(|u| match &u.secret {
+                super::UpstreamSecret::Token(t) => format!("token:{}", hex::encode(t.digest())),
+                super::UpstreamSecret::Password(p) => {
+                    format!("password:{}", hex::encode(p.digest()))
+                }
+                super::UpstreamSecret::None => "none".into(),
+            }))
+        }
         "gateway.admin.token" => {
             json!(cfg
                 .gateway
@@ -155,6 +173,10 @@ pub fn release_hint(key: &str, source: &Value) -> String {
             "drop the {} flag",
             source["flag"].as_str().unwrap_or("command-line")
         ),
+        Some("file") => format!(
+            "remove {key} from {}",
+            source["file"].as_str().unwrap_or("clawgate.json")
+        ),
         _ => String::new(),
     }
 }
@@ -166,6 +188,8 @@ pub struct Provenance<'a> {
     env_used: Vec<(String, &'static str)>,
     /// Key positions in the config file.
     positions: Positions,
+    /// Key positions in clawgate's own file.
+    own_positions: Positions,
 }
 
 impl<'a> Provenance<'a> {
@@ -173,14 +197,25 @@ impl<'a> Provenance<'a> {
         let src = &cfg.sources;
         let mut ignored = vec![];
         let (env, env_used) = sources::env_tree(&src.opts.env, &mut ignored);
+        let layer = overrides::layer(&src.overrides);
+        let main = super::main_tree(src, &env, &layer);
         let fig = sources::figment(
-            src.file.as_ref(),
+            src.file
+                .as_ref()
+                .map(|f| f.path.as_path())
+                .zip(main.as_ref()),
+            src.own.as_ref(),
             &env,
-            &overrides::layer(&src.overrides),
+            &layer,
             &super::flags_tree(&src.opts),
         );
         let positions = src
             .file
+            .as_ref()
+            .map(|f| Positions::of(&f.text))
+            .unwrap_or_default();
+        let own_positions = src
+            .own
             .as_ref()
             .map(|f| Positions::of(&f.text))
             .unwrap_or_default();
@@ -189,6 +224,7 @@ impl<'a> Provenance<'a> {
             fig,
             env_used,
             positions,
+            own_positions,
         }
     }
 
@@ -227,6 +263,16 @@ impl<'a> Provenance<'a> {
                     "column": pos.map(|p| p.1),
                 })
             }
+            sources::OWN_FILE => {
+                let file = self.cfg.sources.own.as_ref();
+                let pos = self.own_positions.get(key);
+                json!({
+                    "kind": "file",
+                    "file": file.map(|f| f.path.display().to_string()),
+                    "line": pos.map(|p| p.0),
+                    "column": pos.map(|p| p.1),
+                })
+            }
             sources::ENV => json!({
                 "kind": "env",
                 "variable": self.env_used.iter().rev().find(|(_, k)| *k == key).map(|(n, _)| n.clone()),
@@ -245,18 +291,24 @@ impl<'a> Provenance<'a> {
             .collect()
     }
 
-    /// Keys written in the file whose effective value comes from a higher layer.
+    /// Keys written in a file (`openclaw.json` or `clawgate.json`) whose
+    /// effective value comes from a higher layer.
     pub fn shadowed(&self) -> Vec<Value> {
-        let Some(file) = self.cfg.sources.file.as_ref() else {
-            return vec![];
-        };
-        KNOWN_KEYS
-            .iter()
-            .filter_map(|k| {
-                let in_file = lookup(&file.value, k)?;
+        let src = &self.cfg.sources;
+        let files = [
+            src.file.as_ref().map(|f| (f, &self.positions)),
+            src.own.as_ref().map(|f| (f, &self.own_positions)),
+        ];
+        let mut out = vec![];
+        for (file, positions) in files.into_iter().flatten() {
+            let path = file.path.display().to_string();
+            for k in KNOWN_KEYS {
+                let Some(in_file) = lookup(&file.value, k) else {
+                    continue;
+                };
                 let source = self.source(k);
-                if source["kind"] == "file" {
-                    return None;
+                if source["kind"] == "file" && source["file"] == path.as_str() {
+                    continue;
                 }
                 let file_value = if is_secret(k) {
                     json!(REDACTED)
@@ -264,17 +316,19 @@ impl<'a> Provenance<'a> {
                     in_file.clone()
                 };
                 let how = release_hint(k, &source);
-                let pos = self.positions.get(k);
-                Some(json!({
+                let pos = positions.get(k);
+                out.push(json!({
                     "key": k,
+                    "file": path,
                     "fileValue": file_value,
                     "fileLine": pos.map(|p| p.0),
                     "effectiveValue": value_of(self.cfg, k),
                     "source": source,
                     "release": how,
-                }))
-            })
-            .collect()
+                }));
+            }
+        }
+        out
     }
 }
 
@@ -283,6 +337,8 @@ pub fn explain(cfg: &RuntimeConfig) -> Value {
     let p = Provenance::new(cfg);
     json!({
         "file": cfg.file.as_ref().map(|f| f.display().to_string()),
+        "clawgateFile": cfg.own_file.as_ref().map(|f| f.display().to_string()),
+        "mode": cfg.mode().as_str(),
         "sourceHash": cfg.source_hash,
         "keys": p.entries(),
         "shadowed": p.shadowed(),

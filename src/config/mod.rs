@@ -28,6 +28,10 @@ use serde_json::{json, Value};
 #[derive(Clone, Default)]
 pub struct LoadOptions {
     pub config_path: Option<PathBuf>,
+    /// clawgate's own settings file (`--clawgate-config`).
+    pub clawgate_config_path: Option<PathBuf>,
+    /// `--upstream URL|auto`.
+    pub upstream: Option<String>,
     pub state_dir: Option<PathBuf>,
     pub port: Option<u16>,
     pub bind: Option<String>,
@@ -97,6 +101,40 @@ pub fn resolve_config_path(opts: &LoadOptions) -> Option<(PathBuf, bool)> {
         .map(|p| (p, false))
 }
 
+/// clawgate's own settings file, `clawgate.json` (JSON5, the same shape as
+/// `openclaw.json`): `--clawgate-config` > `CLAWGATE_CONFIG` (both must
+/// exist) > `clawgate.json` next to the OpenClaw config file >
+/// `~/.openclaw/clawgate.json` (when it exists).
+pub fn resolve_own_path(opts: &LoadOptions, main: Option<&Path>) -> Option<(PathBuf, bool)> {
+    if let Some(p) = &opts.clawgate_config_path {
+        return Some((p.clone(), true));
+    }
+    if let Some(p) = opts.env.get("CLAWGATE_CONFIG").filter(|s| !s.is_empty()) {
+        return Some((PathBuf::from(p), true));
+    }
+    let candidates = [
+        main.and_then(Path::parent).map(|d| d.join("clawgate.json")),
+        home_dir(&opts.env).map(|h| h.join(".openclaw").join("clawgate.json")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .map(|p| (p, false))
+}
+
+/// The content hash of both files together (the `openclaw.json` hash alone
+/// when there is no clawgate file, so that nothing changes for setups
+/// without one).
+pub fn combined_hash(main: Option<&FileLayer>, own: Option<&FileLayer>) -> Option<String> {
+    match (main, own) {
+        (m, None) => m.map(|f| f.hash.clone()),
+        (m, Some(o)) => Some(sources::hash(
+            format!("{}+{}", m.map_or("", |f| f.hash.as_str()), o.hash).as_bytes(),
+        )),
+    }
+}
+
 /// The config file as last read: path, text, parsed tree and content hash.
 /// `Debug` shows the path and hash only (the text holds secrets).
 #[derive(Clone)]
@@ -118,6 +156,10 @@ pub struct Sources {
     pub file_path: Option<PathBuf>,
     /// The last good file layer.
     pub file: Option<FileLayer>,
+    /// clawgate's own settings file (watched too), when there is one.
+    pub own_path: Option<PathBuf>,
+    /// Its last good layer.
+    pub own: Option<FileLayer>,
     /// The runtime overrides in force.
     pub overrides: Vec<crate::store::OverrideRecord>,
 }
@@ -126,6 +168,8 @@ impl std::fmt::Debug for LoadOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadOptions")
             .field("config_path", &self.config_path)
+            .field("clawgate_config_path", &self.clawgate_config_path)
+            .field("upstream", &self.upstream)
             .field("state_dir", &self.state_dir)
             .field("port", &self.port)
             .field("bind", &self.bind)
@@ -159,6 +203,8 @@ impl std::fmt::Debug for Sources {
             .field("opts", &self.opts)
             .field("file_path", &self.file_path)
             .field("file", &self.file)
+            .field("own_path", &self.own_path)
+            .field("own", &self.own)
             .field("override_keys", &keys)
             .finish()
     }
@@ -190,10 +236,14 @@ pub fn read_file_layer(path: Option<&Path>) -> Result<Option<FileLayer>, ConfigE
 pub fn load(opts: &LoadOptions) -> Result<RuntimeConfig, ConfigError> {
     let file_path = resolve_config_path(opts).map(|(p, _)| p);
     let file = read_file_layer(file_path.as_deref())?;
+    let own_path = resolve_own_path(opts, file_path.as_deref()).map(|(p, _)| p);
+    let own = read_file_layer(own_path.as_deref())?;
     build(Sources {
         opts: opts.clone(),
         file_path,
         file,
+        own_path,
+        own,
         overrides: vec![],
     })
 }
@@ -210,29 +260,95 @@ fn flags_tree(opts: &LoadOptions) -> Value {
     if let Some(p) = opts.admin_port {
         sources::set_path(&mut flags, "gateway.admin.port", json!(p));
     }
+    if let Some(u) = &opts.upstream {
+        sources::set_path(&mut flags, "upstream.url", json!(u));
+    }
     flags
 }
 
-/// Builds and validates a snapshot from its sources: defaults < file <
-/// environment < runtime overrides < flags.
+/// `openclaw.json` as clawgate layers it: in front-door mode its listener
+/// (`gateway.port`, `bind`, `customBindHost`) is the upstream's, not
+/// clawgate's.
+pub fn main_tree(src: &Sources, env: &Value, overrides: &Value) -> Option<Value> {
+    let f = src.file.as_ref()?;
+    let flags = flags_tree(&src.opts);
+    let layers = [
+        Some(&flags),
+        Some(overrides),
+        Some(env),
+        src.own.as_ref().map(|o| &o.value),
+        Some(&f.value),
+    ];
+    let front_door = layers
+        .into_iter()
+        .flatten()
+        .find_map(|l| lookup(l, "upstream.url"))
+        .is_some_and(|u| !u.is_null());
+    let mut tree = f.value.clone();
+    if front_door {
+        if let Some(g) = tree.get_mut("gateway").and_then(Value::as_object_mut) {
+            for k in settings::UPSTREAM_LISTENER {
+                g.remove(*k);
+            }
+        }
+    }
+    Some(tree)
+}
+
+/// Keys clawgate added that sit in `openclaw.json`, which OpenClaw refuses
+/// to start on: still read, with a warning that says where they belong.
+fn misplaced_keys(file: Option<&FileLayer>) -> Vec<String> {
+    let Some(f) = file else { return vec![] };
+    settings::SETTINGS
+        .iter()
+        .filter(|s| s.owner == settings::Owner::Clawgate && lookup(&f.value, s.key).is_some())
+        .map(|s| {
+            format!(
+                "{key}: a clawgate setting in {file}, where OpenClaw 2026.9 refuses to start on it \
+                 (Unrecognized key); move it to clawgate.json (same path, e.g. {{ {example} }}); \
+                 clawgate still reads it here",
+                key = s.key,
+                file = f.path.display(),
+                example = settings::nested_example(s.key),
+            )
+        })
+        .collect()
+}
+
+/// Builds and validates a snapshot from its sources: defaults <
+/// `openclaw.json` < `clawgate.json` < environment < runtime overrides <
+/// flags.
 pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
     let state_dir = resolve_state_dir(&src.opts);
     let mut warnings = Vec::new();
     let (env_value, _) = sources::env_tree(&src.opts.env, &mut warnings);
     let override_value = overrides::layer(&src.overrides);
+    let main = main_tree(&src, &env_value, &override_value);
+    warnings.extend(misplaced_keys(src.file.as_ref()));
     let fig = sources::figment(
-        src.file.as_ref(),
+        src.file
+            .as_ref()
+            .map(|f| f.path.as_path())
+            .zip(main.as_ref()),
+        src.own.as_ref(),
         &env_value,
         &override_value,
         &flags_tree(&src.opts),
     );
     let merged = sources::extract(&fig)?;
+    let own_ctx = src
+        .own
+        .as_ref()
+        .map(|o| (o.path.clone(), o.text.as_str(), &o.value));
     let ctx = validate::Context {
         file: src.file.as_ref().map(|f| f.path.clone()),
         file_text: src.file.as_ref().map(|f| f.text.as_str()),
+        own: own_ctx.clone(),
+        openclaw: src.file.as_ref().map(|f| &f.value),
         env: &env_value,
         overrides: &override_value,
         state_dir: &state_dir,
+        env_vars: &src.opts.env,
         generate_token: src.opts.generate_token,
     };
     let empty = json!({});
@@ -240,17 +356,39 @@ pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
     // A bad value that a higher layer replaces is still an error: it would
     // apply as soon as the higher layer lets go of the key.
     let mut shadowed = vec![];
-    if let Some(f) = &src.file {
+    if let (Some(f), Some(tree)) = (&src.file, &main) {
         let c = validate::Context {
             file: Some(f.path.clone()),
             file_text: Some(f.text.as_str()),
+            own: None,
+            openclaw: Some(&f.value),
             env: &empty,
             overrides: &empty,
             state_dir: &state_dir,
+            env_vars: &src.opts.env,
+            generate_token: false,
+        };
+        let own_value = src.own.as_ref().map_or(&empty, |o| &o.value);
+        shadowed.extend(shadowed_issues(
+            tree,
+            &[own_value, &env_value, &override_value, &flags],
+            &c,
+        ));
+    }
+    if let Some(o) = &src.own {
+        let c = validate::Context {
+            file: None,
+            file_text: None,
+            own: own_ctx.clone(),
+            openclaw: None,
+            env: &empty,
+            overrides: &empty,
+            state_dir: &state_dir,
+            env_vars: &src.opts.env,
             generate_token: false,
         };
         shadowed.extend(shadowed_issues(
-            &f.value,
+            &o.value,
             &[&env_value, &override_value, &flags],
             &c,
         ));
@@ -258,18 +396,24 @@ pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
     let c = validate::Context {
         file: None,
         file_text: None,
+        own: None,
+        openclaw: None,
         env: &env_value,
         overrides: &empty,
         state_dir: &state_dir,
+        env_vars: &src.opts.env,
         generate_token: false,
     };
     shadowed.extend(shadowed_issues(&env_value, &[&override_value, &flags], &c));
     let c = validate::Context {
         file: None,
         file_text: None,
+        own: None,
+        openclaw: None,
         env: &empty,
         overrides: &override_value,
         state_dir: &state_dir,
+        env_vars: &src.opts.env,
         generate_token: false,
     };
     shadowed.extend(shadowed_issues(&override_value, &[&flags], &c));
@@ -292,7 +436,8 @@ pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
     let mut cfg = RuntimeConfig {
         gateway,
         file: src.file.as_ref().map(|f| f.path.clone()),
-        source_hash: src.file.as_ref().map(|f| f.hash.clone()),
+        own_file: src.own.as_ref().map(|f| f.path.clone()),
+        source_hash: combined_hash(src.file.as_ref(), src.own.as_ref()),
         state_dir,
         warnings,
         log_level,
@@ -302,7 +447,7 @@ pub fn build(src: Sources) -> Result<RuntimeConfig, ConfigError> {
         .as_object()
         .map(|m| {
             m.keys()
-                .filter(|k| !["gateway", "$schema", "logging"].contains(&k.as_str()))
+                .filter(|k| !["gateway", "$schema", "logging", "upstream"].contains(&k.as_str()))
                 .map(String::as_str)
                 .collect()
         })
@@ -406,6 +551,8 @@ mod debug_tests {
                 value: json!({"gateway": {"auth": {"token": "file-secret-0123456789"}}}),
                 hash: "abc".into(),
             }),
+            own_path: None,
+            own: None,
             overrides: vec![],
         };
         let d = format!("{src:?}");

@@ -144,7 +144,31 @@ pub const SETTINGS: &[Setting] = &[
     s("gateway.limits.pingIntervalMs", C),
     s("gateway.limits.workers", C).restart(),
     s("logging.level", O),
+    s("upstream.url", C).flag("--upstream"),
+    s("upstream.token", C).secret(NO_SECRET_OVERRIDES),
+    s("upstream.password", C).secret(NO_SECRET_OVERRIDES),
 ];
+
+/// The keys of `openclaw.json` that, in front-door mode, describe the
+/// upstream's listener rather than clawgate's.
+pub const UPSTREAM_LISTENER: &[&str] = &["port", "bind", "customBindHost"];
+
+/// `gateway.admin.port` → `gateway: { admin: { port: … } }`, for messages.
+pub fn nested_example(key: &str) -> String {
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut out = String::new();
+    for (i, p) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            out.push_str(&format!("{p}: …"));
+        } else {
+            out.push_str(&format!("{p}: {{ "));
+        }
+    }
+    for _ in 1..parts.len() {
+        out.push_str(" }");
+    }
+    out
+}
 
 const fn keys_of<const N: usize>(settings: &[Setting]) -> [&'static str; N] {
     let mut out = [""; N];

@@ -244,21 +244,32 @@ pub fn unreadable(path: &Path, e: &std::io::Error) -> Issue {
 
 /// Provider names, which provenance maps back to sources.
 pub const FILE: &str = "JSON5 file";
+pub const OWN_FILE: &str = "clawgate file";
 pub const ENV: &str = "environment";
 pub const OVERRIDE: &str = "runtime override";
 pub const FLAGS: &str = "command line";
 
-/// Layers the sources with figment: file < environment < overrides < flags.
+/// Layers the sources with figment: `openclaw.json` < `clawgate.json` <
+/// environment < overrides < flags. `file` is the `openclaw.json` tree as
+/// clawgate reads it (in front-door mode without the upstream's listener).
 pub fn figment(
-    file: Option<&super::FileLayer>,
+    file: Option<(&Path, &Value)>,
+    own: Option<&super::FileLayer>,
     env: &Value,
     overrides: &Value,
     flags: &Value,
 ) -> Figment {
     let mut fig = Figment::new();
-    if let Some(f) = file {
+    if let Some((path, value)) = file {
         fig = fig.merge(JsonTree {
             name: FILE,
+            source: Some(path.to_path_buf()),
+            value: value.clone(),
+        });
+    }
+    if let Some(f) = own {
+        fig = fig.merge(JsonTree {
+            name: OWN_FILE,
             source: Some(f.path.clone()),
             value: f.value.clone(),
         });

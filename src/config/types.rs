@@ -186,6 +186,46 @@ pub struct GatewayConfig {
     pub admin: AdminConfig,
     pub pairing: PairingConfig,
     pub limits: LimitsConfig,
+    /// The real gateway clawgate fronts (`upstream.*`); `None`: standalone.
+    pub upstream: Option<UpstreamConfig>,
+}
+
+/// Whether clawgate answers by itself or fronts a real gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// No upstream: clawgate answers its own methods (the embedded default).
+    Standalone,
+    /// In front of the real gateway at `upstream.url`.
+    FrontDoor,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::FrontDoor => "front-door",
+        }
+    }
+}
+
+/// The credential clawgate presents to the upstream gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamSecret {
+    None,
+    Token(Secret),
+    Password(Secret),
+}
+
+/// The real OpenClaw gateway behind clawgate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamConfig {
+    /// `ws://` or `wss://`, normalized.
+    pub url: String,
+    pub secret: UpstreamSecret,
+    /// Where the secret came from, for `explain` and the doctor.
+    pub secret_from: &'static str,
+    /// `upstream.url: "auto"`: the address comes from `openclaw.json`.
+    pub derived: bool,
 }
 
 /// The effective configuration snapshot swapped behind an `ArcSwap`.
@@ -194,6 +234,8 @@ pub struct RuntimeConfig {
     pub gateway: GatewayConfig,
     /// The config file that was read, if any.
     pub file: Option<PathBuf>,
+    /// clawgate's own settings file that was read, if any.
+    pub own_file: Option<PathBuf>,
     /// SHA-256 (hex) of the file content, if any.
     pub source_hash: Option<String>,
     pub state_dir: PathBuf,
@@ -207,6 +249,14 @@ pub struct RuntimeConfig {
 }
 
 impl RuntimeConfig {
+    pub fn mode(&self) -> Mode {
+        if self.gateway.upstream.is_some() {
+            Mode::FrontDoor
+        } else {
+            Mode::Standalone
+        }
+    }
+
     pub fn is_trusted_proxy(&self, ip: &IpAddr) -> bool {
         let ip = ip.to_canonical();
         self.gateway.trusted_proxies.iter().any(|n| n.contains(&ip))

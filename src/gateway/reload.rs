@@ -239,6 +239,7 @@ impl Control {
             "lastError": st.last_error,
             "lastErrorAtMs": st.last_error_at_ms,
             "file": cfg.file.as_ref().map(|f| f.display().to_string()),
+            "clawgateFile": cfg.own_file.as_ref().map(|f| f.display().to_string()),
             "sourceHash": cfg.source_hash,
             "reloadMode": explain::value_of(cfg, "gateway.reload.mode"),
             "fileChangeNotApplied": st.file_pending,
@@ -330,7 +331,9 @@ pub async fn rebuild(
     let cur = gw.config.load_full();
     let mut src = (*cur.sources).clone();
     if trigger.reads_file() {
-        let file = match config::read_file_layer(src.file_path.as_deref()) {
+        let read = config::read_file_layer(src.file_path.as_deref())
+            .and_then(|f| config::read_file_layer(src.own_path.as_deref()).map(|o| (f, o)));
+        let (file, own) = match read {
             Ok(f) => f,
             Err(e) => {
                 let key = format!("error:{e}");
@@ -341,8 +344,12 @@ pub async fn rebuild(
                 return fail(gw, trigger, &e, trigger.passive());
             }
         };
-        let hash = file.as_ref().map(|f| f.hash.clone());
-        if let Some(f) = file.as_ref().filter(|f| f.text.trim().is_empty()) {
+        let hash = config::combined_hash(file.as_ref(), own.as_ref());
+        let empty = [file.as_ref(), own.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|f| f.text.trim().is_empty());
+        if let Some(f) = empty {
             // Half of a truncate-then-write, or an accident: never "apply" an
             // empty file (it would drop the token and every other setting).
             if trigger.passive() && inner.seen == hash {
@@ -376,6 +383,7 @@ pub async fn rebuild(
             inner.seen = hash.clone();
         }
         src.file = file;
+        src.own = own;
     }
     src.overrides = match gw.store.overrides() {
         Ok(o) => o,
@@ -390,7 +398,7 @@ pub async fn rebuild(
     };
     if trigger.reads_file()
         && !trigger.passive()
-        && src.file.as_ref().map(|f| &f.hash) == cur.source_hash.as_ref()
+        && config::combined_hash(src.file.as_ref(), src.own.as_ref()) == cur.source_hash
         && src.overrides == cur.sources.overrides
     {
         // An explicit reload of the content in force: nothing to do.
@@ -408,10 +416,18 @@ pub async fn rebuild(
         Err(e) => return fail(gw, trigger, &e, trigger.passive()),
     };
     let changed = explain::changed_keys(&cur, &new);
-    let file_changed = explain::file_changed_keys(
+    let mut file_changed = explain::file_changed_keys(
         cur.sources.file.as_ref().map(|f| &f.value),
         new.sources.file.as_ref().map(|f| &f.value),
     );
+    for k in explain::file_changed_keys(
+        cur.sources.own.as_ref().map(|f| &f.value),
+        new.sources.own.as_ref().map(|f| &f.value),
+    ) {
+        if !file_changed.contains(&k) {
+            file_changed.push(k);
+        }
+    }
     if trigger.passive() && cur.gateway.reload_mode == config::ReloadMode::Off {
         let pending = json!({
             "detectedAtMs": now_ms(),

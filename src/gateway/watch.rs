@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -36,7 +37,7 @@ impl Drop for Watcher {
 }
 
 /// The directories to watch and the names in them that matter.
-fn targets(file: &Path) -> (Vec<PathBuf>, BTreeSet<OsString>) {
+fn targets(files: &[PathBuf]) -> (Vec<PathBuf>, BTreeSet<OsString>) {
     let mut dirs = vec![];
     let mut names = BTreeSet::new();
     let mut add = |p: &Path| {
@@ -52,11 +53,13 @@ fn targets(file: &Path) -> (Vec<PathBuf>, BTreeSet<OsString>) {
             names.insert(name.to_os_string());
         }
     };
-    add(file);
-    // A symlinked config (dotfiles, Kubernetes): also watch where it points.
-    if let Ok(real) = std::fs::canonicalize(file) {
-        if real != file {
-            add(&real);
+    for file in files {
+        add(file);
+        // A symlinked config (dotfiles, Kubernetes): also watch where it points.
+        if let Ok(real) = std::fs::canonicalize(file) {
+            if &real != file {
+                add(&real);
+            }
         }
     }
     (dirs, names)
@@ -82,8 +85,9 @@ impl Watcher {
         let mut inner = None;
         let mut watched = vec![];
         let mut watch_error = None;
-        if let Some(file) = cfg.sources.file_path.clone() {
-            let (dirs, names) = targets(&file);
+        let files = watched_files(&cfg.sources);
+        if !files.is_empty() {
+            let (dirs, names) = targets(&files);
             let (tx, rx) = mpsc::unbounded_channel::<()>();
             let handler = move |res: notify::Result<notify::Event>| match res {
                 Ok(ev) if relevant(&ev, &names) => {
@@ -120,10 +124,13 @@ impl Watcher {
             }
             tasks.push(tokio::spawn(settle_loop(weak.clone(), rx)));
             tasks.push(tokio::spawn(poll_loop(weak.clone())));
-            tracing::info!(file = %file.display(), "watching the config file for changes");
+            for file in &files {
+                tracing::info!(file = %file.display(), "watching the config file for changes");
+            }
         }
         gw.control.set_watch(json!({
             "file": cfg.sources.file_path.as_ref().map(|p| p.display().to_string()),
+            "clawgateFile": cfg.sources.own_path.as_ref().map(|p| p.display().to_string()),
             "events": !watched.is_empty(),
             "directories": watched,
             "error": watch_error,
@@ -156,19 +163,34 @@ async fn settle_loop(gw: Weak<GatewayState>, mut rx: mpsc::UnboundedReceiver<()>
     }
 }
 
-/// The file's content hash (or the read error), to notice a change cheaply.
-fn fingerprint(path: Option<&Path>) -> Option<String> {
-    let path = path?;
-    Some(match std::fs::read(path) {
-        Ok(bytes) => crate::config::content_hash(&bytes),
-        Err(e) => format!("error:{e}"),
-    })
+/// `openclaw.json` and `clawgate.json`, those that are in use.
+fn watched_files(src: &crate::config::Sources) -> Vec<PathBuf> {
+    [src.file_path.clone(), src.own_path.clone()]
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The files' content hashes (or read errors), to notice a change cheaply.
+fn fingerprint(files: &[PathBuf]) -> Option<String> {
+    if files.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for path in files {
+        match std::fs::read(path) {
+            Ok(bytes) => out.push_str(&crate::config::content_hash(&bytes)),
+            Err(e) => out.push_str(&format!("error:{e}")),
+        }
+        out.push('+');
+    }
+    Some(out)
 }
 
 async fn poll_loop(gw: Weak<GatewayState>) {
     let mut last = gw
         .upgrade()
-        .and_then(|g| fingerprint(g.config.load().sources.file_path.as_deref()));
+        .and_then(|g| fingerprint(&watched_files(&g.config.load().sources)));
     loop {
         let every = match gw.upgrade() {
             Some(g) => g.config.load().gateway.reload_poll_ms,
@@ -181,8 +203,8 @@ async fn poll_loop(gw: Weak<GatewayState>) {
         }
         tokio::time::sleep(Duration::from_millis(every)).await;
         let Some(g) = gw.upgrade() else { return };
-        let path = g.config.load().sources.file_path.clone();
-        let now = fingerprint(path.as_deref());
+        let files = watched_files(&g.config.load().sources);
+        let now = fingerprint(&files);
         if now == last {
             continue;
         }
@@ -190,7 +212,7 @@ async fn poll_loop(gw: Weak<GatewayState>) {
         // events), then reload; the pipeline skips content already seen.
         drop(g);
         tokio::time::sleep(SETTLE).await;
-        last = fingerprint(path.as_deref());
+        last = fingerprint(&files);
         let Some(g) = gw.upgrade() else { return };
         reload::reload(&g, Trigger::Poll, "file").await;
     }

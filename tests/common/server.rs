@@ -55,6 +55,7 @@ pub fn test_opts(dir: &std::path::Path, env: BTreeMap<String, String>) -> LoadOp
         admin_port: Some(0),
         env,
         generate_token: true,
+        ..Default::default()
     }
 }
 

@@ -92,8 +92,13 @@ pub(super) fn check_reload(ctx: &Ctx, admin: &Admin) -> Check {
         st["sourceHash"].as_str(),
         st["lastError"].is_null() && st["fileChangeNotApplied"].is_null(),
     ) {
-        if let Ok(bytes) = std::fs::read(f) {
-            if config::content_hash(&bytes) != loaded {
+        let own = st["clawgateFile"].as_str().map(std::path::PathBuf::from);
+        let on_disk = config::read_file_layer(Some(Path::new(f))).and_then(|m| {
+            config::read_file_layer(own.as_deref())
+                .map(|o| config::combined_hash(m.as_ref(), o.as_ref()))
+        });
+        if let Ok(Some(hash)) = on_disk {
+            if hash != loaded {
                 c.raise(Status::Warn);
                 c.details.push(format!(
                     "{f} on disk differs from what the gateway loaded; it has not picked the change up (a file mounted into a container may not be the file you edited)"

@@ -16,9 +16,15 @@ mod sections;
 pub struct Context<'a> {
     pub file: Option<PathBuf>,
     pub file_text: Option<&'a str>,
+    /// clawgate's own file: path, text, tree (positions of the keys it sets).
+    pub own: Option<(PathBuf, &'a str, &'a Value)>,
+    /// `openclaw.json` as the real gateway reads it (for `upstream.url: "auto"`).
+    pub openclaw: Option<&'a Value>,
     pub env: &'a Value,
     pub overrides: &'a Value,
     pub state_dir: &'a Path,
+    /// The process environment (the real gateway's secret variables).
+    pub env_vars: &'a std::collections::BTreeMap<String, String>,
     pub generate_token: bool,
 }
 
@@ -28,6 +34,8 @@ struct V<'a, 'b> {
     warnings: &'b mut Vec<String>,
     /// Key positions in the file text, read at the first issue.
     positions: std::cell::OnceCell<Positions>,
+    /// The same for clawgate's own file.
+    own_positions: std::cell::OnceCell<Positions>,
 }
 
 fn lookup<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
@@ -59,6 +67,21 @@ impl V<'_, '_> {
             ));
         } else if self.set_by_env(path) {
             issue.message.push_str(" (set from the environment)");
+        } else if let Some((file, text, _)) = self
+            .ctx
+            .own
+            .as_ref()
+            .filter(|(_, _, tree)| lookup(tree, &base).is_some())
+        {
+            issue.file = Some(file.clone());
+            if let Some((line, col)) = self
+                .own_positions
+                .get_or_init(|| Positions::of(text))
+                .get(path)
+            {
+                issue.line = Some(line);
+                issue.column = Some(col);
+            }
         } else if let (Some(file), Some(text)) = (&self.ctx.file, self.ctx.file_text) {
             issue.file = Some(file.clone());
             if let Some((line, col)) = self.positions.get_or_init(|| Positions::of(text)).get(path)
@@ -400,6 +423,7 @@ pub fn log_level(root: &Value, ctx: &Context<'_>) -> Result<Option<String>, Conf
         issues: vec![],
         warnings: &mut warnings,
         positions: Default::default(),
+        own_positions: Default::default(),
     };
     let level = match root.get("logging").and_then(|l| l.get("level")) {
         None | Some(Value::Null) => None,
@@ -435,6 +459,7 @@ pub fn validate(
         issues: vec![],
         warnings,
         positions: Default::default(),
+        own_positions: Default::default(),
     };
     let empty = Map::new();
     let g = v
@@ -457,6 +482,7 @@ pub fn validate(
     let admin = sections::admin(&mut v, g);
     let pairing = sections::pairing(&mut v, g);
     let limits = sections::limits(&mut v, g);
+    let upstream = sections::upstream(&mut v, root, port, bind);
     if !v.issues.is_empty() {
         return Err(ConfigError { issues: v.issues });
     }
@@ -474,6 +500,7 @@ pub fn validate(
         admin,
         pairing,
         limits,
+        upstream,
     })
 }
 

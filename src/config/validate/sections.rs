@@ -453,3 +453,182 @@ pub(super) fn limits(v: &mut V<'_, '_>, g: &Map<String, Value>) -> LimitsConfig 
     }
     limits
 }
+
+/// `upstream.*`: the real gateway clawgate fronts. `url: "auto"` takes the
+/// port from `openclaw.json` (`gateway.port`, default 18789) on 127.0.0.1;
+/// the secret defaults to the shared secret as the real gateway reads it.
+/// `port` and `bind` are clawgate's own listener.
+pub(super) fn upstream(
+    v: &mut V<'_, '_>,
+    root: &Value,
+    port: u16,
+    bind: IpAddr,
+) -> Option<UpstreamConfig> {
+    let u = v.object(
+        "upstream",
+        root.get("upstream"),
+        "upstream: { url: \"auto\" }",
+    )?;
+    v.unknown_keys("upstream", u);
+    let openclaw = v.ctx.openclaw;
+    let (url, derived) = match u.get("url") {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(s)) if s.trim() == "auto" => {
+            let p = openclaw
+                .and_then(|o| o.pointer("/gateway/port"))
+                .and_then(|p| {
+                    p.as_u64()
+                        .or_else(|| p.as_str().and_then(|s| s.trim().parse().ok()))
+                })
+                .unwrap_or(18789);
+            (format!("ws://127.0.0.1:{p}"), true)
+        }
+        Some(Value::String(s)) => match normalize_upstream(s.trim()) {
+            Ok(u) => (u, false),
+            Err(e) => {
+                v.err("upstream.url", e);
+                return None;
+            }
+        },
+        Some(other) => {
+            v.err(
+                "upstream.url",
+                format!(
+                    "expected \"auto\" or a URL like \"ws://127.0.0.1:18790\", found {}",
+                    describe(other)
+                ),
+            );
+            return None;
+        }
+    };
+    let parsed = url::Url::parse(&url).ok()?;
+    let up_port = parsed.port_or_known_default().unwrap_or(0);
+    let up_loopback = match parsed.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if !up_loopback {
+        v.warn(
+            "upstream.url",
+            format!(
+                "{url} is not on loopback: bind the real gateway to 127.0.0.1 so that remote \
+                 clients cannot reach it around clawgate"
+            ),
+        );
+    }
+    if up_loopback && up_port == port && (bind.is_loopback() || bind.is_unspecified()) {
+        v.issue(
+            ConfigCode::Contradiction,
+            "upstream.url",
+            format!(
+                "clawgate and the upstream gateway would both listen on port {port}; move the real \
+                 gateway to another port (gateway: {{ port: 18790, bind: \"loopback\" }} in \
+                 openclaw.json) or set clawgate's own gateway.port in clawgate.json"
+            ),
+        );
+    }
+    // The secret: upstream.token / upstream.password, else the shared
+    // secret the real gateway reads (its env first, then openclaw.json).
+    let token = v.secret("upstream.token", u.get("token"));
+    let password = v.secret("upstream.password", u.get("password"));
+    let (secret, from) = match (token, password) {
+        (Some(t), _) => (UpstreamSecret::Token(t), "upstream.token"),
+        (None, Some(p)) => (UpstreamSecret::Password(p), "upstream.password"),
+        (None, None) => openclaw_secret(v),
+    };
+    Some(UpstreamConfig {
+        url,
+        secret,
+        secret_from: from,
+        derived,
+    })
+}
+
+/// The shared secret as the real gateway reads it.
+fn openclaw_secret(v: &mut V<'_, '_>) -> (UpstreamSecret, &'static str) {
+    let env = |k: &str| {
+        v.ctx
+            .env_vars
+            .get(k)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let auth = v.ctx.openclaw.and_then(|o| o.pointer("/gateway/auth"));
+    let mode = auth
+        .and_then(|a| a.get("mode"))
+        .and_then(Value::as_str)
+        .map(str::trim);
+    let file_secret = |v: &mut V<'_, '_>, key: &str| {
+        // Read like any secret (env references, ${VAR}); its problems are
+        // reported where the key itself is validated.
+        let mut scratch = vec![];
+        let mut quiet = V {
+            ctx: v.ctx,
+            issues: vec![],
+            warnings: &mut scratch,
+            positions: Default::default(),
+            own_positions: Default::default(),
+        };
+        quiet.secret(
+            &format!("gateway.auth.{key}"),
+            auth.and_then(|a| a.get(key)),
+        )
+    };
+    if mode == Some("password") {
+        if let Some(p) = env("OPENCLAW_GATEWAY_PASSWORD") {
+            return (
+                UpstreamSecret::Password(Secret::new(p)),
+                "OPENCLAW_GATEWAY_PASSWORD",
+            );
+        }
+        return match file_secret(v, "password") {
+            Some(p) => (
+                UpstreamSecret::Password(p),
+                "openclaw.json gateway.auth.password",
+            ),
+            None => (UpstreamSecret::None, "none"),
+        };
+    }
+    if mode == Some("none") {
+        return (UpstreamSecret::None, "none");
+    }
+    if let Some(t) = env("OPENCLAW_GATEWAY_TOKEN") {
+        return (
+            UpstreamSecret::Token(Secret::new(t)),
+            "OPENCLAW_GATEWAY_TOKEN",
+        );
+    }
+    match file_secret(v, "token") {
+        Some(t) => (UpstreamSecret::Token(t), "openclaw.json gateway.auth.token"),
+        None => (UpstreamSecret::None, "none"),
+    }
+}
+
+/// `ws://` / `wss://` (an `http(s)://` URL is taken as its WebSocket form),
+/// with a host; the path is kept.
+fn normalize_upstream(s: &str) -> Result<String, String> {
+    let mut u = url::Url::parse(s).map_err(|e| {
+        format!("{s:?} is not a URL ({e}); write it like \"ws://127.0.0.1:18790\" or \"auto\"")
+    })?;
+    let scheme = match u.scheme() {
+        "ws" | "http" => "ws",
+        "wss" | "https" => "wss",
+        other => {
+            return Err(format!(
+                "the scheme {other:?} is not a gateway URL; use ws:// (or wss://), e.g. \"ws://127.0.0.1:18790\""
+            ))
+        }
+    };
+    if u.host().is_none() {
+        return Err(format!(
+            "{s:?} names no host; e.g. \"ws://127.0.0.1:18790\""
+        ));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("put the upstream's credential in upstream.token, not in the URL".into());
+    }
+    u.set_scheme(scheme).ok();
+    Ok(u.to_string().trim_end_matches('/').to_string())
+}
