@@ -12,6 +12,8 @@ mod m0001_initial;
 mod m0002_decisions_and_admin_tokens;
 #[path = "m0003_opaque_admin_tokens.rs"]
 mod m0003_opaque_admin_tokens;
+#[path = "m0004_upstream_identities.rs"]
+mod m0004_upstream_identities;
 
 pub struct Migration {
     /// The schema version this step upgrades from.
@@ -37,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         summary:
             "delete admin_keys (admin JWT signing keys): minted admin tokens are opaque digests now",
         run: m0003_opaque_admin_tokens::run,
+    },
+    Migration {
+        from: 3,
+        summary: "add upstream_identities (front-door mode: one upstream identity per device)",
+        run: m0004_upstream_identities::run,
     },
 ];
 

@@ -222,11 +222,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let token_source = cfg.gateway.auth.token_source.clone();
     let mode = cfg.gateway.auth.mode;
     if let Some(u) = &cfg.gateway.upstream {
-        tracing::warn!(
+        tracing::info!(
             upstream = %u.url,
-            "front-door mode is configured, but this version does not relay to the upstream yet: \
-             clawgate answers only its own methods (pairing, tokens, health); keep clients on the \
-             real gateway until the bridge lands"
+            secret = u.secret_from,
+            "front-door mode: accepted sessions are bridged to the upstream gateway \
+             (WebSocket only in this version; HTTP requests are not proxied yet)"
         );
     }
     let running = match crate::start_with(

@@ -2,6 +2,7 @@
 //! → `connect` → `hello-ok` → session loop (ticks, pings, RPCs, events).
 
 pub mod auth;
+pub(crate) mod bridge;
 mod connect;
 pub mod device;
 pub mod frames;

@@ -10,6 +10,7 @@ use super::ws::{WsReader as MessageStream, WsWriter as Session};
 use serde_json::{json, Value};
 use tokio::time::{sleep_until, timeout_at, Instant};
 
+use super::bridge::{self, upstream::UpWs};
 use super::connect::{self, ConnCtx};
 use super::frames::{self, ErrorShape};
 use super::registry::{Control, Mailbox, WsEvent};
@@ -125,9 +126,13 @@ pub async fn run(
         return;
     };
     drop(ctx);
-    let (connect_id, accepted) = accepted;
+    let (connect_id, accepted, params) = accepted;
     preauth.release();
-    let info = accepted.info;
+    let connect::Accepted {
+        info,
+        hello: own_hello,
+        auth: own_auth,
+    } = accepted;
     let rx = Arc::new(Mailbox::default());
     state.registry.insert(info.clone(), rx.clone());
     // A reload may have swapped the config while this handshake was judged
@@ -140,6 +145,7 @@ pub async fn run(
             }
         }
     }
+    let upstream = cfg.gateway.upstream.clone();
     drop(cfg);
     struct Unregister(Arc<GatewayState>, String);
     impl Drop for Unregister {
@@ -154,13 +160,48 @@ pub async fn run(
     session.set_deadline(None);
     session.set_write_timeout(Duration::from_millis(limits.ping_interval_ms.max(1)));
     session.set_abort(rx.abort());
+    if let Some(up) = upstream {
+        // Front-door mode: the session continues on the upstream gateway.
+        let opened = open_upstream(&state, &up, &params, &info, limits.max_payload).await;
+        drop(params);
+        match opened {
+            Ok(o) => {
+                drop(own_hello);
+                let hello = bridge::merge_hello(o.hello, &own_auth);
+                drop(own_auth);
+                if session
+                    .text(frames::res_ok_raw(&connect_id, &hello.to_string()))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                tracing::debug!(conn = %info.conn_id, upstream = %up.url, "session bridged");
+                Box::pin(relay_phase(
+                    state, info, rx, session, stream, frags, limits, o.ws,
+                ))
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(conn = %info.conn_id, upstream = %up.url, error = ?e, "no upstream session");
+                let (err, code, reason) = bridge::open_failure(&e, &up.url);
+                let frame = json!({"type": "res", "id": connect_id, "ok": false, "error": err});
+                let _ = session.text(frame.to_string()).await;
+                close(&mut session, code, &reason).await;
+            }
+        }
+        return;
+    }
+    drop(params);
+    drop(own_auth);
     if session
-        .text(frames::res_ok_raw(&connect_id, &accepted.hello))
+        .text(frames::res_ok_raw(&connect_id, &own_hello))
         .await
         .is_err()
     {
         return;
     }
+    drop(own_hello);
     tracing::debug!(conn = %info.conn_id, role = %info.role, method = info.auth_method.as_str(), "session started");
 
     Box::pin(session_phase(
@@ -177,7 +218,7 @@ async fn handshake_phase(
     session: &mut Session,
     stream: MessageStream,
     limits: &crate::config::LimitsConfig,
-) -> Option<((Value, connect::Accepted), MessageStream, Fragments)> {
+) -> Option<((Value, connect::Accepted, Value), MessageStream, Fragments)> {
     let nonce = uuid::Uuid::new_v4().to_string();
     let deadline = Instant::now() + Duration::from_millis(limits.handshake_timeout_ms);
     // Every write before `hello-ok` (the challenge, pongs, the rejection)
@@ -267,7 +308,7 @@ async fn handshake_phase(
         match Box::pin(connect::process_connect(state, cfg, ctx, &nonce, &params)).await {
             Ok(a) => {
                 state.count_handshake("ok");
-                break (id, a);
+                break (id, a, params);
             }
             Err(rej) => {
                 let code = rej.reason.code();
@@ -409,5 +450,179 @@ async fn session_phase(
                 timer.as_mut().reset(next_tick.min(next_ping));
             }
         }
+    }
+}
+
+/// Opens the upstream session for an accepted downstream one.
+async fn open_upstream(
+    state: &GatewayState,
+    up: &crate::config::UpstreamConfig,
+    params: &Value,
+    info: &super::registry::SessionInfo,
+    max_payload: usize,
+) -> Result<bridge::Opened, bridge::OpenError> {
+    let identity = match &info.device_id {
+        Some(d) => Some(
+            bridge::identity::for_device(&state.store, d)
+                .await
+                .map_err(|e| bridge::OpenError::Unreachable(format!("storage: {e}")))?,
+        ),
+        None => None,
+    };
+    bridge::upstream::open(up, params, info, identity.as_ref(), max_payload).await
+}
+
+/// Phase 2 in front-door mode: frames relayed between the client and the
+/// upstream session, `device.*` answered by clawgate, events renumbered
+/// per socket. Nothing is queued here: a slow side holds the other back
+/// (TCP), and a write that stalls for a ping interval ends the session.
+#[allow(clippy::too_many_arguments)]
+async fn relay_phase(
+    state: Arc<GatewayState>,
+    info: Arc<super::registry::SessionInfo>,
+    rx: Arc<Mailbox>,
+    mut session: Session,
+    stream: MessageStream,
+    mut frags: Fragments,
+    limits: crate::config::LimitsConfig,
+    mut up: UpWs,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as UpCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut stream = stream;
+    stream.set_max_frame(limits.max_payload);
+    let ping_every = Duration::from_millis(limits.ping_interval_ms);
+    let write_limit = ping_every.max(Duration::from_millis(1));
+    let mut next_ping = Instant::now() + ping_every;
+    let timer = sleep_until(next_ping);
+    tokio::pin!(timer);
+    let mut awaiting_pong = false;
+    let mut seq = bridge::Seq::default();
+    let mut rpc_state = rpc::ConnState::default();
+    // Why the upstream side ends, when clawgate ends it.
+    let mut up_close: Option<(u16, String)> = Some((1000, String::new()));
+    loop {
+        tokio::select! {
+            msg = stream.recv() => {
+                let msg = match msg {
+                    None => break,
+                    Some(Err(ProtocolError::Overflow)) => { close(&mut session, 1009, "").await; break; }
+                    Some(Err(_)) => { close(&mut session, 1002, "").await; break; }
+                    Some(Ok(m)) => m,
+                };
+                let text = match frags.push(msg, limits.max_payload) {
+                    Got::Text(t) => t,
+                    Got::Pending => continue,
+                    Got::TooBig => { close(&mut session, 1009, "").await; break; }
+                    Got::InvalidUtf8 => { close(&mut session, 1007, "").await; break; }
+                    Got::Invalid => continue,
+                    Got::Control(Frame::Ping(b)) => { let _ = session.pong(&b).await; continue; }
+                    Got::Control(Frame::Pong(_)) => { awaiting_pong = false; continue; }
+                    Got::Control(Frame::Close(reason)) => {
+                        session.close(reason).await;
+                        break;
+                    }
+                    Got::Control(_) => continue,
+                };
+                if bridge::classify_downstream(&text) == bridge::Downstream::Own {
+                    let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
+                    let mut failed = false;
+                    let mut pending_close = None;
+                    while let Some(ctl) = rx.try_recv() {
+                        match ctl {
+                            Control::Event(name, payload) => {
+                                let n = seq.own();
+                                if session.text(frames::event(name.as_str(), &payload, Some(n))).await.is_err() { failed = true; break; }
+                            }
+                            Control::Close(code, reason) => { pending_close = Some((code, reason)); break; }
+                        }
+                    }
+                    if failed { break; }
+                    let reply = match outcome {
+                        rpc::Outcome::None => None,
+                        rpc::Outcome::Reply(s) => Some((s, None)),
+                        rpc::Outcome::ReplyAndClose(s, code, reason) => Some((s, Some((code, reason)))),
+                    };
+                    let mut end = pending_close;
+                    if let Some((s, close_after)) = reply {
+                        if session.text(s).await.is_err() { break; }
+                        end = end.or(close_after);
+                    }
+                    if let Some((code, reason)) = end {
+                        close(&mut session, code, &reason).await;
+                        break;
+                    }
+                    continue;
+                }
+                match tokio::time::timeout(write_limit, up.send(Message::text(text))).await {
+                    Ok(Ok(())) => {}
+                    _ => {
+                        close(&mut session, 1011, "upstream gateway not reading").await;
+                        up_close = None;
+                        break;
+                    }
+                }
+            }
+            msg = up.next() => {
+                match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Some(out) = bridge::upstream_frame(t.as_str(), &mut seq) {
+                            if session.text(out).await.is_err() { break; }
+                        }
+                    }
+                    Some(Ok(Message::Ping(_))) => {
+                        // tungstenite queues the pong; send it now.
+                        let _ = up.flush().await;
+                    }
+                    Some(Ok(Message::Close(c))) => {
+                        let (code, reason) = c
+                            .map(|c| (u16::from(c.code), c.reason.to_string()))
+                            .unwrap_or((1000, String::new()));
+                        close(&mut session, code, &reason).await;
+                        up_close = None;
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => {
+                        close(&mut session, 1012, "upstream gateway connection lost").await;
+                        up_close = None;
+                        break;
+                    }
+                }
+            }
+            ctl = rx.recv() => {
+                match ctl {
+                    Control::Event(name, payload) => {
+                        let n = seq.own();
+                        if session.text(frames::event(name.as_str(), &payload, Some(n))).await.is_err() { break; }
+                    }
+                    Control::Close(code, reason) => {
+                        tracing::info!(conn = %info.conn_id, code, reason = %reason, "closing bridged session");
+                        close(&mut session, code, &reason).await;
+                        up_close = Some((code, reason));
+                        break;
+                    }
+                }
+            }
+            _ = &mut timer => {
+                next_ping = Instant::now() + ping_every;
+                if awaiting_pong {
+                    break;
+                }
+                awaiting_pong = true;
+                if session.ping(b"").await.is_err() { break; }
+                timer.as_mut().reset(next_ping);
+            }
+        }
+    }
+    if let Some((code, reason)) = up_close {
+        let frame = CloseFrame {
+            code: UpCode::from(code),
+            reason: truncate_utf8(&reason, 120).to_string().into(),
+        };
+        let _ = tokio::time::timeout(write_limit, up.close(Some(frame))).await;
     }
 }

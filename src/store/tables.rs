@@ -21,3 +21,7 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const DECIDED: TableDefinition<&str, &[u8]> = TableDefinition::new("decided");
 /// jti → `AdminTokenRecord` (schema 2).
 pub const ADMIN_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("admin_tokens");
+/// downstream device id → the 32-byte Ed25519 seed of its upstream identity
+/// (front-door mode; schema 4).
+pub const UPSTREAM_IDENTITIES: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("upstream_identities");

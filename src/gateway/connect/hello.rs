@@ -151,6 +151,7 @@ pub(super) fn accept(state: &GatewayState, cfg: &RuntimeConfig, a: Admitted<'_, 
             tick_interval_ms: g.limits.tick_interval_ms,
         },
     };
+    let auth_json = serde_json::to_value(&hello.auth).expect("auth serializes");
     let hello = serde_json::to_string(&hello).expect("hello-ok serializes");
     let info = Arc::new(SessionInfo {
         conn_id: ctx.conn_id.clone(),
@@ -172,5 +173,9 @@ pub(super) fn accept(state: &GatewayState, cfg: &RuntimeConfig, a: Admitted<'_, 
         forwarded: !ctx.addr.proxy_headers.is_empty(),
         connected_at_ms: now_ms(),
     });
-    Accepted { info, hello }
+    Accepted {
+        info,
+        hello,
+        auth: auth_json,
+    }
 }

@@ -51,6 +51,9 @@ pub struct Accepted {
     pub info: Arc<SessionInfo>,
     /// The `hello-ok` payload, serialized.
     pub hello: String,
+    /// Its `auth` object (what a bridged session puts into the upstream's
+    /// `hello-ok`).
+    pub auth: Value,
 }
 
 /// Runs the connect pipeline for one socket.

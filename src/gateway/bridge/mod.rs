@@ -1,0 +1,211 @@
+//! Front-door mode: after clawgate accepts a `connect`, the session is
+//! bridged to the user's real gateway (`upstream.url`). clawgate keeps what
+//! it is the authority for (attribution, auth, device pairing and tokens:
+//! the `device.*` methods and events); everything else is relayed by
+//! request id, unchanged. The relay loop itself is in `session.rs`; this
+//! module opens the upstream session and classifies frames.
+
+pub mod identity;
+pub mod upstream;
+
+use serde_json::Value;
+
+use super::frames::ErrorShape;
+pub use upstream::{OpenError, Opened};
+
+/// The method family clawgate answers itself: it is the device authority,
+/// and the upstream's devices are clawgate's internal identities.
+pub fn owned_method(method: &str) -> bool {
+    method.starts_with("device.")
+}
+
+/// Upstream events that are about clawgate's internal identities, not the
+/// client's devices: never forwarded (clawgate sends its own).
+pub fn hidden_event(event: &str) -> bool {
+    event.starts_with("device.pair.")
+}
+
+/// What a downstream frame is, as far as the relay cares.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Downstream {
+    /// A request for clawgate itself (`device.*`).
+    Own,
+    /// Everything else: relayed as it is.
+    Relay,
+}
+
+pub fn classify_downstream(text: &str) -> Downstream {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Option<&'a str>,
+        #[serde(borrow)]
+        method: Option<&'a str>,
+    }
+    match serde_json::from_str::<Head<'_>>(text) {
+        Ok(Head {
+            kind: Some("req"),
+            method: Some(m),
+        }) if owned_method(m) => Downstream::Own,
+        _ => Downstream::Relay,
+    }
+}
+
+/// Per-socket event numbering for the downstream socket, over relayed and
+/// clawgate's own events together. An upstream gap stays a gap; an upstream
+/// event clawgate holds back leaves none.
+#[derive(Debug, Default)]
+pub struct Seq {
+    last: u64,
+    /// Downstream number minus upstream number.
+    offset: i64,
+}
+
+impl Seq {
+    /// The downstream number of an upstream event numbered `up`.
+    pub fn relayed(&mut self, up: u64) -> u64 {
+        let want = (up as i64).saturating_add(self.offset);
+        let out = if want <= self.last as i64 {
+            // The upstream numbering went back (it cannot, on one socket):
+            // stay monotonic.
+            self.last + 1
+        } else {
+            want as u64
+        };
+        self.offset = out as i64 - up as i64;
+        self.last = out;
+        out
+    }
+
+    /// An upstream event numbered `up` that is not forwarded.
+    pub fn hidden(&mut self, _up: u64) {
+        // The next upstream event takes the number this one would have had
+        // (a gap before it stays).
+        self.offset -= 1;
+    }
+
+    /// The number of an event clawgate adds.
+    pub fn own(&mut self) -> u64 {
+        self.last += 1;
+        self.offset += 1;
+        self.last
+    }
+}
+
+/// An upstream frame as the downstream gets it: `None` to drop it.
+pub fn upstream_frame(text: &str, seq: &mut Seq) -> Option<String> {
+    // Cheap test first: only events need looking into.
+    if !text.contains("\"event\"") {
+        return Some(text.to_string());
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(text) else {
+        return Some(text.to_string());
+    };
+    if v["type"] != "event" {
+        return Some(text.to_string());
+    }
+    if v["event"].as_str().is_some_and(hidden_event) {
+        if let Some(up) = v.get("seq").and_then(Value::as_u64) {
+            seq.hidden(up);
+        }
+        return None;
+    }
+    match v.get("seq").and_then(Value::as_u64) {
+        Some(up) => {
+            v["seq"] = Value::from(seq.relayed(up));
+            Some(v.to_string())
+        }
+        None => Some(text.to_string()),
+    }
+}
+
+/// The downstream `hello-ok`: the upstream's, with clawgate's `auth`.
+pub fn merge_hello(mut upstream_hello: Value, auth: &Value) -> Value {
+    if let Some(o) = upstream_hello.as_object_mut() {
+        o.insert("auth".into(), auth.clone());
+    }
+    upstream_hello
+}
+
+/// What the downstream client gets when no upstream session opens: the
+/// upstream's own refusal, or what the real gateway sends while starting.
+pub fn open_failure(e: &OpenError, url: &str) -> (Value, u16, String) {
+    match e {
+        OpenError::Refused { error, close } => {
+            let (code, reason) = close
+                .clone()
+                .unwrap_or_else(|| (1008, error["message"].as_str().unwrap_or("").to_string()));
+            (error.clone(), code, reason)
+        }
+        OpenError::Unreachable(why) | OpenError::Protocol(why) => {
+            let mut err = ErrorShape::new(
+                "UNAVAILABLE",
+                format!("upstream gateway {url} unavailable ({why}); retry shortly"),
+            );
+            err.retryable = Some(true);
+            err.retry_after_ms = Some(500);
+            (err.to_json(), 1013, "upstream gateway unavailable".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ownership() {
+        assert_eq!(
+            classify_downstream(r#"{"type":"req","id":"1","method":"device.pair.list"}"#),
+            Downstream::Own
+        );
+        assert_eq!(
+            classify_downstream(r#"{"type":"req","id":"1","method":"sessions.list"}"#),
+            Downstream::Relay
+        );
+        assert_eq!(classify_downstream("not json"), Downstream::Relay);
+    }
+
+    #[test]
+    fn seq_keeps_gaps_and_interleaves_own_events() {
+        let mut s = Seq::default();
+        assert_eq!(s.relayed(1), 1);
+        assert_eq!(s.relayed(2), 2);
+        assert_eq!(s.own(), 3);
+        assert_eq!(s.relayed(3), 4);
+        // upstream gap 3 → 7 stays a gap of the same size
+        assert_eq!(s.relayed(7), 8);
+        assert_eq!(s.own(), 9);
+        assert_eq!(s.relayed(8), 10);
+        // a held-back event after a gap: the gap stays, the event leaves none
+        let mut s = Seq::default();
+        assert_eq!(s.relayed(5), 5);
+        s.hidden(8);
+        assert_eq!(s.relayed(9), 8);
+    }
+
+    #[test]
+    fn upstream_events() {
+        let mut s = Seq::default();
+        let out = upstream_frame(
+            r#"{"type":"event","event":"tick","payload":{},"seq":5}"#,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["seq"], 5);
+        assert!(upstream_frame(
+            r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":6}"#,
+            &mut s
+        )
+        .is_none());
+        // The held-back event leaves no gap: upstream 7 is downstream 6.
+        let out = upstream_frame(
+            r#"{"type":"event","event":"tick","payload":{},"seq":7}"#,
+            &mut s,
+        )
+        .unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["seq"], 6);
+        let res = r#"{"type":"res","id":"1","ok":true,"payload":{"event":"x"}}"#;
+        assert_eq!(upstream_frame(res, &mut s).unwrap(), res);
+    }
+}

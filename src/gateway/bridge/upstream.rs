@@ -1,0 +1,192 @@
+//! The connection to the upstream gateway for one downstream session: the
+//! upstream's challenge, a `connect` built from the downstream one (the
+//! client info copied, the role and scopes clawgate granted, the upstream's
+//! secret, clawgate's identity for the device), and its `hello-ok`.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::identity::Identity;
+use crate::config::{UpstreamConfig, UpstreamSecret};
+use crate::gateway::device::{payload_v3, PayloadFields};
+use crate::gateway::registry::SessionInfo;
+use crate::util::now_ms;
+
+pub type UpWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long the upstream may take to accept the TCP connection, send its
+/// challenge, and answer `connect`, each.
+const STEP: Duration = Duration::from_secs(10);
+
+/// The request id of the upstream `connect` (the downstream one keeps its own).
+const CONNECT_ID: &str = "clawgate-connect";
+
+/// An upstream session that answered `hello-ok`.
+pub struct Opened {
+    pub ws: UpWs,
+    /// The upstream's `hello-ok` payload.
+    pub hello: Value,
+}
+
+/// Why no upstream session could be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// No connection, or no answer in time.
+    Unreachable(String),
+    /// The upstream refused `connect`: its error object, and its close.
+    Refused {
+        error: Value,
+        close: Option<(u16, String)>,
+    },
+    /// The upstream spoke something that is not the gateway protocol.
+    Protocol(String),
+}
+
+/// The downstream `connect` params as the upstream gets them.
+pub fn upstream_params(
+    downstream: &Value,
+    info: &SessionInfo,
+    secret: &UpstreamSecret,
+    identity: Option<&Identity>,
+    nonce: &str,
+) -> Value {
+    let mut p = downstream.as_object().cloned().unwrap_or_default();
+    p.remove("device");
+    p.remove("auth");
+    p.insert("role".into(), json!(info.role));
+    p.insert("scopes".into(), json!(info.scopes));
+    let token = match secret {
+        UpstreamSecret::Token(t) => {
+            let t = t.expose().unwrap_or_default().to_string();
+            p.insert("auth".into(), json!({ "token": t }));
+            t
+        }
+        UpstreamSecret::Password(pw) => {
+            p.insert(
+                "auth".into(),
+                json!({ "password": pw.expose().unwrap_or_default() }),
+            );
+            String::new()
+        }
+        UpstreamSecret::None => String::new(),
+    };
+    if let Some(id) = identity {
+        let client = p.get("client").cloned().unwrap_or(Value::Null);
+        let s = |k: &str| client.get(k).and_then(Value::as_str).unwrap_or("");
+        let signed_at = now_ms();
+        let device_id = id.device_id();
+        let fields = PayloadFields {
+            device_id: &device_id,
+            client_id: s("id"),
+            client_mode: s("mode"),
+            role: info.role.as_str(),
+            scopes: &info.scopes,
+            signed_at_ms: signed_at,
+            token: &token,
+            nonce,
+            platform: s("platform"),
+            device_family: s("deviceFamily"),
+        };
+        p.insert(
+            "device".into(),
+            json!({
+                "id": device_id,
+                "publicKey": id.public_key(),
+                "signature": id.sign(&payload_v3(&fields)),
+                "signedAt": signed_at,
+                "nonce": nonce,
+            }),
+        );
+    }
+    Value::Object(p)
+}
+
+/// Opens an upstream session for `info`.
+pub async fn open(
+    up: &UpstreamConfig,
+    downstream_params: &Value,
+    info: &SessionInfo,
+    identity: Option<&Identity>,
+    max_payload: usize,
+) -> Result<Opened, OpenError> {
+    let mut cfg = WebSocketConfig::default();
+    cfg.max_message_size = Some(max_payload);
+    cfg.max_frame_size = Some(max_payload);
+    let connecting = tokio_tungstenite::connect_async_with_config(up.url.as_str(), Some(cfg), true);
+    let (mut ws, _) = match tokio::time::timeout(STEP, connecting).await {
+        Err(_) => return Err(OpenError::Unreachable("no answer in time".into())),
+        Ok(Err(e)) => return Err(OpenError::Unreachable(e.to_string())),
+        Ok(Ok(c)) => c,
+    };
+    // The challenge.
+    let nonce = loop {
+        let v = next_json(&mut ws).await?;
+        if v["type"] == "event" && v["event"] == "connect.challenge" {
+            match v["payload"]["nonce"].as_str() {
+                Some(n) => break n.to_string(),
+                None => return Err(OpenError::Protocol("a challenge without a nonce".into())),
+            }
+        }
+    };
+    let params = upstream_params(downstream_params, info, &up.secret, identity, &nonce);
+    let frame = json!({"type": "req", "id": CONNECT_ID, "method": "connect", "params": params});
+    if let Err(e) = ws.send(Message::text(frame.to_string())).await {
+        return Err(OpenError::Unreachable(e.to_string()));
+    }
+    loop {
+        let v = match next_json(&mut ws).await {
+            Ok(v) => v,
+            Err(OpenError::Unreachable(e)) => return Err(OpenError::Unreachable(e)),
+            Err(e) => return Err(e),
+        };
+        if v["type"] != "res" || v["id"] != CONNECT_ID {
+            continue;
+        }
+        if v["ok"] == true {
+            return Ok(Opened {
+                ws,
+                hello: v["payload"].clone(),
+            });
+        }
+        let error = v["error"].clone();
+        // The close that follows a refusal says how to retry (1013 while starting).
+        let close = match tokio::time::timeout(Duration::from_secs(2), ws.next()).await {
+            Ok(Some(Ok(Message::Close(Some(c))))) => {
+                Some((u16::from(c.code), c.reason.to_string()))
+            }
+            _ => None,
+        };
+        return Err(OpenError::Refused { error, close });
+    }
+}
+
+/// The next text frame as JSON, within [`STEP`].
+async fn next_json(ws: &mut UpWs) -> Result<Value, OpenError> {
+    loop {
+        let msg = match tokio::time::timeout(STEP, ws.next()).await {
+            Err(_) => return Err(OpenError::Unreachable("no answer in time".into())),
+            Ok(None) => return Err(OpenError::Unreachable("the connection closed".into())),
+            Ok(Some(Err(e))) => return Err(OpenError::Unreachable(e.to_string())),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(t) => {
+                return serde_json::from_str(t.as_str())
+                    .map_err(|e| OpenError::Protocol(format!("a frame that is not JSON ({e})")))
+            }
+            Message::Close(c) => {
+                let why = c
+                    .map(|c| format!("closed {} {}", u16::from(c.code), c.reason))
+                    .unwrap_or_else(|| "closed".into());
+                return Err(OpenError::Unreachable(why));
+            }
+            _ => continue,
+        }
+    }
+}

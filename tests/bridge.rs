@@ -1,0 +1,416 @@
+//! Front-door mode against a small recording fake upstream: what the
+//! upstream receives (identity, scopes, client info, which methods), what
+//! the client gets back (the upstream's hello with clawgate's auth, events
+//! renumbered per socket), and each way an upstream session ends.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::client::{payload_v3, Conn, ConnectOpts, DeviceIdentity};
+use common::server::{config_with, TestServer, TOKEN};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+const T: Duration = Duration::from_secs(5);
+const UPSTREAM_TOKEN: &str = "the-upstream-token-0123456789";
+
+/// What the fake upstream saw.
+#[derive(Default)]
+struct Seen {
+    /// Each `connect`'s params and the nonce it was challenged with.
+    connects: Vec<(Value, String)>,
+    /// Every other request's method.
+    methods: Vec<String>,
+    /// Close codes received from clawgate.
+    closes: Vec<u16>,
+    /// Connections open right now.
+    open: usize,
+}
+
+/// The record, and a wake-up for each change to it.
+#[derive(Default)]
+struct Shared {
+    seen: Mutex<Seen>,
+    changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn record(&self, f: impl FnOnce(&mut Seen)) {
+        f(&mut self.seen.lock().unwrap());
+        self.changed.notify_waiters();
+    }
+}
+
+struct Fake {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl Fake {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.shared.seen.lock().unwrap()
+    }
+}
+
+/// How the fake answers `connect`.
+#[derive(Clone, Copy)]
+enum Answer {
+    Hello,
+    /// What the real gateway answers while it starts.
+    Starting,
+}
+
+async fn fake(answer: Answer) -> Fake {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let shared = Arc::new(Shared::default());
+    let s = shared.clone();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((tcp, _)) = l.accept().await {
+            n += 1;
+            tokio::spawn(serve(tcp, s.clone(), answer, n));
+        }
+    });
+    Fake { addr, shared }
+}
+
+async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n: u32) {
+    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+        return;
+    };
+    seen.record(|s| s.open += 1);
+    let nonce = format!("nonce-{n}");
+    let challenge = json!({"type": "event", "event": "connect.challenge",
+        "payload": {"nonce": nonce, "ts": 1, "capabilities": ["model-catalog-snapshot"]}});
+    let _ = ws.send(Message::text(challenge.to_string())).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        let v: Value = match msg {
+            Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+            Message::Close(c) => {
+                let code = c.map(|c| u16::from(c.code)).unwrap_or(1005);
+                seen.record(|s| s.closes.push(code));
+                break;
+            }
+            _ => continue,
+        };
+        let id = v["id"].clone();
+        let method = v["method"].as_str().unwrap_or("").to_string();
+        if method == "connect" {
+            seen.record(|s| s.connects.push((v["params"].clone(), nonce.clone())));
+            if let Answer::Starting = answer {
+                let err = json!({"type": "res", "id": id, "ok": false, "error": {"code": "UNAVAILABLE",
+                    "message": "gateway starting; retry shortly", "retryable": true, "retryAfterMs": 500}});
+                let _ = ws.send(Message::text(err.to_string())).await;
+                let _ = ws
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::from(1013),
+                        reason: "gateway starting".into(),
+                    })))
+                    .await;
+                break;
+            }
+            let hello = json!({"type": "res", "id": id, "ok": true, "payload": {
+                "type": "hello-ok", "protocol": 4,
+                "server": {"version": "2026.9.6", "connId": format!("up-{n}")},
+                "features": {"methods": ["sessions.list", "status"], "events": ["tick"]},
+                "snapshot": {"presence": [], "health": {"upstream": true}},
+                "auth": {"role": "operator", "scopes": v["params"]["scopes"]},
+                "policy": {"maxPayload": 1000, "maxBufferedBytes": 2000, "tickIntervalMs": 30000}}});
+            let _ = ws.send(Message::text(hello.to_string())).await;
+            continue;
+        }
+        seen.record(|s| s.methods.push(method.clone()));
+        match method.as_str() {
+            "test.events" => {
+                for (event, seq) in [("tick", 5), ("device.pair.requested", 6), ("tick", 7)] {
+                    let e = json!({"type": "event", "event": event, "payload": {}, "seq": seq});
+                    let _ = ws.send(Message::text(e.to_string())).await;
+                }
+                let r = json!({"type": "res", "id": id, "ok": true, "payload": {}});
+                let _ = ws.send(Message::text(r.to_string())).await;
+            }
+            "test.close" => {
+                let _ = ws
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CloseCode::from(4000),
+                        reason: "bye".into(),
+                    })))
+                    .await;
+                break;
+            }
+            _ => {
+                let r = json!({"type": "res", "id": id, "ok": true,
+                    "payload": {"from": "upstream", "method": method}});
+                let _ = ws.send(Message::text(r.to_string())).await;
+            }
+        }
+    }
+    seen.record(|s| s.open -= 1);
+}
+
+async fn front_door(upstream: SocketAddr) -> TestServer {
+    let mut cfg = config_with(json!({}));
+    cfg["upstream"] = json!({"url": format!("ws://{upstream}"), "token": UPSTREAM_TOKEN});
+    TestServer::start(cfg).await
+}
+
+/// Waits (bounded) until `f` holds for the fake's record, woken by each
+/// change to it.
+async fn until(fake: &Fake, what: &str, f: impl Fn(&Seen) -> bool) {
+    let deadline = tokio::time::Instant::now() + T;
+    loop {
+        let changed = fake.shared.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if f(&fake.seen()) {
+            return;
+        }
+        if tokio::time::timeout_at(deadline, changed).await.is_err() {
+            panic!("timed out waiting for {what}");
+        }
+    }
+}
+
+fn verifies(params: &Value, nonce: &str) -> bool {
+    let d = &params["device"];
+    let key: [u8; 32] = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        d["publicKey"].as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let sig: [u8; 64] = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        d["signature"].as_str().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    let c = &params["client"];
+    let scopes: Vec<String> = serde_json::from_value(params["scopes"].clone()).unwrap();
+    let payload = payload_v3(
+        d["id"].as_str().unwrap(),
+        c["id"].as_str().unwrap(),
+        c["mode"].as_str().unwrap(),
+        params["role"].as_str().unwrap(),
+        &scopes,
+        d["signedAt"].as_u64().unwrap(),
+        params["auth"]["token"].as_str().unwrap_or(""),
+        nonce,
+        c["platform"].as_str().unwrap_or(""),
+        c["deviceFamily"].as_str().unwrap_or(""),
+    );
+    d["nonce"] == nonce
+        && VerifyingKey::from_bytes(&key)
+            .unwrap()
+            .verify(payload.as_bytes(), &Signature::from_bytes(&sig))
+            .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_session_is_the_upstreams_with_clawgates_auth() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    let dev = DeviceIdentity::generate();
+    let opts = ConnectOpts::with_token(TOKEN)
+        .device(&dev)
+        .scopes(&["operator.read"])
+        .extra("caps", json!(["tool-events"]));
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let hello = c.connect(&opts).await.expect("bridged hello-ok");
+    // The upstream's hello, with clawgate's auth (its device token).
+    assert_eq!(hello["server"]["version"], "2026.9.6", "{hello}");
+    assert_eq!(hello["server"]["connId"], "up-1");
+    assert_eq!(
+        hello["features"]["methods"],
+        json!(["sessions.list", "status"])
+    );
+    assert_eq!(hello["snapshot"]["health"]["upstream"], true);
+    assert!(hello["auth"]["deviceToken"].is_string(), "{hello}");
+    assert_eq!(hello["auth"]["scopes"], json!(["operator.read"]));
+
+    let (params, nonce) = fake.seen().connects[0].clone();
+    // The upstream's secret, clawgate's identity for the device (signed over
+    // the upstream's nonce), the granted role and scopes, the client info.
+    assert_eq!(params["auth"], json!({"token": UPSTREAM_TOKEN}));
+    assert_ne!(params["device"]["id"], dev.device_id);
+    assert_ne!(params["device"]["publicKey"], dev.public_key);
+    assert!(verifies(&params, &nonce), "{params}");
+    assert_eq!(params["role"], "operator");
+    assert_eq!(params["scopes"], json!(["operator.read"]));
+    assert_eq!(params["client"]["id"], hello_client_id());
+    assert_eq!(params["caps"], json!(["tool-events"]));
+    assert!(
+        !params.to_string().contains(TOKEN),
+        "the downstream token stays downstream"
+    );
+
+    // device.* is clawgate's; the rest goes upstream by id.
+    // (clawgate's own scope rules: this session lacks operator.pairing)
+    let e = c
+        .rpc("device.pair.list", json!({}))
+        .await
+        .expect_err("clawgate's answer");
+    assert_eq!(e["details"]["missingScope"], "operator.pairing", "{e}");
+    let r = c.rpc("sessions.list", json!({})).await.expect("relayed");
+    assert_eq!(r, json!({"from": "upstream", "method": "sessions.list"}));
+    assert_eq!(fake.seen().methods, vec!["sessions.list".to_string()]);
+
+    // Upstream events reach the client renumbered for its socket; the
+    // upstream's device.pair.* events about clawgate's identities do not.
+    c.rpc("test.events", json!({})).await.unwrap();
+    let e1 = c.next_event("tick", T).await.unwrap();
+    let e2 = c.next_event("tick", T).await.unwrap();
+    assert_eq!((e1["seq"].clone(), e2["seq"].clone()), (json!(5), json!(6)));
+    // The response came after the events on the same socket: all are in.
+    assert!(c
+        .next_event("device.pair.requested", Duration::ZERO)
+        .await
+        .is_none());
+
+    // The same device again: the same upstream identity; another: another.
+    c.close().await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&opts).await.unwrap();
+    let dev2 = DeviceIdentity::generate();
+    let mut c2 = Conn::open(&srv.url, &[]).await.unwrap();
+    c2.connect(&ConnectOpts::with_token(TOKEN).device(&dev2))
+        .await
+        .unwrap();
+    let ids: Vec<Value> = fake
+        .seen()
+        .connects
+        .iter()
+        .map(|(p, _)| p["device"]["id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids[0], ids[1], "stable across reconnects");
+    assert_ne!(ids[0], ids[2], "distinct per device");
+    c.close().await;
+    c2.close().await;
+    until(&fake, "the upstream sides to close", |s| s.open == 0).await;
+    srv.stop().await;
+}
+
+fn hello_client_id() -> Value {
+    json!(ConnectOpts::with_token(TOKEN).client_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clawgate_scopes_bound_what_the_upstream_grants() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    let dev = DeviceIdentity::generate();
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let hello = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .device(&dev)
+                .scopes(&["operator.read"]),
+        )
+        .await
+        .unwrap();
+    let token = hello["auth"]["deviceToken"].as_str().unwrap().to_string();
+    c.close().await;
+    // With its device token alone, the device may not widen its scopes: the
+    // upstream is never asked.
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let f = c
+        .connect(
+            &ConnectOpts::default()
+                .device(&dev)
+                .device_token(&token)
+                .scopes(&["operator.read", "operator.admin"]),
+        )
+        .await
+        .expect_err("refused by clawgate");
+    assert!(f.error.is_some(), "{f}");
+    assert_eq!(fake.seen().connects.len(), 1);
+    for (p, _) in &fake.seen().connects {
+        assert!(!p["scopes"].to_string().contains("operator.admin"), "{p}");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_way_an_upstream_session_ends() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    // The upstream closes: the client gets the same code and reason.
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    c.send_json(&json!({"type": "req", "id": "x", "method": "test.close"}))
+        .await;
+    assert_eq!(c.expect_close(T).await, Some((4000, "bye".to_string())));
+
+    // clawgate removes the device: both sides close (4001 downstream).
+    let dev = DeviceIdentity::generate();
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&dev))
+        .await
+        .unwrap();
+    let admin = srv.admin();
+    let r = admin
+        .delete(&format!("/admin/v1/devices/{}", dev.device_id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (code, _) = c.expect_close(T).await.expect("closed");
+    assert_eq!(code, 4001);
+    until(&fake, "the upstream side to be closed by clawgate", |s| {
+        s.closes.contains(&4001)
+    })
+    .await;
+    until(&fake, "no upstream session left", |s| s.open == 0).await;
+    let ready = admin.get("/readyz").await.json();
+    assert_eq!(ready["sessions"], 0, "no session left behind: {ready}");
+    srv.stop().await;
+
+    // The upstream is still starting: the client gets its answer as it is.
+    let starting = fake_starting().await;
+    let srv = front_door(starting).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let f = c
+        .connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .expect_err("upstream starting");
+    assert_eq!(f.code(), Some("UNAVAILABLE"), "{f}");
+    assert_eq!(f.error.as_ref().unwrap()["retryable"], true);
+    assert_eq!(f.close, Some((1013, "gateway starting".to_string())));
+    srv.stop().await;
+
+    // Nothing listens upstream: UNAVAILABLE, retryable, close 1013; the
+    // admin API keeps working.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = gone.local_addr().unwrap();
+    drop(gone);
+    let srv = front_door(addr).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let f = c
+        .connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .expect_err("no upstream");
+    assert_eq!(f.code(), Some("UNAVAILABLE"), "{f}");
+    assert_eq!(f.error.as_ref().unwrap()["retryable"], true);
+    assert_eq!(f.close_code(), Some(1013));
+    assert_eq!(
+        srv.admin().get("/admin/v1/pairing/requests").await.status,
+        200
+    );
+    srv.stop().await;
+}
+
+async fn fake_starting() -> SocketAddr {
+    fake(Answer::Starting).await.addr
+}
