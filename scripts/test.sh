@@ -2,7 +2,9 @@
 # The project's test command (README "Run the tests"; `.ci/run` calls exactly
 # this): formatting, lints, the Rust unit and integration tests, the OpenAPI
 # lint and a bounded Schemathesis run against the real server, then the interop
-# suite with the real `openclaw` npm client. Tools that are missing (Node 24,
+# suite with the real `openclaw` npm client, against clawgate alone and with
+# clawgate in front of the real gateway (the upstream, offline, in the same
+# loopback-only namespace). Tools that are missing (Node 24,
 # openclaw, @redocly/cli, schemathesis) are installed into caches outside the
 # repo; a missing tool fails the run, it is never skipped.
 set -euo pipefail
@@ -20,3 +22,5 @@ step "schemathesis against the admin API"
 CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash scripts/schemathesis.sh
 step "interop with the real openclaw CLI"
 CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "interop in front of the real openclaw gateway (front-door mode)"
+INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh

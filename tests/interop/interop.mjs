@@ -228,7 +228,10 @@ async function clawgateSupports(flag) {
   return clawgateHelpText.includes(flag);
 }
 
-async function startGateway(name, { trustedProxies }) {
+// Front-door mode: one real gateway (the upstream) that every clawgate of the suite fronts.
+let upstream = null;
+
+async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome }) {
   const dir = path.join(WORK, 'gateways', name);
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'gateway.log');
@@ -236,7 +239,28 @@ async function startGateway(name, { trustedProxies }) {
   const gw = { name, dir, logFile };
   let child;
   let startTimeoutMs;
-  if (TARGET === 'clawgate') {
+  if (kind === 'frontdoor') {
+    // clawgate reads the real gateway's openclaw.json (the upstream's port and token, `--upstream auto`)
+    // and keeps its own settings in its own clawgate.json, so that openclaw.json stays valid for OpenClaw.
+    const stateDir = path.join(dir, 'state');
+    fs.mkdirSync(stateDir, { recursive: true });
+    const own = { gateway: {} };
+    if (trustedProxies) own.gateway.trustedProxies = trustedProxies;
+    const ownPath = path.join(dir, 'clawgate.json');
+    fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
+    const args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
+      '--port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--upstream', 'auto'];
+    fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
+    const env = baseEnv();
+    delete env.NODE_OPTIONS;
+    for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
+    child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
+    gw.runtimeFile = path.join(stateDir, 'runtime.json');
+    gw.stateDir = stateDir;
+    // the file a hot-reload edit of clawgate's own settings goes to
+    gw.configPath = ownPath;
+    startTimeoutMs = 30000;
+  } else if (kind === 'clawgate') {
     const stateDir = path.join(dir, 'state');
     fs.mkdirSync(stateDir, { recursive: true });
     const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
@@ -256,27 +280,33 @@ async function startGateway(name, { trustedProxies }) {
     gw.stateDir = stateDir;
     gw.configPath = configPath;
     startTimeoutMs = 30000;
-  } else if (TARGET === 'openclaw') {
-    const home = path.join(dir, 'home');
+  } else if (kind === 'openclaw') {
+    // a restart reuses the home (state, openclaw.json) and the port of the gateway it replaces
+    const home = fixedHome || path.join(dir, 'home');
     const stateDir = path.join(home, '.openclaw');
     fs.mkdirSync(stateDir, { recursive: true });
-    const port = await freePort();
-    const cfg = {
-      gateway: { mode: 'local', bind: 'loopback', port, auth: { mode: 'token', token: TOKEN } },
-      ...CLI_BASE_CONFIG,
-    };
-    if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+    const port = fixedPort || await freePort();
     const configPath = path.join(stateDir, 'openclaw.json');
-    fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
+    if (!fixedHome) {
+      const cfg = {
+        gateway: { mode: 'local', bind: 'loopback', port, auth: { mode: 'token', token: TOKEN } },
+        ...CLI_BASE_CONFIG,
+      };
+      if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+      fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
+    }
     const args = [OC_MJS, 'gateway', 'run', '--port', String(port), '--bind', 'loopback', '--allow-unconfigured'];
     fs.writeSync(logFd, `$ ${NODE_BIN} ${args.join(' ')}\n`);
     const env = baseEnv({ HOME: home, OPENCLAW_STATE_DIR: stateDir, OPENCLAW_CONFIG_PATH: configPath });
     child = spawn(NODE_BIN, args, { env, cwd: home, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.port = port;
     gw.configPath = configPath;
+    gw.env = env;
+    gw.home = home;
+    gw.args = args;
     startTimeoutMs = 120000;
   } else {
-    throw new Error(`unknown INTEROP_TARGET=${TARGET} (use clawgate or openclaw)`);
+    throw new Error(`unknown INTEROP_TARGET=${TARGET} (use clawgate, openclaw or frontdoor)`);
   }
   fs.closeSync(logFd);
   gw.child = child;
@@ -344,6 +374,17 @@ function fmtRelayEvents(evs, max = 14) {
 // ---------------------------------------------------------------------------------------------
 // scenarios
 const S = {}; // shared state between scenarios
+// The first path where two JSON values differ (null when equal).
+function firstDiff(a, b, at) {
+  if (a === b) return null;
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') return `${at}: ${trunc(JSON.stringify(a), 120)} vs ${trunc(JSON.stringify(b), 120)}`;
+  if (Array.isArray(a) !== Array.isArray(b)) return `${at}: array vs object`;
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) { const d = firstDiff(a[k], b[k], `${at}.${k}`); if (d) return d; }
+  return null;
+}
+// gw1's shared token (scenario q changes it in the file)
+const gw1Token = () => S.gw1Token || TOKEN;
 let gw1, gw2, relay1, relay2, tap, admin;
 // URL of the main gateway as the "direct" loopback clients use it (the tap relay when INTEROP_TAP=1)
 const direct = () => (tap ? tap.url : gw1.url);
@@ -646,7 +687,7 @@ const scenarios = [
   {
     id: 'p', title: 'admin API (clawgate only): a real CLI device behind the proxy is approved with POST /admin/v1/pairing/requests/{id}/approve and connects', needs: ['gw1', 'relay1'],
     async run() {
-      if (TARGET !== 'clawgate') { note('p', 'clawgate-only scenario: nothing to check on the real gateway'); return; }
+      if (TARGET === 'openclaw') { note('p', 'clawgate-only scenario: nothing to check on the real gateway'); return; }
       const d = new Device('p-http-approved');
       d.writeConfig({ url: relay1.url, token: TOKEN });
       const r1 = await d.oc('system', 'presence');
@@ -679,7 +720,8 @@ const scenarios = [
     async run() {
       const NEW = 'interop-token-edited-in-the-file-0123456789';
       const cfg = JSON.parse(fs.readFileSync(gw1.configPath, 'utf8'));
-      cfg.gateway.auth.token = NEW;
+      cfg.gateway = cfg.gateway || {};
+      cfg.gateway.auth = { ...(cfg.gateway.auth || {}), token: NEW };
       // an editor-style rename-replace write
       fs.writeFileSync(`${gw1.configPath}.tmp`, JSON.stringify(cfg, null, 2) + '\n');
       fs.renameSync(`${gw1.configPath}.tmp`, gw1.configPath);
@@ -691,6 +733,7 @@ const scenarios = [
         await sleep(300);
       }
       expectOk(r, 'health with the token from the edited file');
+      S.gw1Token = NEW;
       const old = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', TOKEN, '--json');
       expectFail(old, 'the previous token after the edit', 'gateway token mismatch');
     },
@@ -706,6 +749,68 @@ const scenarios = [
       try { expectFail(r, 'untrusted proxy', 'HTTP 403', 'proxy_attribution_required'); } catch (e) { e.results.push(dump); throw e; }
     },
   },
+  {
+    id: 'r', title: 'front door: real gateway RPCs through clawgate answer as the upstream answers directly', needs: ['gw1', 'upstream'],
+    async run() {
+      if (TARGET !== 'frontdoor') { note('r', 'front-door scenario'); return; }
+      const methods = ['status', 'sessions.list', 'agents.list', 'models.list', 'commands.list', 'cron.list'];
+      // values that differ between two calls whatever the path (clocks, ids, counters)
+      const VOLATILE = /^(ts|now|uptime.*|.*At|.*AtMs|.*Ms|connId|id|.*Id|pid|runId|requestId|seq)$/;
+      const strip = (v) => Array.isArray(v) ? v.map(strip)
+        : (v && typeof v === 'object') ? Object.fromEntries(Object.entries(v).filter(([k]) => !VOLATILE.test(k)).map(([k, x]) => [k, strip(x)]))
+        : v;
+      let compared = 0;
+      for (const m of methods) {
+        const direct = await admin.oc('gateway', 'call', m, '--url', upstream.url, '--token', TOKEN, '--json');
+        if (direct.code !== 0) { note('r', `${m}: the upstream itself answered exit ${direct.code}; not compared`); continue; }
+        const via = await admin.oc('gateway', 'call', m, '--url', gw1.url, '--token', gw1Token(), '--json');
+        expectOk(via, `${m} through clawgate`);
+        // `status` reports live runtime figures (event loop, memory, tasks) whose fields come and go:
+        // its sections must match; the others must match value for value.
+        const norm = m === 'status' ? (v) => Object.keys(strip(v) || {}).sort() : strip;
+        const diff = firstDiff(norm(parseJson(direct.stdout)), norm(parseJson(via.stdout)), m);
+        if (diff) throw new Fail(`${m}: through clawgate the payload differs from the upstream's at ${diff}`, direct, via);
+        compared += 1;
+      }
+      if (compared < 3) throw new Fail(`only ${compared} of ${methods.length} RPCs could be compared`);
+    },
+  },
+  {
+    id: 's', title: 'front door: the shared openclaw.json still passes `openclaw config validate`', needs: ['upstream'],
+    async run() {
+      if (TARGET !== 'frontdoor') { note('s', 'front-door scenario'); return; }
+      const env = { ...upstream.env };
+      const r = await runBounded(NODE_BIN, [OC_MJS, 'config', 'validate'], { env, cwd: upstream.home, name: 'openclaw config validate' });
+      r.display = `openclaw config validate (${upstream.configPath})`;
+      expectOk(r, 'openclaw config validate of the shared file');
+    },
+  },
+  {
+    id: 'z', title: 'front door: the upstream is killed and restarted: UNAVAILABLE / 1013, then recovery', needs: ['gw1', 'upstream'],
+    async run() {
+      if (TARGET !== 'frontdoor') { note('z', 'front-door scenario'); return; }
+      killGroup(upstream.child.pid, 'SIGKILL');
+      const down = Date.now() + 15000;
+      while (Date.now() < down && (await httpGetStatus(upstream.port)) === 200) await sleep(100);
+      const r1 = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', gw1Token(), '--json');
+      expectFail(r1, 'health through clawgate while the upstream is down', /unavailable|1013/i);
+      // clawgate's own pairing authority keeps answering meanwhile
+      const rt = JSON.parse(fs.readFileSync(gw1.runtimeFile, 'utf8'));
+      const adminToken = fs.readFileSync(path.join(gw1.stateDir, 'admin-token'), 'utf8').trim();
+      const lr = await fetch(`http://${rt.adminAddr}/admin/v1/pairing/requests`, { headers: { Authorization: `Bearer ${adminToken}` } });
+      if (lr.status !== 200) throw new Fail(`the admin API answered ${lr.status} while the upstream was down`);
+      const fresh = await startGateway('upstream-again', { trustedProxies: null, kind: 'openclaw', port: upstream.port, configPath: upstream.configPath, home: upstream.home });
+      upstream.child = fresh.child;
+      const deadline = Date.now() + 30000;
+      let r2;
+      for (;;) {
+        r2 = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', gw1Token(), '--json');
+        if (r2.code === 0 || Date.now() > deadline) break;
+        await sleep(500);
+      }
+      expectOk(r2, 'health through clawgate after the upstream came back');
+    },
+  },
 ];
 
 scenarios.sort((x, y) => x.id.localeCompare(y.id)); // prerequisites always come first alphabetically
@@ -717,9 +822,18 @@ async function main() {
   const results = [];
   const infraErr = {};
   if (!OC_MJS || !fs.existsSync(OC_MJS)) infraErr.all = `openclaw CLI not found (INTEROP_OPENCLAW_MJS=${OC_MJS || 'unset'})`;
-  if (TARGET === 'clawgate' && (!CLAWGATE_BIN || !fs.existsSync(CLAWGATE_BIN))) infraErr.all = `clawgate binary not found (CLAWGATE_BIN=${CLAWGATE_BIN || 'unset'})`;
+  if (TARGET !== 'openclaw' && (!CLAWGATE_BIN || !fs.existsSync(CLAWGATE_BIN))) infraErr.all = `clawgate binary not found (CLAWGATE_BIN=${CLAWGATE_BIN || 'unset'})`;
   admin = new Device('admin');
 
+  if (!infraErr.all && TARGET === 'frontdoor') {
+    try {
+      upstream = await startGateway('upstream', { trustedProxies: null, kind: 'openclaw' });
+      log(`interop: upstream (the real gateway) up at ${upstream.url} after ${elapsed(upstream.startMs)}`);
+    } catch (e) {
+      infraErr.upstream = `the real gateway (upstream) failed to start: ${e.message}`;
+      infraErr.all = infraErr.upstream;
+    }
+  }
   if (!infraErr.all) {
     // Start both gateways in parallel (the real one takes ~10-20 s each).
     const [g1, g2] = await Promise.allSettled([
@@ -754,7 +868,7 @@ async function main() {
     const blockedInfra = infraKey && `${String(infraErr[infraKey]).split('\n')[0]}${infraKey === 'all' ? '' : ' (details above)'}`;
     const blockedBy = sc.needs.find((n) => /^[a-z]$/.test(n) && status[n] !== 'pass');
     const remaining = SUITE_BUDGET_MS - (Date.now() - t0);
-    const gwLogs = [gw1, gw2].filter(Boolean).map((g) => ({ g, size: fileSize(g.logFile) }));
+    const gwLogs = [gw1, gw2, upstream].filter(Boolean).map((g) => ({ g, size: fileSize(g.logFile) }));
     if (blockedInfra) err = new Fail(`not run: ${blockedInfra}`);
     else if (remaining < 20000) err = new Fail(`not run: suite time budget (${SUITE_BUDGET_MS} ms) exhausted`);
     else if (blockedBy) err = new Fail(`not run: prerequisite scenario ${blockedBy} did not pass`);

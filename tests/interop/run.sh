@@ -3,6 +3,7 @@
 #
 #   bash tests/interop/run.sh                         # from the repo root; tests ${CLAWGATE_BIN:-target/debug/clawgate}
 #   INTEROP_TARGET=openclaw bash tests/interop/run.sh # validate the scenarios against the real OpenClaw gateway
+#   INTEROP_TARGET=frontdoor bash tests/interop/run.sh # clawgate in front of the real gateway (--upstream auto)
 #
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
 #      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
@@ -50,7 +51,7 @@ timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh f
 [[ -f "$OC_MJS" ]] || fail_early "openclaw CLI missing at $OC_MJS"
 
 # 2. the binary under test
-if [[ "$TARGET" == "clawgate" ]]; then
+if [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]]; then
   BIN="${CLAWGATE_BIN:-target/debug/clawgate}"
   [[ "$BIN" = /* ]] || BIN="$REPO/$BIN"
   [[ -x "$BIN" ]] || fail_early "clawgate binary not found or not executable: $BIN (build it first: cargo build)"
@@ -59,7 +60,7 @@ if [[ "$TARGET" == "clawgate" ]]; then
   fi
   export CLAWGATE_BIN="$BIN"
 elif [[ "$TARGET" != "openclaw" ]]; then
-  fail_early "INTEROP_TARGET must be clawgate or openclaw (got $TARGET)"
+  fail_early "INTEROP_TARGET must be clawgate, openclaw or frontdoor (got $TARGET)"
 fi
 
 # 3. a network namespace that has only `lo`: every real OpenClaw process (and clawgate, the relays,
