@@ -90,7 +90,7 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
     seen.record(|s| s.open += 1);
     let nonce = format!("nonce-{n}");
     let challenge = json!({"type": "event", "event": "connect.challenge",
-        "payload": {"nonce": nonce, "ts": 1, "capabilities": ["model-catalog-snapshot"]}});
+        "payload": {"nonce": nonce, "ts": 1, "capabilities": ["model-catalog-snapshot", "fake-cap"]}});
     let _ = ws.send(Message::text(challenge.to_string())).await;
     while let Some(Ok(msg)) = ws.next().await {
         let v: Value = match msg {
@@ -255,6 +255,29 @@ async fn a_bridged_session_is_the_upstreams_with_clawgates_auth() {
         "the downstream token stays downstream"
     );
 
+    // What the admin API says about the upstream now.
+    let admin = srv.admin();
+    let u = admin.get("/admin/v1/upstream").await.json();
+    assert_eq!(u["mode"], "front-door", "{u}");
+    assert_eq!(u["url"], format!("ws://{}", fake.addr));
+    assert_eq!(u["reachable"], true, "{u}");
+    assert_eq!(u["server"]["version"], "2026.9.6", "{u}");
+    assert_eq!(u["bridgedSessions"], 1, "{u}");
+    assert_eq!(u["connects"]["ok"], 1, "{u}");
+    assert_eq!(u["secretFrom"], "upstream.token");
+    assert!(!u.to_string().contains(UPSTREAM_TOKEN));
+    let sessions = admin.get("/admin/v1/sessions").await.json();
+    assert_eq!(sessions["sessions"][0]["bridged"], true, "{sessions}");
+    let ready = admin.get("/readyz").await.json();
+    assert_eq!(ready["upstream"]["reachable"], true, "{ready}");
+    // The next challenge advertises what the upstream's did.
+    let probe = Conn::open(&srv.url, &[]).await.unwrap();
+    assert_eq!(
+        probe.challenge["capabilities"],
+        json!(["model-catalog-snapshot", "fake-cap"])
+    );
+    probe.close().await;
+
     // device.* is clawgate's; the rest goes upstream by id.
     // (clawgate's own scope rules: this session lacks operator.pairing)
     let e = c
@@ -264,6 +287,15 @@ async fn a_bridged_session_is_the_upstreams_with_clawgates_auth() {
     assert_eq!(e["details"]["missingScope"], "operator.pairing", "{e}");
     let r = c.rpc("sessions.list", json!({})).await.expect("relayed");
     assert_eq!(r, json!({"from": "upstream", "method": "sessions.list"}));
+    let metrics = admin.get("/metrics").await.body;
+    assert!(
+        metrics.contains("clawgate_relayed_frames_total{direction=\"up\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("clawgate_upstream_connects_total{outcome=\"ok\"} 1"),
+        "{metrics}"
+    );
     assert_eq!(fake.seen().methods, vec!["sessions.list".to_string()]);
 
     // Upstream events reach the client renumbered for its socket; the

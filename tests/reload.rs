@@ -576,13 +576,33 @@ async fn validate_endpoint_checks_a_body_without_applying_it() {
     assert_eq!(e["key"], "gateway.trustedProxies[0]");
     assert_eq!(e["line"], 3);
     // an application/json body is JSON (schemathesis found a form feed taken
-    // for an empty file); JSON5 needs its content type; blank is empty
+    // for an empty file); JSON5 needs its content type; a blank body is an
+    // empty file, which a reload refuses, so it is refused here too
+    // (schemathesis found "\t" accepted)
+    for ct in ["application/json", "application/json5"] {
+        for blank in ["", " \n", "\t"] {
+            let r = admin
+                .with_headers(
+                    "POST",
+                    "/admin/v1/config/validate",
+                    &[("Content-Type", ct)],
+                    Some(blank),
+                )
+                .await;
+            assert_eq!(
+                (r.status, r.code().as_str()),
+                (422, "invalid_config"),
+                "{ct} {blank:?}: {}",
+                r.body
+            );
+            assert!(r.body.contains("send {}"), "{}", r.body);
+        }
+    }
     for (ct, body, status) in [
         ("application/json", "\u{c}", 422),
         ("application/json", "{ gateway: {} }", 422),
-        ("application/json", " \n", 200),
         ("application/json", "{\"gateway\": {}}", 200),
-        ("application/json5", "\u{c}", 200),
+        ("application/json5", "\u{c} {}", 200),
         ("application/json5", "{ gateway: {} }", 200),
     ] {
         let r = admin

@@ -193,6 +193,12 @@ admin_routes![
     ),
     (
         GET,
+        "/admin/v1/upstream",
+        Some(AdminScope::ConfigRead),
+        handlers::get_upstream
+    ),
+    (
+        GET,
         "/admin/v1/audit",
         Some(AdminScope::Admin),
         handlers::audit

@@ -75,6 +75,8 @@ pub struct GatewayState {
     keys: Mutex<HashMap<[u8; 32], ed25519_dalek::VerifyingKey>>,
     /// Config reloads, listeners and their status.
     pub control: reload::Control,
+    /// Front-door mode: the upstream as last seen, and relay counters.
+    pub upstream: bridge::status::UpstreamStatus,
     admin_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
@@ -98,6 +100,7 @@ impl GatewayState {
             handshakes: Mutex::new(Default::default()),
             keys: Mutex::new(HashMap::new()),
             control: Default::default(),
+            upstream: Default::default(),
             admin_addr: Default::default(),
         }
     }

@@ -47,6 +47,8 @@ pub struct SessionInfo {
     /// Whether the upgrade carried forwarding headers.
     pub forwarded: bool,
     pub connected_at_ms: u64,
+    /// Front-door mode: the session continues on the upstream gateway.
+    pub bridged: bool,
 }
 
 /// A session's inbox: a queue and a wake-up. Much smaller than a channel

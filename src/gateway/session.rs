@@ -162,10 +162,16 @@ pub async fn run(
     session.set_abort(rx.abort());
     if let Some(up) = upstream {
         // Front-door mode: the session continues on the upstream gateway.
+        let t0 = std::time::Instant::now();
         let opened = open_upstream(&state, &up, &params, &info, limits.max_payload).await;
         drop(params);
         match opened {
-            Ok(o) => {
+            Ok(mut o) => {
+                state.upstream.opened(
+                    &o.hello["server"],
+                    o.capabilities.take(),
+                    t0.elapsed().as_micros() as u64,
+                );
                 drop(own_hello);
                 let hello = bridge::merge_hello(o.hello, &own_auth);
                 drop(own_auth);
@@ -183,7 +189,8 @@ pub async fn run(
                 .await;
             }
             Err(e) => {
-                tracing::warn!(conn = %info.conn_id, upstream = %up.url, error = ?e, "no upstream session");
+                tracing::warn!(conn = %info.conn_id, upstream = %up.url, error = %e, "no upstream session");
+                state.upstream.failed(&e.to_string());
                 let (err, code, reason) = bridge::open_failure(&e, &up.url);
                 let frame = json!({"type": "res", "id": connect_id, "ok": false, "error": err});
                 let _ = session.text(frame.to_string()).await;
@@ -224,8 +231,14 @@ async fn handshake_phase(
     // Every write before `hello-ok` (the challenge, pongs, the rejection)
     // counts against the handshake deadline too.
     session.set_deadline(Some(deadline));
+    // The capabilities the upstream advertises (OpenClaw's by default).
+    let capabilities = if cfg.gateway.upstream.is_some() {
+        serde_json::to_string(&state.upstream.capabilities()).unwrap_or_default()
+    } else {
+        r#"["model-catalog-snapshot"]"#.to_string()
+    };
     let challenge = format!(
-        r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":["model-catalog-snapshot"]}}}}"#,
+        r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":{capabilities}}}}}"#,
         now_ms()
     );
     if session.text(challenge).await.is_err() {
@@ -492,6 +505,7 @@ async fn relay_phase(
     use tokio_tungstenite::tungstenite::protocol::CloseFrame;
     use tokio_tungstenite::tungstenite::Message;
 
+    let _bridged = state.upstream.bridged();
     let mut stream = stream;
     stream.set_max_frame(limits.max_payload);
     let ping_every = Duration::from_millis(limits.ping_interval_ms);
@@ -557,6 +571,7 @@ async fn relay_phase(
                     }
                     continue;
                 }
+                state.upstream.relayed_up(text.len());
                 match tokio::time::timeout(write_limit, up.send(Message::text(text))).await {
                     Ok(Ok(())) => {}
                     _ => {
@@ -570,6 +585,7 @@ async fn relay_phase(
                 match msg {
                     Some(Ok(Message::Text(t))) => {
                         if let Some(out) = bridge::upstream_frame(t.as_str(), &mut seq) {
+                            state.upstream.relayed_down(out.len());
                             if session.text(out).await.is_err() { break; }
                         }
                     }

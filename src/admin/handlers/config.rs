@@ -197,11 +197,21 @@ pub async fn validate_config(
         });
     // An `application/json` body is JSON: JSON5's extras (comments,
     // unquoted keys, form feeds as whitespace, …) need `application/json5`.
-    // Empty, or JSON whitespace only, stands for an empty file.
-    let blank = text
+    // Empty, or whitespace only, is an empty file, which a reload refuses
+    // (an editor may be half-way through writing it): refused here too.
+    let json_blank = text
         .bytes()
         .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
-    if !json5 && !blank {
+    if json_blank || (json5 && text.trim().is_empty()) {
+        let issue = crate::config::Issue::new(
+            crate::config::ConfigCode::Syntax,
+            "",
+            "the body is empty, and an empty config file is refused (an editor may still be writing it); send {} to check the defaults",
+        );
+        let err = crate::config::ConfigError::single(issue);
+        return Err(config_problem(&err, "the configuration is invalid"));
+    }
+    if !json5 {
         if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&text) {
             let mut issue = crate::config::Issue::new(
                 crate::config::ConfigCode::Syntax,

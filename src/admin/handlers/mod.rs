@@ -176,7 +176,23 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(s: Data) -> ApiResult<HttpResponse> {
     s.gw.store.check_ready()?;
-    Ok(HttpResponse::Ok().json(json!({"ok": true, "sessions": s.gw.sessions()})))
+    let mut v = json!({"ok": true, "sessions": s.gw.sessions()});
+    // Front-door mode: whether the upstream accepts connections (reported;
+    // clawgate stays ready: pairing and its admin API do not need it).
+    let url =
+        s.gw.config
+            .load()
+            .gateway
+            .upstream
+            .as_ref()
+            .map(|u| u.url.clone());
+    if let Some(url) = url {
+        v["upstream"] = json!({
+            "url": url,
+            "reachable": crate::gateway::bridge::status::reachable(&url).await.is_ok(),
+        });
+    }
+    Ok(HttpResponse::Ok().json(v))
 }
 
 // ---------------------------------------------------------------- shared by several resources

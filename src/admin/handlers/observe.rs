@@ -16,6 +16,7 @@ pub async fn list_sessions(s: Data) -> HttpResponse {
                 "role": x.role, "scopes": x.scopes, "authMethod": x.auth_method,
                 "clientId": x.client_id, "clientMode": x.client_mode, "clientVersion": x.client_version,
                 "peerAddress": x.peer.to_string(), "clientAddress": x.client_ip.to_string(), "connectedAtMs": x.connected_at_ms,
+                "bridged": x.bridged,
             })
         })
         .collect();
@@ -146,6 +147,15 @@ pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
         "# HELP clawgate_admin_auth_failures_total Admin API requests refused for their credentials.\n# TYPE clawgate_admin_auth_failures_total counter\nclawgate_admin_auth_failures_total {}",
         s.denials.total.load(std::sync::atomic::Ordering::Relaxed)
     );
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let u = &s.gw.upstream;
+        let _ = writeln!(out, "# HELP clawgate_upstream_sessions Sessions bridged to the upstream gateway.\n# TYPE clawgate_upstream_sessions gauge\nclawgate_upstream_sessions {}", u.bridged_sessions());
+        let _ = writeln!(out, "# HELP clawgate_upstream_connects_total Upstream sessions opened, by outcome.\n# TYPE clawgate_upstream_connects_total counter\nclawgate_upstream_connects_total{{outcome=\"ok\"}} {}\nclawgate_upstream_connects_total{{outcome=\"failed\"}} {}", u.connects_ok.load(Relaxed), u.connects_failed.load(Relaxed));
+        let _ = writeln!(out, "# HELP clawgate_upstream_connect_seconds_total Time spent opening upstream sessions (challenge to hello-ok).\n# TYPE clawgate_upstream_connect_seconds_total counter\nclawgate_upstream_connect_seconds_total {:.6}", u.connect_us_total.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "# HELP clawgate_relayed_frames_total Frames relayed, by direction.\n# TYPE clawgate_relayed_frames_total counter\nclawgate_relayed_frames_total{{direction=\"up\"}} {}\nclawgate_relayed_frames_total{{direction=\"down\"}} {}", u.frames_up.load(Relaxed), u.frames_down.load(Relaxed));
+        let _ = writeln!(out, "# HELP clawgate_relayed_bytes_total Bytes relayed, by direction.\n# TYPE clawgate_relayed_bytes_total counter\nclawgate_relayed_bytes_total{{direction=\"up\"}} {}\nclawgate_relayed_bytes_total{{direction=\"down\"}} {}", u.bytes_up.load(Relaxed), u.bytes_down.load(Relaxed));
+    }
     let _ = writeln!(out, "# HELP clawgate_admin_requests_total Admin API requests by route and status.\n# TYPE clawgate_admin_requests_total counter");
     for ((method, route, status), n) in s.metrics.requests.lock().expect("metrics lock").iter() {
         let _ = writeln!(out, "clawgate_admin_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
@@ -153,4 +163,25 @@ pub async fn metrics(s: Data) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(out))
+}
+
+// ---------------------------------------------------------------- upstream
+
+/// `GET /admin/v1/upstream`: the mode, the upstream's URL and whether it
+/// accepts connections now, what its last `hello-ok` said, the bridged
+/// sessions and the last failure.
+pub async fn get_upstream(s: Data) -> HttpResponse {
+    let cfg = s.gw.config.load_full();
+    let Some(up) = &cfg.gateway.upstream else {
+        return HttpResponse::Ok().json(json!({"mode": "standalone", "url": null}));
+    };
+    let reachable = crate::gateway::bridge::status::reachable(&up.url).await;
+    let mut v = s.gw.upstream.to_json();
+    v["mode"] = json!("front-door");
+    v["url"] = json!(up.url);
+    v["derived"] = json!(up.derived);
+    v["secretFrom"] = json!(up.secret_from);
+    v["reachable"] = json!(reachable.is_ok());
+    v["unreachableBecause"] = json!(reachable.err());
+    HttpResponse::Ok().json(v)
 }

@@ -6,6 +6,7 @@
 //! module opens the upstream session and classifies frames.
 
 pub mod identity;
+pub mod status;
 pub mod upstream;
 
 use serde_json::Value;

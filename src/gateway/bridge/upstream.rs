@@ -32,6 +32,8 @@ pub struct Opened {
     pub ws: UpWs,
     /// The upstream's `hello-ok` payload.
     pub hello: Value,
+    /// What its challenge advertised (`payload.capabilities`).
+    pub capabilities: Option<Vec<String>>,
 }
 
 /// Why no upstream session could be opened.
@@ -46,6 +48,21 @@ pub enum OpenError {
     },
     /// The upstream spoke something that is not the gateway protocol.
     Protocol(String),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Unreachable(why) => write!(f, "unreachable: {why}"),
+            OpenError::Refused { error, .. } => write!(
+                f,
+                "refused connect: {} {}",
+                error["code"].as_str().unwrap_or("?"),
+                error["message"].as_str().unwrap_or("")
+            ),
+            OpenError::Protocol(why) => write!(f, "not the gateway protocol: {why}"),
+        }
+    }
 }
 
 /// The downstream `connect` params as the upstream gets them.
@@ -125,11 +142,17 @@ pub async fn open(
         Ok(Ok(c)) => c,
     };
     // The challenge.
-    let nonce = loop {
+    let (nonce, capabilities) = loop {
         let v = next_json(&mut ws).await?;
         if v["type"] == "event" && v["event"] == "connect.challenge" {
+            let caps = v["payload"]["capabilities"].as_array().map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            });
             match v["payload"]["nonce"].as_str() {
-                Some(n) => break n.to_string(),
+                Some(n) => break (n.to_string(), caps),
                 None => return Err(OpenError::Protocol("a challenge without a nonce".into())),
             }
         }
@@ -152,6 +175,7 @@ pub async fn open(
             return Ok(Opened {
                 ws,
                 hello: v["payload"].clone(),
+                capabilities,
             });
         }
         let error = v["error"].clone();

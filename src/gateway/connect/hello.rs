@@ -172,6 +172,7 @@ pub(super) fn accept(state: &GatewayState, cfg: &RuntimeConfig, a: Admitted<'_, 
         direct_local: ctx.addr.kind == Attribution::DirectLocal,
         forwarded: !ctx.addr.proxy_headers.is_empty(),
         connected_at_ms: now_ms(),
+        bridged: cfg.gateway.upstream.is_some(),
     });
     Accepted {
         info,
