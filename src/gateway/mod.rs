@@ -349,7 +349,17 @@ async fn readyz(state: web::Data<Arc<GatewayState>>) -> HttpResponse {
 /// Every path that is not `/healthz` or `/readyz`: the gateway WebSocket.
 /// Plain HTTP on the gateway port (WebSocket upgrades are taken over by
 /// [`upgrade_entry`] before they reach the app).
-async fn ws_entry(req: HttpRequest) -> HttpResponse {
+async fn ws_entry(
+    state: web::Data<Arc<GatewayState>>,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    // Front-door mode: plain HTTP goes to the upstream (the Control UI, its
+    // config, avatars, the OpenAI-compatible and tools endpoints, hooks).
+    let cfg = state.config.load_full();
+    if let Some(up) = cfg.gateway.upstream.clone() {
+        return bridge::http::proxy(state.get_ref().clone(), cfg, &up, req, body).await;
+    }
     if RESERVED_PATHS.iter().any(|p| req.path().starts_with(p)) {
         return HttpResponse::NotFound()
             .json(json!({"error": {"message": "not found", "type": "not_found"}}));

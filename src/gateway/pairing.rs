@@ -505,7 +505,7 @@ pub async fn remove(
         .write(Durability::Immediate, move |txn| {
             let d = store::delete_device(txn, &device_id)?.ok_or(PairingError::UnknownDevice)?;
             // A device that pairs again gets a new upstream identity too.
-            super::bridge::identity::forget(txn, &device_id)?;
+            store::delete_upstream_identity(txn, &device_id)?;
             for p in store::pending_in(txn)?
                 .into_iter()
                 .filter(|p| p.device_id == device_id)

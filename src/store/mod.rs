@@ -361,6 +361,14 @@ pub fn put_device(txn: &WriteTransaction, rec: &DeviceRecord) -> Result<(), Stor
     Ok(())
 }
 
+/// Forgets the upstream identity of a device (front-door mode): a device
+/// that pairs again gets a new one.
+pub fn delete_upstream_identity(txn: &WriteTransaction, device_id: &str) -> Result<(), StoreError> {
+    let mut t = txn.open_table(UPSTREAM_IDENTITIES)?;
+    t.remove(device_id)?;
+    Ok(())
+}
+
 pub fn delete_device(
     txn: &WriteTransaction,
     device_id: &str,
@@ -477,6 +485,14 @@ impl Store {
         let txn = self.read()?;
         let table = txn.open_table(OVERRIDES)?;
         all_json(&table)
+    }
+
+    /// The device a live device token belongs to, by the token's digest (hex).
+    pub fn device_token_owner(&self, digest_hex: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.read()?;
+        let t = txn.open_table(DEVICE_TOKENS)?;
+        let v: Option<serde_json::Value> = get_json(&t, digest_hex)?;
+        Ok(v.and_then(|v| v["deviceId"].as_str().map(str::to_string)))
     }
 
     pub fn admin_tokens(&self) -> Result<Vec<AdminTokenRecord>, StoreError> {

@@ -71,10 +71,3 @@ fn stored(store: &Store, device_id: &str) -> Result<Option<[u8; 32]>, StoreError
     let v = t.get(device_id)?;
     Ok(v.and_then(|v| <[u8; 32]>::try_from(v.value()).ok()))
 }
-
-/// Forgets the upstream identity of a removed device.
-pub fn forget(txn: &redb::WriteTransaction, device_id: &str) -> Result<(), StoreError> {
-    let mut t = txn.open_table(tables::UPSTREAM_IDENTITIES)?;
-    t.remove(device_id)?;
-    Ok(())
-}

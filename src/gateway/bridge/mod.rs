@@ -5,6 +5,7 @@
 //! request id, unchanged. The relay loop itself is in `session.rs`; this
 //! module opens the upstream session and classifies frames.
 
+pub mod http;
 pub mod identity;
 pub mod status;
 pub mod upstream;

@@ -1,0 +1,324 @@
+//! Front-door mode, HTTP: every request on the gateway listener that is not
+//! a WebSocket upgrade (and not clawgate's `/healthz` or `/readyz`) goes to
+//! the upstream, streamed both ways (awc, actix's own client: the request
+//! body and the answer are never buffered whole, so SSE and chunked answers
+//! pass as they come).
+//!
+//! - Forwarded headers are clawgate's: `X-Forwarded-For` is the attributed
+//!   client, `X-Forwarded-Proto` and `X-Forwarded-Host` what the client (or
+//!   a trusted proxy in front) used; the client's own are dropped, as are
+//!   the hop-by-hop headers (RFC 9110 §7.6.1) both ways.
+//! - Credentials: a bearer or `?token=` that clawgate can check (its shared
+//!   secret, a clawgate device token) is replaced by the upstream's
+//!   credential; one it cannot check is refused with 401 here; a request
+//!   without one passes without one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::config::{RuntimeConfig, UpstreamConfig, UpstreamSecret};
+use crate::gateway::{auth, pairing, GatewayState};
+use crate::net::{self, Attribution, ProxyPolicy};
+
+/// How long the upstream may take to answer with its status line.
+const ANSWER: Duration = Duration::from_secs(60);
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Headers clawgate sets itself (the client's are not passed on).
+const FORWARDING: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+];
+
+thread_local! {
+    // awc's client is per thread (it is not Send); one per worker keeps
+    // its connection pool.
+    static CLIENT: awc::Client = awc::Client::builder()
+        .disable_redirects()
+        .timeout(ANSWER)
+        .finish();
+}
+
+/// The headers of `h` that pass a proxy: no hop-by-hop ones, none that the
+/// `Connection` header names, and (`drop`) none of those listed.
+fn passable(h: &HeaderMap, drop: &[&str]) -> Vec<(HeaderName, HeaderValue)> {
+    let named: Vec<String> = h
+        .get_all("connection")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    h.iter()
+        .filter(|(n, _)| {
+            let n = n.as_str();
+            !HOP_BY_HOP.contains(&n) && !drop.contains(&n) && !named.iter().any(|x| x == n)
+        })
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect()
+}
+
+/// What a credential the client presented is to clawgate.
+#[derive(Debug, PartialEq, Eq)]
+enum Credential {
+    /// clawgate's shared secret or one of its device tokens.
+    Known,
+    Unknown,
+}
+
+fn judge(state: &GatewayState, cfg: &RuntimeConfig, presented: &str) -> Credential {
+    let a = &cfg.gateway.auth;
+    let d = auth::sha256(presented);
+    let shared = [a.token.as_ref(), a.password.as_ref()]
+        .into_iter()
+        .flatten()
+        .any(|s| auth::digest_eq(s.digest(), &d))
+        || a.previous_token
+            .is_some_and(|(p, until)| crate::util::now_ms() < until && auth::digest_eq(&p, &d));
+    if shared {
+        return Credential::Known;
+    }
+    match state
+        .store
+        .device_token_owner(&pairing::token_digest_hex(presented))
+    {
+        Ok(Some(_)) => Credential::Known,
+        _ => Credential::Unknown,
+    }
+}
+
+fn upstream_secret(up: &UpstreamConfig) -> Option<String> {
+    match &up.secret {
+        UpstreamSecret::Token(s) | UpstreamSecret::Password(s) => s.expose().map(str::to_string),
+        UpstreamSecret::None => None,
+    }
+}
+
+fn refuse(status: actix_web::http::StatusCode, kind: &str, message: String) -> HttpResponse {
+    HttpResponse::build(status).json(json!({"error": {"message": message, "type": kind}}))
+}
+
+/// The upstream's base URL for HTTP (`ws://h:p/x` → `http://h:p/x`).
+fn http_base(up: &UpstreamConfig) -> String {
+    let base = up.url.trim_end_matches('/');
+    if let Some(rest) = base.strip_prefix("wss://") {
+        format!("https://{rest}")
+    } else if let Some(rest) = base.strip_prefix("ws://") {
+        format!("http://{rest}")
+    } else {
+        base.to_string()
+    }
+}
+
+/// Proxies one request to the upstream.
+pub async fn proxy(
+    state: Arc<GatewayState>,
+    cfg: Arc<RuntimeConfig>,
+    up: &UpstreamConfig,
+    req: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    use actix_web::http::StatusCode;
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "no peer address".into(),
+        );
+    };
+    let pairs: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .filter(|(n, _)| n.starts_with("x-") || n == "forwarded")
+        .collect();
+    let addr = net::attribute(
+        peer,
+        &pairs,
+        &ProxyPolicy {
+            trusted: &cfg.gateway.trusted_proxies,
+            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
+        },
+    );
+    if addr.kind == Attribution::Unattributable {
+        state.record_rejection(&addr, "proxy_attribution_required", "HTTP request");
+        return HttpResponse::Forbidden().json(net::attribution_required_body(&addr));
+    }
+    // Credentials: the bearer, then ?token=.
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string);
+    let mut query: Vec<(String, String)> =
+        url::form_urlencoded::parse(req.query_string().as_bytes())
+            .into_owned()
+            .collect();
+    let query_token = query.iter().position(|(k, _)| k == "token");
+    let presented: Vec<&str> = bearer
+        .iter()
+        .map(String::as_str)
+        .chain(query_token.map(|i| query[i].1.as_str()))
+        .collect();
+    let mut replace = false;
+    for p in &presented {
+        match judge(&state, &cfg, p) {
+            Credential::Known => replace = true,
+            Credential::Unknown => {
+                return refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "unauthorized: the token is neither this gateway's shared token nor a device token it issued".into(),
+                )
+            }
+        }
+    }
+    let secret = upstream_secret(up);
+    if let (true, Some(i)) = (replace, query_token) {
+        query[i].1 = secret.clone().unwrap_or_default();
+    }
+    let mut path = req.path().to_string();
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&query)
+                .finish(),
+        );
+    }
+    let target = format!("{}{path}", http_base(up));
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let proto = match addr.kind {
+        Attribution::TrustedProxy => req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("http")
+            .to_string(),
+        _ => "http".to_string(),
+    };
+    let method = req.method().clone();
+    let headers = passable(
+        req.headers(),
+        &[FORWARDING, &["host", "authorization"]].concat(),
+    );
+    let sent = CLIENT.with(|c| {
+        let mut r = c.request(method, &target).no_decompress();
+        for (n, v) in headers {
+            r = r.append_header((n, v));
+        }
+        r = r
+            .insert_header(("x-forwarded-for", addr.client.to_string()))
+            .insert_header(("x-forwarded-proto", proto))
+            .insert_header(("x-forwarded-host", host));
+        match (&bearer, replace, &secret) {
+            (Some(_), true, Some(s)) => {
+                r = r.insert_header(("authorization", format!("Bearer {s}")))
+            }
+            (Some(b), false, _) => r = r.insert_header(("authorization", format!("Bearer {b}"))),
+            _ => {}
+        }
+        // A request without a body is sent without one (not as an empty
+        // chunked stream).
+        let has_body = req.headers().contains_key("transfer-encoding")
+            || req
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim() != "0");
+        if has_body {
+            r.send_stream(body)
+        } else {
+            r.send()
+        }
+    });
+    let resp = match sent.await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(upstream = %up.url, error = %e, "HTTP request to the upstream failed");
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unavailable",
+                format!("the upstream gateway {} did not answer ({e})", up.url),
+            );
+        }
+    };
+    let mut out = HttpResponse::build(resp.status());
+    for (n, v) in passable(resp.headers(), &[]) {
+        out.append_header((n, v));
+    }
+    out.streaming(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_do_not_pass() {
+        let mut h = HeaderMap::new();
+        for (n, v) in [
+            ("connection", "keep-alive, x-secret-hop"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("accept", "text/html"),
+            ("x-forwarded-for", "1.2.3.4"),
+        ] {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        let names: Vec<String> = passable(&h, FORWARDING)
+            .into_iter()
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert_eq!(names, ["accept"]);
+    }
+
+    #[test]
+    fn upstream_base_for_http() {
+        let up = |url: &str| UpstreamConfig {
+            url: url.into(),
+            secret: UpstreamSecret::None,
+            secret_from: "none",
+            derived: false,
+        };
+        assert_eq!(
+            http_base(&up("ws://127.0.0.1:18790")),
+            "http://127.0.0.1:18790"
+        );
+        assert_eq!(http_base(&up("wss://gw/x/")), "https://gw/x");
+    }
+}

@@ -1,0 +1,307 @@
+//! Front-door mode, HTTP: requests on the gateway port go to the upstream,
+//! streamed, with clawgate's forwarded headers, no hop-by-hop headers, and
+//! credentials checked and replaced.
+
+mod common;
+
+use std::io::{BufRead, Read};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clawgate::admin::client::Client;
+use common::server::{config_with, TestServer, TOKEN};
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+const UPSTREAM_TOKEN: &str = "the-upstream-token-0123456789";
+
+/// One request as the fake upstream received it.
+#[derive(Debug, Clone)]
+struct Seen {
+    target: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct Fake {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    /// Releases the second chunk of `/stream`.
+    release: Arc<tokio::sync::Notify>,
+}
+
+/// A minimal HTTP/1.1 upstream: answers, then closes each connection.
+async fn fake() -> Fake {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(vec![]));
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (s, r) = (seen.clone(), release.clone());
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = l.accept().await {
+            let (s, r) = (s.clone(), r.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).to_string();
+                let mut lines = head.split("\r\n");
+                let target = lines
+                    .next()
+                    .unwrap_or("")
+                    .split(' ')
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let headers: Vec<(String, String)> = lines
+                    .take_while(|l| !l.is_empty())
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                    .collect();
+                let req = Seen {
+                    target: target.clone(),
+                    headers,
+                };
+                s.lock().unwrap().push(req.clone());
+                let path = target.split('?').next().unwrap_or("").to_string();
+                let simple = |ct: &str, body: String| {
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nkeep-alive: timeout=5\r\nx-upstream: yes\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                };
+                match path.as_str() {
+                    "/" | "/index.html" => {
+                        let _ = tcp
+                            .write_all(
+                                simple("text/html", "<title>OpenClaw Control</title>".into())
+                                    .as_bytes(),
+                            )
+                            .await;
+                    }
+                    "/assets/app.js" => {
+                        let _ = tcp
+                            .write_all(
+                                simple("application/javascript", "console.log(1)".into())
+                                    .as_bytes(),
+                            )
+                            .await;
+                    }
+                    "/stream" => {
+                        let _ = tcp
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+                            .await;
+                        let _ = tcp.write_all(b"a\r\nchunk-one\n\r\n").await;
+                        let _ = tcp.flush().await;
+                        // The second chunk only once the client has read the first.
+                        r.notified().await;
+                        let _ = tcp.write_all(b"a\r\nchunk-two\n\r\n0\r\n\r\n").await;
+                    }
+                    _ => {
+                        let echo =
+                            json!({"target": req.target, "headers": req.headers}).to_string();
+                        let _ = tcp
+                            .write_all(simple("application/json", echo).as_bytes())
+                            .await;
+                    }
+                }
+                let _ = tcp.shutdown().await;
+            });
+        }
+    });
+    Fake {
+        addr,
+        seen,
+        release,
+    }
+}
+
+async fn front_door(upstream: SocketAddr) -> TestServer {
+    let mut cfg = config_with(json!({}));
+    cfg["upstream"] = json!({"url": format!("ws://{upstream}"), "token": UPSTREAM_TOKEN});
+    TestServer::start(cfg).await
+}
+
+fn http(srv: &TestServer) -> Client {
+    Client::with(
+        srv.url
+            .replace("ws://", "http://")
+            .trim_end_matches('/')
+            .to_string(),
+        None,
+        Duration::from_secs(10),
+        "clawgate-tests",
+    )
+}
+
+async fn get(c: &Client, path: &str, headers: &[(&str, &str)]) -> clawgate::admin::client::Answer {
+    let c = c.clone();
+    let path = path.to_string();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        c.send("GET", &path, &h, None).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_ui_and_other_http_come_from_the_upstream() {
+    let fake = fake().await;
+    let srv = front_door(fake.addr).await;
+    let c = http(&srv);
+    let a = get(&c, "/", &[]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(a.body, "<title>OpenClaw Control</title>");
+    assert_eq!(a.header("content-type"), Some("text/html"));
+    assert_eq!(a.header("x-upstream"), Some("yes"));
+    assert_eq!(
+        a.header("keep-alive"),
+        None,
+        "hop-by-hop headers stop at clawgate"
+    );
+    let a = get(&c, "/assets/app.js", &[]).await;
+    assert_eq!((a.status, a.body.as_str()), (200, "console.log(1)"));
+    // clawgate's own health endpoints are not proxied
+    let before = fake.seen.lock().unwrap().len();
+    let a = get(&c, "/healthz", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_headers_hop_by_hop_headers_and_credentials() {
+    let fake = fake().await;
+    let srv = front_door(fake.addr).await;
+    let c = http(&srv);
+    let last = |f: &Fake| f.seen.lock().unwrap().last().cloned().unwrap();
+
+    // clawgate's shared token is checked and replaced by the upstream's;
+    // hop-by-hop headers (and those Connection names) do not pass.
+    let bearer = format!("Bearer {TOKEN}");
+    let a = get(
+        &c,
+        "/v1/models?x=1",
+        &[
+            ("Authorization", &bearer),
+            ("Connection", "keep-alive, x-secret-hop"),
+            ("X-Secret-Hop", "1"),
+            ("Te", "trailers"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let s = last(&fake);
+    assert_eq!(
+        s.header("authorization"),
+        Some(format!("Bearer {UPSTREAM_TOKEN}").as_str()),
+        "{s:?}"
+    );
+    assert_eq!(s.header("x-secret-hop"), None, "{s:?}");
+    assert_eq!(s.header("te"), None, "{s:?}");
+    assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(s.header("x-forwarded-proto"), Some("http"));
+    assert!(
+        s.header("x-forwarded-host")
+            .is_some_and(|h| h.starts_with("127.0.0.1:")),
+        "{s:?}"
+    );
+    assert_eq!(s.target, "/v1/models?x=1");
+    assert!(
+        !format!("{s:?}").contains(TOKEN),
+        "the downstream token stays downstream"
+    );
+
+    // ?token= likewise
+    let a = get(&c, &format!("/api/thing?token={TOKEN}&a=b"), &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(
+        last(&fake).target,
+        format!("/api/thing?token={UPSTREAM_TOKEN}&a=b")
+    );
+
+    // a token clawgate cannot check: 401 here, the upstream never asked
+    let before = fake.seen.lock().unwrap().len();
+    let a = get(
+        &c,
+        "/v1/models",
+        &[("Authorization", "Bearer not-a-token-of-this-gateway")],
+    )
+    .await;
+    assert_eq!(a.status, 401, "{a:?}");
+    let a = get(&c, "/v1/models?token=nope", &[]).await;
+    assert_eq!(a.status, 401, "{a:?}");
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
+
+    // no credential: passes without one
+    let a = get(&c, "/avatar/1.png", &[]).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(last(&fake).header("authorization"), None);
+
+    // forwarded headers from an untrusted peer: refused, as for the WebSocket
+    let a = get(&c, "/", &[("X-Forwarded-For", "203.0.113.7")]).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streamed_answer_passes_as_it_comes() {
+    let fake = fake().await;
+    let srv = front_door(fake.addr).await;
+    let c = http(&srv);
+    let release = fake.release.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let (status, mut r) = c.stream("/stream").unwrap();
+        let mut first = String::new();
+        r.read_line(&mut first).unwrap();
+        // The first chunk arrived while the upstream holds back the second:
+        // nothing waited for the whole answer.
+        release.notify_one();
+        let mut rest = String::new();
+        r.read_to_string(&mut rest).unwrap();
+        (status, first, rest)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        got,
+        (200, "chunk-one\n".to_string(), "chunk-two\n".to_string())
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_is_not_there_is_a_502() {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = gone.local_addr().unwrap();
+    drop(gone);
+    let srv = front_door(addr).await;
+    let a = get(&http(&srv), "/", &[]).await;
+    assert_eq!(a.status, 502, "{a:?}");
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["error"]["type"], "upstream_unavailable");
+    srv.stop().await;
+}
