@@ -66,6 +66,10 @@ enum Answer {
     Hello,
     /// What the real gateway answers while it starts.
     Starting,
+    /// `hello-ok`, then one frame far over clawgate's limit.
+    HelloThenHuge,
+    /// `hello-ok`, then it never reads again.
+    HelloThenDeaf,
 }
 
 async fn fake(answer: Answer) -> Fake {
@@ -126,6 +130,16 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
                 "auth": {"role": "operator", "scopes": v["params"]["scopes"]},
                 "policy": {"maxPayload": 1000, "maxBufferedBytes": 2000, "tickIntervalMs": 30000}}});
             let _ = ws.send(Message::text(hello.to_string())).await;
+            match answer {
+                Answer::HelloThenHuge => {
+                    let _ = ws.send(Message::text("x".repeat(200_000))).await;
+                }
+                Answer::HelloThenDeaf => {
+                    // Holds the socket open and reads nothing.
+                    std::future::pending::<()>().await;
+                }
+                _ => {}
+            }
             continue;
         }
         seen.record(|s| s.methods.push(method.clone()));
@@ -445,4 +459,67 @@ async fn every_way_an_upstream_session_ends() {
 
 async fn fake_starting() -> SocketAddr {
     fake(Answer::Starting).await.addr
+}
+
+async fn front_door_with(upstream: SocketAddr, limits: Value) -> TestServer {
+    let mut cfg = config_with(json!({"limits": limits}));
+    cfg["upstream"] = json!({"url": format!("ws://{upstream}"), "token": UPSTREAM_TOKEN});
+    TestServer::start(cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_upstream_frame_closes_the_session_and_nothing_is_left() {
+    let fake = fake(Answer::HelloThenHuge).await;
+    let srv = front_door_with(fake.addr, json!({"workers": 1, "maxPayload": 65536})).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    let (code, reason) = c.expect_close(T).await.expect("closed");
+    assert_eq!(
+        (code, reason.as_str()),
+        (1011, "upstream frame over the size limit")
+    );
+    until(&fake, "the upstream side to close", |s| s.open == 0).await;
+    assert_eq!(srv.admin().get("/readyz").await.json()["sessions"], 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_faster_than_the_upstream_reads_is_bounded() {
+    let fake = fake(Answer::HelloThenDeaf).await;
+    let srv = front_door_with(fake.addr, json!({"workers": 1, "pingIntervalMs": 300})).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    // Far more than the socket buffers hold: clawgate queues none of it and
+    // ends the session once a write upstream has stalled for a ping interval.
+    let frame = json!({"type": "req", "id": "1", "method": "chat.send", "params": {"text": "y".repeat(60_000)}}).to_string();
+    let mut sent = 0usize;
+    let closed = loop {
+        if c.try_send(tokio_tungstenite::tungstenite::Message::text(frame.clone()))
+            .await
+            .is_err()
+        {
+            break c.expect_close(T).await;
+        }
+        sent += 1;
+        if sent > 20_000 {
+            panic!("clawgate kept accepting: {sent} frames");
+        }
+        if sent.is_multiple_of(50) {
+            if let Some(close) = c.expect_close(Duration::from_millis(1)).await {
+                break Some(close);
+            }
+        }
+    };
+    let (code, reason) = closed.unwrap_or((1006, String::new()));
+    assert!(
+        code == 1011 || code == 1006,
+        "closed with {code} {reason:?} after {sent} frames"
+    );
+    let ready = srv.admin().get("/readyz").await.json();
+    assert_eq!(ready["sessions"], 0, "{ready}");
+    srv.stop().await;
 }

@@ -602,6 +602,11 @@ async fn relay_phase(
                         break;
                     }
                     Some(Ok(_)) => {}
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                        // Over gateway.limits.maxPayload: not relayed, not buffered.
+                        close(&mut session, 1011, "upstream frame over the size limit").await;
+                        break;
+                    }
                     Some(Err(_)) | None => {
                         close(&mut session, 1012, "upstream gateway connection lost").await;
                         up_close = None;
