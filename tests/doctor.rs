@@ -517,3 +517,53 @@ async fn a_file_change_the_gateway_did_not_apply_is_reported() {
     assert!(any_contains(&r["details"], "openclaw.json:2:"), "{r:#}");
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn front_door_upstream_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_port = gone.local_addr().unwrap().port();
+    drop(gone);
+    // The real gateway's file: exposed on the LAN, and holding a key
+    // OpenClaw refuses.
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": up_port, "bind": "lan", "auth": {"token": TOKEN}, "admin": {"port": 0}}})
+            .to_string(),
+    );
+    std::fs::write(
+        dir.path().join("clawgate.json"),
+        json!({"upstream": {"url": "auto"}, "gateway": {"port": 0}}).to_string(),
+    )
+    .unwrap();
+    let out = doctor_in(dir.path(), vec![]).await;
+    let v = out.json();
+    let c = check(&v, "upstream");
+    assert_eq!(c["status"], "fail", "{c:#}");
+    assert!(
+        c["summary"].as_str().unwrap().contains("not reachable"),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(&c["details"], "remote clients can reach it around clawgate"),
+        "{c:#}"
+    );
+    assert!(any_contains(&c["details"], "gateway.admin.port"), "{c:#}");
+    assert!(any_contains(&c["fix"], "\"loopback\""), "{c:#}");
+    assert!(any_contains(&c["fix"], "clawgate.json"), "{c:#}");
+    // Standalone reports have no upstream check.
+    let standalone = tempfile::tempdir().unwrap();
+    write_config(
+        standalone.path(),
+        &json!({"gateway": {"auth": {"token": TOKEN}}}).to_string(),
+    );
+    let v = doctor_in(standalone.path(), vec![]).await.json();
+    assert!(
+        !v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "upstream"),
+        "{v:#}"
+    );
+}

@@ -89,7 +89,7 @@ pub struct ServeArgs {
     pub admin_port: Option<u16>,
     /// Front the real OpenClaw gateway at this URL (upstream.url): ws://HOST:PORT,
     /// or `auto` for 127.0.0.1 and the gateway.port of openclaw.json.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub upstream: Option<String>,
 }
 

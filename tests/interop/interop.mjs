@@ -786,6 +786,28 @@ const scenarios = [
     },
   },
   {
+    id: 'y', title: 'front door: `clawgate doctor` checks the upstream (its credential accepted, bound to loopback)', needs: ['gw1', 'upstream'],
+    async run() {
+      if (TARGET !== 'frontdoor') { note('y', 'front-door scenario'); return; }
+      const env = baseEnv();
+      delete env.NODE_OPTIONS;
+      for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
+      // The real gateway answers "gateway starting" for a while after its /healthz does.
+      const deadline = Date.now() + 60000;
+      let r, c;
+      for (;;) {
+        r = await runBounded(CLAWGATE_BIN, ['doctor', '--json', '--config', upstream.configPath, '--clawgate-config', gw1.configPath,
+          '--state-dir', gw1.stateDir, '--upstream', 'auto'], { env, cwd: WORK, name: 'clawgate doctor' });
+        r.display = 'clawgate doctor --json (front door)';
+        c = (parseJson(r.stdout)?.checks || []).find((x) => x.id === 'upstream');
+        if (!c || !/not ready/.test(c.summary) || Date.now() > deadline) break;
+        await sleep(500);
+      }
+      if (!c) throw new Fail('no upstream check in the doctor report', r);
+      if (c.status !== 'ok' || !/accepted clawgate's credential/.test(c.summary)) throw new Fail(`upstream check: ${c.status}: ${c.summary}`, r);
+    },
+  },
+  {
     id: 'z', title: 'front door: the upstream is killed and restarted: UNAVAILABLE / 1013, then recovery', needs: ['gw1', 'upstream'],
     async run() {
       if (TARGET !== 'frontdoor') { note('z', 'front-door scenario'); return; }

@@ -266,6 +266,8 @@ impl Ctx {
 pub fn diagnose(args: DoctorArgs, global: ServeArgs) -> Report {
     let mut opts = LoadOptions::from_process_env();
     opts.config_path = global.config;
+    opts.clawgate_config_path = global.clawgate_config;
+    opts.upstream = global.upstream;
     opts.state_dir = global.state_dir;
     opts.port = args.port.or(global.port);
     opts.bind = args.bind.clone().or(global.bind);
@@ -274,6 +276,9 @@ pub fn diagnose(args: DoctorArgs, global: ServeArgs) -> Report {
     let mut serve_cmd = String::from("clawgate serve");
     if let Some(p) = &opts.config_path {
         serve_cmd.push_str(&format!(" --config {}", p.display()));
+    }
+    if let Some(p) = &opts.clawgate_config_path {
+        serve_cmd.push_str(&format!(" --clawgate-config {}", p.display()));
     }
     if let Some(d) = &opts.state_dir {
         serve_cmd.push_str(&format!(" --state-dir {}", d.display()));
@@ -314,6 +319,9 @@ pub fn diagnose(args: DoctorArgs, global: ServeArgs) -> Report {
         admin.as_ref(),
     ));
     checks.push(rejections);
+    if let Some(c) = cfg.as_ref().and_then(check_upstream) {
+        checks.push(c);
+    }
     Report { checks }
 }
 
@@ -324,6 +332,7 @@ mod listeners;
 mod permissions;
 mod rejections;
 mod reload;
+mod upstream;
 
 use admin::*;
 use config_check::*;
@@ -332,6 +341,7 @@ use listeners::*;
 use permissions::*;
 use rejections::*;
 use reload::*;
+use upstream::*;
 
 #[cfg(test)]
 mod tests {
