@@ -327,6 +327,70 @@ pub struct ProxyChange {
     pub changed: bool,
 }
 
+// ---------------------------------------------------------------- sessions, audit, rejections
+
+/// A live authenticated gateway session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    pub conn_id: String,
+    pub device_id: Option<String>,
+    pub fingerprint: Option<String>,
+    pub role: String,
+    pub scopes: Vec<String>,
+    pub auth_method: String,
+    pub client_id: String,
+    pub client_mode: String,
+    pub client_version: String,
+    pub peer_address: String,
+    pub client_address: String,
+    pub connected_at_ms: u64,
+    /// Front-door mode: the session continues on the upstream gateway.
+    pub bridged: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionList {
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionClosed {
+    pub conn_id: String,
+    pub closed: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AuditPage {
+    pub events: Vec<crate::store::AuditEvent>,
+    /// The `after` of the next page.
+    pub next: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ForwardedHeader {
+    pub name: String,
+    pub value: String,
+}
+
+/// A refused connection (the rejection log).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Rejection {
+    pub ts: u64,
+    pub peer_address: String,
+    pub client_address: String,
+    pub forwarded_headers: Vec<ForwardedHeader>,
+    pub reason: String,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RejectionList {
+    pub rejections: Vec<Rejection>,
+}
+
 // ---------------------------------------------------------------- admin tokens
 
 /// A minted admin token's metadata (never its digest).

@@ -5,23 +5,28 @@ use super::*;
 // ---------------------------------------------------------------- sessions
 
 pub async fn list_sessions(s: Data) -> HttpResponse {
-    let mut list: Vec<Value> = s
-        .gw
-        .registry
-        .list()
-        .iter()
-        .map(|x| {
-            json!({
-                "connId": x.conn_id, "deviceId": x.device_id, "fingerprint": x.device_id.as_deref().map(fingerprint),
-                "role": x.role, "scopes": x.scopes, "authMethod": x.auth_method,
-                "clientId": x.client_id, "clientMode": x.client_mode, "clientVersion": x.client_version,
-                "peerAddress": x.peer.to_string(), "clientAddress": x.client_ip.to_string(), "connectedAtMs": x.connected_at_ms,
-                "bridged": x.bridged,
+    let mut list: Vec<dto::Session> =
+        s.gw.registry
+            .list()
+            .iter()
+            .map(|x| dto::Session {
+                conn_id: x.conn_id.clone(),
+                device_id: x.device_id.clone(),
+                fingerprint: x.device_id.as_deref().map(fingerprint),
+                role: x.role.as_str().to_string(),
+                scopes: x.scopes.clone(),
+                auth_method: x.auth_method.as_str().to_string(),
+                client_id: x.client_id.clone(),
+                client_mode: x.client_mode.clone(),
+                client_version: x.client_version.clone(),
+                peer_address: x.peer.to_string(),
+                client_address: x.client_ip.to_string(),
+                connected_at_ms: x.connected_at_ms,
+                bridged: x.bridged,
             })
-        })
-        .collect();
-    list.sort_by_key(|v| v["connectedAtMs"].as_u64());
-    HttpResponse::Ok().json(json!({"sessions": list}))
+            .collect();
+    list.sort_by_key(|v| v.connected_at_ms);
+    HttpResponse::Ok().json(dto::SessionList { sessions: list })
 }
 
 pub async fn delete_session(
@@ -43,7 +48,10 @@ pub async fn delete_session(
         s.gw.store
             .audit_now(actor(&req).audit("session.close", &id, "ok", None))
             .await;
-    Ok(HttpResponse::Ok().json(json!({"connId": id, "closed": true})))
+    Ok(HttpResponse::Ok().json(dto::SessionClosed {
+        conn_id: id,
+        closed: true,
+    }))
 }
 
 // ---------------------------------------------------------------- audit, events, metrics
@@ -65,25 +73,29 @@ pub async fn audit(s: Data, req: HttpRequest) -> ApiResult<HttpResponse> {
     };
     let events = s.gw.store.audit(after, limit)?;
     let next = events.last().map(|e| e.seq).unwrap_or(after);
-    Ok(HttpResponse::Ok().json(json!({"events": events, "next": next})))
+    Ok(HttpResponse::Ok().json(dto::AuditPage { events, next }))
 }
 
 /// The last 256 refused connections, newest last: peer and resolved address,
 /// forwarded headers seen, reason code and a one-line hint.
 pub async fn rejections(s: Data) -> HttpResponse {
-    let list: Vec<Value> = s
-        .gw
-        .recent_rejections()
-        .into_iter()
-        .map(|r| {
-            json!({
-                "ts": r.ts, "peerAddress": r.peer, "clientAddress": r.client,
-                "forwardedHeaders": r.forwarded_headers.iter().map(|(k, v)| json!({"name": k, "value": v})).collect::<Vec<_>>(),
-                "reason": r.reason, "hint": r.hint,
+    let list: Vec<dto::Rejection> =
+        s.gw.recent_rejections()
+            .into_iter()
+            .map(|r| dto::Rejection {
+                ts: r.ts,
+                peer_address: r.peer,
+                client_address: r.client,
+                forwarded_headers: r
+                    .forwarded_headers
+                    .into_iter()
+                    .map(|(name, value)| dto::ForwardedHeader { name, value })
+                    .collect(),
+                reason: r.reason,
+                hint: r.hint,
             })
-        })
-        .collect();
-    HttpResponse::Ok().json(json!({"rejections": list}))
+            .collect();
+    HttpResponse::Ok().json(dto::RejectionList { rejections: list })
 }
 
 pub async fn events(s: Data) -> HttpResponse {
