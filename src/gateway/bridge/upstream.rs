@@ -132,9 +132,16 @@ pub async fn open(
     identity: Option<&Identity>,
     max_payload: usize,
 ) -> Result<Opened, OpenError> {
-    let mut cfg = WebSocketConfig::default();
-    cfg.max_message_size = Some(max_payload);
-    cfg.max_frame_size = Some(max_payload);
+    // Small buffers: an idle bridged session must stay small (tungstenite
+    // allocates a 128 KiB read buffer by default: measured 131-146 KiB per
+    // bridged session with it, see benches/relay.rs); frames are written at
+    // once (no write batching) and the write buffer may hold one frame more.
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(max_payload.saturating_mul(2))
+        .max_message_size(Some(max_payload))
+        .max_frame_size(Some(max_payload));
     let connecting = tokio_tungstenite::connect_async_with_config(up.url.as_str(), Some(cfg), true);
     let (mut ws, _) = match tokio::time::timeout(STEP, connecting).await {
         Err(_) => return Err(OpenError::Unreachable("no answer in time".into())),
