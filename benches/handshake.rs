@@ -43,42 +43,6 @@ use tokio::sync::{mpsc, watch, Semaphore};
 // Process helpers
 // ---------------------------------------------------------------------------
 
-/// Raise RLIMIT_NOFILE (soft and, as root, hard) so that this process and the
-/// server it spawns (which inherits the limit) can each hold `want` fds.
-fn raise_nofile(want: u64) -> u64 {
-    unsafe {
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
-            return 0;
-        }
-        let cur = rl.rlim_cur;
-        let max = rl.rlim_max;
-        if cur < want {
-            let target = libc::rlimit {
-                rlim_cur: want as libc::rlim_t,
-                rlim_max: want.max(max) as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &target) != 0 {
-                // Not allowed to raise the hard limit: take what we can.
-                let fallback = libc::rlimit {
-                    rlim_cur: rl.rlim_max,
-                    rlim_max: rl.rlim_max,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
-            }
-        }
-        let mut now = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
-        now.rlim_cur
-    }
-}
-
 /// CPU time (user + system) consumed so far by this process, in seconds.
 fn self_cpu_secs() -> f64 {
     unsafe {
@@ -420,7 +384,7 @@ fn main() {
         return;
     }
     let idle_n = env_u64("BENCH_IDLE_CONNS", 10_000) as usize;
-    let nofile = raise_nofile((2 * idle_n as u64 + 4096).max(65_536));
+    let nofile = common::raise_nofile((2 * idle_n as u64 + 4096).max(65_536));
     if nofile < idle_n as u64 + 1024 {
         eprintln!(
             "warning: RLIMIT_NOFILE is {nofile}, too low for BENCH_IDLE_CONNS={idle_n} (could not raise it)"

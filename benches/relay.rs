@@ -37,30 +37,6 @@ fn main() {
     common::run_and_exit(run());
 }
 
-/// Raises RLIMIT_NOFILE so that 10,000 bridged sessions (four sockets each
-/// across this process and the server) fit.
-fn raise_nofile(want: u64) {
-    unsafe {
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < want {
-            let t = libc::rlimit {
-                rlim_cur: want as libc::rlim_t,
-                rlim_max: (want as libc::rlim_t).max(rl.rlim_max),
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &t) != 0 {
-                let f = libc::rlimit {
-                    rlim_cur: rl.rlim_max,
-                    rlim_max: rl.rlim_max,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &f);
-            }
-        }
-    }
-}
-
 /// A fast fake upstream: challenge, hello-ok, an immediate `res` for every
 /// request, and `bench.events` → that many events as fast as it can.
 async fn fake_upstream() -> std::net::SocketAddr {
@@ -125,7 +101,7 @@ async fn round_trips(c: &mut Conn, secs: u64) -> Vec<Duration> {
 }
 
 async fn run() -> i32 {
-    raise_nofile(60_000);
+    common::raise_nofile(60_000);
     let secs = env_u64("BENCH_SECS", 5);
     let events = env_u64("BENCH_EVENTS", 200_000);
     let idle_levels = env_levels("BENCH_IDLE", &[1000, 10_000]);

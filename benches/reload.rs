@@ -35,30 +35,8 @@ fn main() {
         return;
     }
     let sessions = env_u64("BENCH_SESSIONS", 10_000) as usize;
-    raise_nofile((2 * sessions as u64 + 4096).max(65_536));
+    common::raise_nofile((2 * sessions as u64 + 4096).max(65_536));
     common::run_and_exit(run(env_u64("BENCH_EDITS", 100) as usize, sessions));
-}
-
-fn raise_nofile(want: u64) {
-    unsafe {
-        let mut rl = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < want {
-            let target = libc::rlimit {
-                rlim_cur: want as libc::rlim_t,
-                rlim_max: want.max(rl.rlim_max) as libc::rlim_t,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &target) != 0 {
-                let fallback = libc::rlimit {
-                    rlim_cur: rl.rlim_max,
-                    rlim_max: rl.rlim_max,
-                };
-                libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
-            }
-        }
-    }
 }
 
 fn config(token: &str, tick: u64) -> Value {

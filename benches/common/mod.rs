@@ -133,6 +133,40 @@ pub fn proc_cpu_secs(pid: u32) -> Option<f64> {
 }
 
 /// VmRSS of `pid` in KiB.
+/// Raises RLIMIT_NOFILE (soft, and the hard limit as root) to `want`, or to
+/// the hard limit when that is all it may; returns the soft limit now. The
+/// server a bench spawns inherits it.
+pub fn raise_nofile(want: u64) -> u64 {
+    unsafe {
+        let mut rl = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return 0;
+        }
+        if rl.rlim_cur < want as libc::rlim_t {
+            let target = libc::rlimit {
+                rlim_cur: want as libc::rlim_t,
+                rlim_max: (want as libc::rlim_t).max(rl.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &target) != 0 {
+                let fallback = libc::rlimit {
+                    rlim_cur: rl.rlim_max,
+                    rlim_max: rl.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &fallback);
+            }
+        }
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut now);
+        now.rlim_cur
+    }
+}
+
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines()

@@ -344,6 +344,64 @@ async fn handshake_phase(
     Some((accepted, stream, frags))
 }
 
+/// What one downstream message amounts to in the session loops.
+enum Next {
+    Text(String),
+    /// Nothing to act on (a fragment, a ping answered, a pong noted).
+    Skip,
+    /// The session is over (closed here, or by the peer).
+    End,
+}
+
+/// Reads one downstream message of an authenticated session: answers
+/// pings, notes pongs, closes on a protocol error, an oversize message or
+/// invalid UTF-8, and returns the text of a whole message.
+async fn downstream(
+    msg: Option<Result<Frame, ProtocolError>>,
+    frags: &mut Fragments,
+    session: &mut Session,
+    limit: usize,
+    awaiting_pong: &mut bool,
+) -> Next {
+    let msg = match msg {
+        None => return Next::End,
+        Some(Err(ProtocolError::Overflow)) => {
+            close(session, 1009, "").await;
+            return Next::End;
+        }
+        Some(Err(_)) => {
+            close(session, 1002, "").await;
+            return Next::End;
+        }
+        Some(Ok(m)) => m,
+    };
+    match frags.push(msg, limit) {
+        Got::Text(t) => Next::Text(t),
+        Got::Pending | Got::Invalid => Next::Skip,
+        Got::TooBig => {
+            close(session, 1009, "").await;
+            Next::End
+        }
+        Got::InvalidUtf8 => {
+            close(session, 1007, "").await;
+            Next::End
+        }
+        Got::Control(Frame::Ping(b)) => {
+            let _ = session.pong(&b).await;
+            Next::Skip
+        }
+        Got::Control(Frame::Pong(_)) => {
+            *awaiting_pong = false;
+            Next::Skip
+        }
+        Got::Control(Frame::Close(reason)) => {
+            session.close(reason).await;
+            Next::End
+        }
+        Got::Control(_) => Next::Skip,
+    }
+}
+
 /// Phase 2: the authenticated session loop.
 async fn session_phase(
     state: Arc<GatewayState>,
@@ -370,25 +428,10 @@ async fn session_phase(
     loop {
         tokio::select! {
             msg = stream.recv() => {
-                let msg = match msg {
-                    None => break,
-                    Some(Err(ProtocolError::Overflow)) => { close(&mut session, 1009, "").await; break; }
-                    Some(Err(_)) => { close(&mut session, 1002, "").await; break; }
-                    Some(Ok(m)) => m,
-                };
-                let text = match frags.push(msg, limits.max_payload) {
-                    Got::Text(t) => t,
-                    Got::Pending => continue,
-                    Got::TooBig => { close(&mut session, 1009, "").await; break; }
-                    Got::InvalidUtf8 => { close(&mut session, 1007, "").await; break; }
-                    Got::Invalid => continue,
-                    Got::Control(Frame::Ping(b)) => { let _ = session.pong(&b).await; continue; }
-                    Got::Control(Frame::Pong(_)) => { awaiting_pong = false; continue; }
-                    Got::Control(Frame::Close(reason)) => {
-                        session.close(reason).await;
-                        break;
-                    }
-                    Got::Control(_) => continue,
+                let text = match downstream(msg, &mut frags, &mut session, limits.max_payload, &mut awaiting_pong).await {
+                    Next::Text(t) => t,
+                    Next::Skip => continue,
+                    Next::End => break,
                 };
                 let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
                 // Events caused by this request go out before its response, as in OpenClaw.
@@ -521,25 +564,10 @@ async fn relay_phase(
     loop {
         tokio::select! {
             msg = stream.recv() => {
-                let msg = match msg {
-                    None => break,
-                    Some(Err(ProtocolError::Overflow)) => { close(&mut session, 1009, "").await; break; }
-                    Some(Err(_)) => { close(&mut session, 1002, "").await; break; }
-                    Some(Ok(m)) => m,
-                };
-                let text = match frags.push(msg, limits.max_payload) {
-                    Got::Text(t) => t,
-                    Got::Pending => continue,
-                    Got::TooBig => { close(&mut session, 1009, "").await; break; }
-                    Got::InvalidUtf8 => { close(&mut session, 1007, "").await; break; }
-                    Got::Invalid => continue,
-                    Got::Control(Frame::Ping(b)) => { let _ = session.pong(&b).await; continue; }
-                    Got::Control(Frame::Pong(_)) => { awaiting_pong = false; continue; }
-                    Got::Control(Frame::Close(reason)) => {
-                        session.close(reason).await;
-                        break;
-                    }
-                    Got::Control(_) => continue,
+                let text = match downstream(msg, &mut frags, &mut session, limits.max_payload, &mut awaiting_pong).await {
+                    Next::Text(t) => t,
+                    Next::Skip => continue,
+                    Next::End => break,
                 };
                 if bridge::classify_downstream(&text) == bridge::Downstream::Own {
                     let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
