@@ -750,9 +750,8 @@ const scenarios = [
     },
   },
   {
-    id: 'r', title: 'front door: real gateway RPCs through clawgate answer as the upstream answers directly', needs: ['gw1', 'upstream'],
+    id: 'r', frontdoorOnly: true, title: 'front door: real gateway RPCs through clawgate answer as the upstream answers directly', needs: ['gw1', 'upstream'],
     async run() {
-      if (TARGET !== 'frontdoor') { note('r', 'front-door scenario'); return; }
       const methods = ['status', 'sessions.list', 'agents.list', 'models.list', 'commands.list', 'cron.list'];
       // values that differ between two calls whatever the path (clocks, ids, counters)
       const VOLATILE = /^(ts|now|uptime.*|.*At|.*AtMs|.*Ms|connId|id|.*Id|pid|runId|requestId|seq)$/;
@@ -776,9 +775,8 @@ const scenarios = [
     },
   },
   {
-    id: 's', title: 'front door: the shared openclaw.json still passes `openclaw config validate`', needs: ['upstream'],
+    id: 's', frontdoorOnly: true, title: 'front door: the shared openclaw.json still passes `openclaw config validate`', needs: ['upstream'],
     async run() {
-      if (TARGET !== 'frontdoor') { note('s', 'front-door scenario'); return; }
       const env = { ...upstream.env };
       const r = await runBounded(NODE_BIN, [OC_MJS, 'config', 'validate'], { env, cwd: upstream.home, name: 'openclaw config validate' });
       r.display = `openclaw config validate (${upstream.configPath})`;
@@ -786,9 +784,8 @@ const scenarios = [
     },
   },
   {
-    id: 'y', title: 'front door: `clawgate doctor` checks the upstream (its credential accepted, bound to loopback)', needs: ['gw1', 'upstream'],
+    id: 'y', frontdoorOnly: true, title: 'front door: `clawgate doctor` checks the upstream (its credential accepted, bound to loopback)', needs: ['gw1', 'upstream'],
     async run() {
-      if (TARGET !== 'frontdoor') { note('y', 'front-door scenario'); return; }
       const env = baseEnv();
       delete env.NODE_OPTIONS;
       for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
@@ -808,9 +805,8 @@ const scenarios = [
     },
   },
   {
-    id: 'z', title: 'front door: the upstream is killed and restarted: UNAVAILABLE / 1013, then recovery', needs: ['gw1', 'upstream'],
+    id: 'z', frontdoorOnly: true, title: 'front door: the upstream is killed and restarted: UNAVAILABLE / 1013, then recovery', needs: ['gw1', 'upstream'],
     async run() {
-      if (TARGET !== 'frontdoor') { note('z', 'front-door scenario'); return; }
       killGroup(upstream.child.pid, 'SIGKILL');
       const down = Date.now() + 15000;
       while (Date.now() < down && (await httpGetStatus(upstream.port)) === 200) await sleep(100);
@@ -835,6 +831,8 @@ const scenarios = [
   },
 ];
 
+// Front-door scenarios exist only in that mode (elsewhere they are not run, not counted).
+for (let i = scenarios.length - 1; i >= 0; i--) if (scenarios[i].frontdoorOnly && TARGET !== 'frontdoor') scenarios.splice(i, 1);
 scenarios.sort((x, y) => x.id.localeCompare(y.id)); // prerequisites always come first alphabetically
 
 // ---------------------------------------------------------------------------------------------
