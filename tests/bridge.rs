@@ -299,6 +299,14 @@ async fn a_bridged_session_is_the_upstreams_with_clawgates_auth() {
         .await
         .expect_err("clawgate's answer");
     assert_eq!(e["details"]["missingScope"], "operator.pairing", "{e}");
+    let e = c
+        .rpc("device.scopes.requestUpgrade", json!({}))
+        .await
+        .expect_err("clawgate's refusal");
+    assert!(
+        e["message"].as_str().unwrap().contains("device authority"),
+        "{e}"
+    );
     let r = c.rpc("sessions.list", json!({})).await.expect("relayed");
     assert_eq!(r, json!({"from": "upstream", "method": "sessions.list"}));
     let metrics = admin.get("/metrics").await.body;

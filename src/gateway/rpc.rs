@@ -500,6 +500,14 @@ async fn dispatch(
             Ok(json!({"deviceId": device_id, "role": role, "revokedAtMs": at}))
         }
         "connect" => Err(err("connect is only valid as the first request")),
+        // The rest of the device family (scope upgrades, setup codes): clawgate
+        // is the device authority and does not offer them; in front-door mode
+        // they are never relayed.
+        other if other.starts_with("device.") => Err(err(format!(
+            "{other} is not available: clawgate is this gateway's device authority; to widen a \
+             device's scopes, connect asking for them (a scope-upgrade pairing request) and approve \
+             it with `clawgate devices approve` or the admin API"
+        ))),
         other => Err(err(format!("unknown method: {other}"))),
     }
 }
