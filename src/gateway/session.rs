@@ -173,8 +173,7 @@ pub async fn run(
                     t0.elapsed().as_micros() as u64,
                 );
                 drop(own_hello);
-                let hello = bridge::merge_hello(o.hello, &own_auth);
-                drop(own_auth);
+                let hello = bridge::merge_hello(o.hello, &own_auth.unwrap_or_default());
                 if session
                     .text(frames::res_ok_raw(&connect_id, &hello.to_string()))
                     .await
@@ -232,10 +231,12 @@ async fn handshake_phase(
     // counts against the handshake deadline too.
     session.set_deadline(Some(deadline));
     // The capabilities the upstream advertises (OpenClaw's by default).
-    let capabilities = if cfg.gateway.upstream.is_some() {
-        serde_json::to_string(&state.upstream.capabilities()).unwrap_or_default()
+    let capabilities: std::borrow::Cow<'static, str> = if cfg.gateway.upstream.is_some() {
+        serde_json::to_string(&state.upstream.capabilities())
+            .unwrap_or_default()
+            .into()
     } else {
-        r#"["model-catalog-snapshot"]"#.to_string()
+        bridge::status::DEFAULT_CAPABILITIES_JSON.into()
     };
     let challenge = format!(
         r#"{{"type":"event","event":"connect.challenge","payload":{{"nonce":"{nonce}","ts":{},"capabilities":{capabilities}}}}}"#,

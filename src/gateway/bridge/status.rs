@@ -12,6 +12,8 @@ use crate::util::now_ms;
 /// The challenge capabilities OpenClaw 2026.9.6 advertises, until the
 /// upstream has told its own.
 pub const DEFAULT_CAPABILITIES: &[&str] = &["model-catalog-snapshot"];
+/// The same, as JSON (the standalone challenge writes it as it is).
+pub const DEFAULT_CAPABILITIES_JSON: &str = r#"["model-catalog-snapshot"]"#;
 
 #[derive(Default)]
 struct Last {
@@ -126,5 +128,18 @@ pub async fn reachable(url: &str) -> Result<(), String> {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 2 s".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_capabilities_json_is_the_list() {
+        assert_eq!(
+            serde_json::to_string(DEFAULT_CAPABILITIES).unwrap(),
+            DEFAULT_CAPABILITIES_JSON
+        );
     }
 }

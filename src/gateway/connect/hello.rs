@@ -151,7 +151,11 @@ pub(super) fn accept(state: &GatewayState, cfg: &RuntimeConfig, a: Admitted<'_, 
             tick_interval_ms: g.limits.tick_interval_ms,
         },
     };
-    let auth_json = serde_json::to_value(&hello.auth).expect("auth serializes");
+    // Only a bridged session needs the auth object apart from hello-ok.
+    let auth_json = g
+        .upstream
+        .is_some()
+        .then(|| serde_json::to_value(&hello.auth).expect("auth serializes"));
     let hello = serde_json::to_string(&hello).expect("hello-ok serializes");
     let info = Arc::new(SessionInfo {
         conn_id: ctx.conn_id.clone(),

@@ -51,9 +51,9 @@ pub struct Accepted {
     pub info: Arc<SessionInfo>,
     /// The `hello-ok` payload, serialized.
     pub hello: String,
-    /// Its `auth` object (what a bridged session puts into the upstream's
-    /// `hello-ok`).
-    pub auth: Value,
+    /// Its `auth` object, in front-door mode only (what the bridged session
+    /// puts into the upstream's `hello-ok`).
+    pub auth: Option<Value>,
 }
 
 /// Runs the connect pipeline for one socket.
