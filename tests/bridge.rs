@@ -70,6 +70,8 @@ enum Answer {
     HelloThenHuge,
     /// `hello-ok`, then it never reads again.
     HelloThenDeaf,
+    /// Chatters (ticks) but never answers `connect`.
+    Silent,
 }
 
 async fn fake(answer: Answer) -> Fake {
@@ -110,6 +112,16 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
         let method = v["method"].as_str().unwrap_or("").to_string();
         if method == "connect" {
             seen.record(|s| s.connects.push((v["params"].clone(), nonce.clone())));
+            if let Answer::Silent = answer {
+                loop {
+                    let tick = json!({"type": "event", "event": "tick", "payload": {}});
+                    if ws.send(Message::text(tick.to_string())).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                break;
+            }
             if let Answer::Starting = answer {
                 let err = json!({"type": "res", "id": id, "ok": false, "error": {"code": "UNAVAILABLE",
                     "message": "gateway starting; retry shortly", "retryable": true, "retryAfterMs": 500}});
@@ -151,6 +163,12 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
                 }
                 let r = json!({"type": "res", "id": id, "ok": true, "payload": {}});
                 let _ = ws.send(Message::text(r.to_string())).await;
+            }
+            "test.garbage" => {
+                let _ = ws.send(Message::text("this is not JSON")).await;
+            }
+            "test.binary" => {
+                let _ = ws.send(Message::binary(vec![0u8, 1, 2])).await;
             }
             "test.close" => {
                 let _ = ws
@@ -529,5 +547,141 @@ async fn a_client_faster_than_the_upstream_reads_is_bounded() {
     );
     let ready = srv.admin().get("/readyz").await.json();
     assert_eq!(ready["sessions"], 0, "{ready}");
+    srv.stop().await;
+}
+
+/// A front door to `upstream` with extra `upstream.*` settings.
+async fn front_door_upstream(upstream: SocketAddr, extra: Value) -> TestServer {
+    let mut cfg = config_with(json!({}));
+    let mut u = json!({"url": format!("ws://{upstream}"), "token": UPSTREAM_TOKEN});
+    u.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    cfg["upstream"] = u;
+    TestServer::start(cfg).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_never_answers_connect_gets_no_longer_than_its_timeout() {
+    // It chatters (events before any answer): the one deadline for opening
+    // the session still holds.
+    let fake = fake(Answer::Silent).await;
+    let srv = front_door_upstream(fake.addr, json!({"connectTimeoutMs": 300})).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let f = c
+        .connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .expect_err("no hello from the upstream");
+    assert_eq!(f.code(), Some("UNAVAILABLE"), "{f}");
+    assert!(f.message().unwrap().contains("no answer in time"), "{f}");
+    assert_eq!(f.close_code(), Some(1013));
+    until(&fake, "the upstream side to be dropped", |s| s.open == 0).await;
+    let u = srv.admin().get("/admin/v1/upstream").await.json();
+    assert!(
+        u["lastError"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no answer in time"),
+        "{u}"
+    );
+    assert_eq!(srv.admin().get("/readyz").await.json()["sessions"], 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_the_upstream_closes_the_session_and_a_reused_id_is_relayed_as_is() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    // Two requests with one id in flight: clawgate keeps no table of ids,
+    // both go upstream and both answers come back.
+    for m in ["sessions.list", "status"] {
+        c.send_json(&json!({"type": "req", "id": "same", "method": m}))
+            .await;
+    }
+    let mut answers = vec![];
+    for _ in 0..2 {
+        let r = c.wait_res(&json!("same"), T).await.expect("an answer");
+        answers.push(r["payload"]["method"].clone());
+    }
+    assert_eq!(answers, vec![json!("sessions.list"), json!("status")]);
+
+    // A frame that is not JSON: the client is not handed it as if the
+    // gateway had sent it.
+    c.send_json(&json!({"type": "req", "id": "g", "method": "test.garbage"}))
+        .await;
+    assert_eq!(
+        c.expect_close(T).await,
+        Some((1011, "upstream gateway sent a malformed frame".to_string()))
+    );
+    until(&fake, "the upstream side to be closed with 1003", |s| {
+        s.closes.contains(&1003)
+    })
+    .await;
+    // A binary frame is not part of the protocol either.
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    c.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    c.send_json(&json!({"type": "req", "id": "b", "method": "test.binary"}))
+        .await;
+    assert_eq!(c.expect_close(T).await.map(|c| c.0), Some(1011));
+    until(&fake, "no upstream session left", |s| s.open == 0).await;
+    assert_eq!(srv.admin().get("/readyz").await.json()["sessions"], 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_change_of_the_upstream_applies_to_new_sessions() {
+    let a = fake(Answer::Hello).await;
+    let b = fake(Answer::Hello).await;
+    let mut cfg = config_with(json!({}));
+    cfg["upstream"] = json!({"url": format!("ws://{}", a.addr), "token": UPSTREAM_TOKEN});
+    let srv = TestServer::start_watching(cfg.clone()).await;
+    let admin = srv.admin();
+    let mut old = Conn::open(&srv.url, &[]).await.unwrap();
+    old.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+
+    let rx = admin.sse();
+    cfg["upstream"]["url"] = json!(format!("ws://{}", b.addr));
+    std::fs::write(
+        srv.config_path(),
+        serde_json::to_string_pretty(&cfg).unwrap(),
+    )
+    .unwrap();
+    let ev =
+        tokio::task::spawn_blocking(move || common::http::sse_event(&rx, "config.reloaded", T))
+            .await
+            .unwrap()
+            .expect("the edit is applied");
+    assert!(
+        ev["changed"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("upstream.url")),
+        "{ev}"
+    );
+    let u = admin.get("/admin/v1/upstream").await.json();
+    assert_eq!(u["url"], format!("ws://{}", b.addr), "{u}");
+
+    // A new session goes to the new upstream ...
+    let mut new = Conn::open(&srv.url, &[]).await.unwrap();
+    new.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    assert_eq!(b.seen().connects.len(), 1);
+    // ... and the one already open stays on the old one until it reconnects.
+    old.rpc("agents.list", json!({})).await.unwrap();
+    new.rpc("models.list", json!({})).await.unwrap();
+    assert_eq!(a.seen().methods, vec!["agents.list".to_string()]);
+    assert_eq!(b.seen().methods, vec!["models.list".to_string()]);
+    assert_eq!(a.seen().connects.len(), 1);
+    old.close().await;
+    new.close().await;
     srv.stop().await;
 }

@@ -77,8 +77,10 @@ pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
         "gateway.limits.tickIntervalMs" => json!(g.limits.tick_interval_ms),
         "gateway.limits.pingIntervalMs" => json!(g.limits.ping_interval_ms),
         "gateway.limits.workers" => json!(g.limits.workers),
+        "gateway.limits.maxHttpBodyBytes" => json!(g.limits.max_http_body),
         "logging.level" => json!(cfg.log_level),
         "upstream.url" => json!(g.upstream.as_ref().map(|u| &u.url)),
+        "upstream.connectTimeoutMs" => json!(g.upstream.as_ref().map(|u| u.connect_timeout_ms)),
         "upstream.token" => match g.upstream.as_ref().map(|u| &u.secret) {
             Some(super::UpstreamSecret::Token(_)) => json!(REDACTED),
             _ => Value::Null,

@@ -143,10 +143,12 @@ pub const SETTINGS: &[Setting] = &[
     s("gateway.limits.tickIntervalMs", C),
     s("gateway.limits.pingIntervalMs", C),
     s("gateway.limits.workers", C).restart(),
+    s("gateway.limits.maxHttpBodyBytes", C),
     s("logging.level", O),
     s("upstream.url", C).flag("--upstream"),
     s("upstream.token", C).secret(NO_SECRET_OVERRIDES),
     s("upstream.password", C).secret(NO_SECRET_OVERRIDES),
+    s("upstream.connectTimeoutMs", C),
 ];
 
 /// The keys of `openclaw.json` that, in front-door mode, describe the

@@ -151,6 +151,8 @@ pub struct LimitsConfig {
     pub ping_interval_ms: u64,
     /// HTTP worker threads (0 = number of cores).
     pub workers: usize,
+    /// Front-door mode: the largest HTTP request body relayed upstream.
+    pub max_http_body: u64,
 }
 
 impl Default for LimitsConfig {
@@ -164,6 +166,7 @@ impl Default for LimitsConfig {
             tick_interval_ms: 30_000,
             ping_interval_ms: 25_000,
             workers: 0,
+            max_http_body: 20 * 1024 * 1024,
         }
     }
 }
@@ -226,6 +229,13 @@ pub struct UpstreamConfig {
     pub secret_from: &'static str,
     /// `upstream.url: "auto"`: the address comes from `openclaw.json`.
     pub derived: bool,
+    /// `upstream.connectTimeoutMs`: how long opening an upstream session
+    /// (TCP, upgrade, challenge, `hello-ok`) may take in all.
+    pub connect_timeout_ms: u64,
+}
+
+impl UpstreamConfig {
+    pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
 }
 
 /// The effective configuration snapshot swapped behind an `ArcSwap`.

@@ -613,10 +613,26 @@ async fn relay_phase(
             msg = up.next() => {
                 match msg {
                     Some(Ok(Message::Text(t))) => {
-                        if let Some(out) = bridge::upstream_frame(t.as_str(), &mut seq) {
-                            state.upstream.relayed_down(out.len());
-                            if session.text(out).await.is_err() { break; }
+                        match bridge::upstream_frame(t.as_str(), &mut seq) {
+                            bridge::UpFrame::Forward(out) => {
+                                state.upstream.relayed_down(out.len());
+                                if session.text(out).await.is_err() { break; }
+                            }
+                            bridge::UpFrame::Hidden => {}
+                            bridge::UpFrame::Malformed => {
+                                tracing::warn!(conn = %info.conn_id, "the upstream gateway sent a frame that is not a JSON object; session closed");
+                                close(&mut session, 1011, "upstream gateway sent a malformed frame").await;
+                                up_close = Some((1003, "malformed frame".into()));
+                                break;
+                            }
                         }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        // The gateway protocol is JSON text; a binary frame is not part of it.
+                        tracing::warn!(conn = %info.conn_id, "the upstream gateway sent a binary frame; session closed");
+                        close(&mut session, 1011, "upstream gateway sent a malformed frame").await;
+                        up_close = Some((1003, "binary frame".into()));
+                        break;
                     }
                     Some(Ok(Message::Ping(_))) => {
                         // tungstenite queues the pong; send it now.

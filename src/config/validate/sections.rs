@@ -450,6 +450,13 @@ pub(super) fn limits(v: &mut V<'_, '_>, g: &Map<String, Value>) -> LimitsConfig 
             3_600_000,
         );
         limits.workers = v.number("gateway.limits.workers", l.get("workers"), 0, 0, 256) as usize;
+        limits.max_http_body = v.number(
+            "gateway.limits.maxHttpBodyBytes",
+            l.get("maxHttpBodyBytes"),
+            d.max_http_body,
+            1024,
+            1 << 32,
+        );
     }
     limits
 }
@@ -538,11 +545,19 @@ pub(super) fn upstream(
         (None, Some(p)) => (UpstreamSecret::Password(p), "upstream.password"),
         (None, None) => openclaw_secret(v),
     };
+    let connect_timeout_ms = v.number(
+        "upstream.connectTimeoutMs",
+        u.get("connectTimeoutMs"),
+        UpstreamConfig::DEFAULT_CONNECT_TIMEOUT_MS,
+        100,
+        120_000,
+    );
     Some(UpstreamConfig {
         url,
         secret,
         secret_from: from,
         derived,
+        connect_timeout_ms,
     })
 }
 

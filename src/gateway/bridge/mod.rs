@@ -94,30 +94,49 @@ impl Seq {
     }
 }
 
-/// An upstream frame as the downstream gets it: `None` to drop it.
-pub fn upstream_frame(text: &str, seq: &mut Seq) -> Option<String> {
-    // Cheap test first: only events need looking into.
+/// What becomes of an upstream frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpFrame {
+    /// Passed to the client (renumbered if it is an event).
+    Forward(String),
+    /// An event about clawgate's internal identities: held back.
+    Hidden,
+    /// Not a JSON object: the real gateway never sends one, and a client
+    /// must not get it as if the gateway had.
+    Malformed,
+}
+
+/// An upstream frame as the downstream gets it.
+pub fn upstream_frame(text: &str, seq: &mut Seq) -> UpFrame {
+    // Cheap path first: only events need looking into; the rest is checked
+    // to be one JSON object without building it.
     if !text.contains("\"event\"") {
-        return Some(text.to_string());
+        return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Ok(_) if text.trim_start().starts_with('{') => UpFrame::Forward(text.to_string()),
+            _ => UpFrame::Malformed,
+        };
     }
     let Ok(mut v) = serde_json::from_str::<Value>(text) else {
-        return Some(text.to_string());
+        return UpFrame::Malformed;
     };
+    if !v.is_object() {
+        return UpFrame::Malformed;
+    }
     if v["type"] != "event" {
-        return Some(text.to_string());
+        return UpFrame::Forward(text.to_string());
     }
     if v["event"].as_str().is_some_and(hidden_event) {
         if let Some(up) = v.get("seq").and_then(Value::as_u64) {
             seq.hidden(up);
         }
-        return None;
+        return UpFrame::Hidden;
     }
     match v.get("seq").and_then(Value::as_u64) {
         Some(up) => {
             v["seq"] = Value::from(seq.relayed(up));
-            Some(v.to_string())
+            UpFrame::Forward(v.to_string())
         }
-        None => Some(text.to_string()),
+        None => UpFrame::Forward(text.to_string()),
     }
 }
 
@@ -189,25 +208,45 @@ mod tests {
     #[test]
     fn upstream_events() {
         let mut s = Seq::default();
+        let seq_of = |f: UpFrame| match f {
+            UpFrame::Forward(out) => serde_json::from_str::<Value>(&out).unwrap()["seq"].clone(),
+            other => panic!("{other:?}"),
+        };
         let out = upstream_frame(
             r#"{"type":"event","event":"tick","payload":{},"seq":5}"#,
             &mut s,
-        )
-        .unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["seq"], 5);
-        assert!(upstream_frame(
-            r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":6}"#,
-            &mut s
-        )
-        .is_none());
+        );
+        assert_eq!(seq_of(out), 5);
+        assert_eq!(
+            upstream_frame(
+                r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":6}"#,
+                &mut s
+            ),
+            UpFrame::Hidden
+        );
         // The held-back event leaves no gap: upstream 7 is downstream 6.
         let out = upstream_frame(
             r#"{"type":"event","event":"tick","payload":{},"seq":7}"#,
             &mut s,
-        )
-        .unwrap();
-        assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["seq"], 6);
+        );
+        assert_eq!(seq_of(out), 6);
         let res = r#"{"type":"res","id":"1","ok":true,"payload":{"event":"x"}}"#;
-        assert_eq!(upstream_frame(res, &mut s).unwrap(), res);
+        assert_eq!(upstream_frame(res, &mut s), UpFrame::Forward(res.into()));
+    }
+
+    #[test]
+    fn garbage_from_the_upstream_is_not_passed_on() {
+        let mut s = Seq::default();
+        for bad in [
+            "not json",
+            "",
+            "[1,2]",
+            "42",
+            r#"{"type":"res","id":"1""#,
+            r#"{"event":"tick""#,
+            r#"["event"]"#,
+        ] {
+            assert_eq!(upstream_frame(bad, &mut s), UpFrame::Malformed, "{bad:?}");
+        }
     }
 }

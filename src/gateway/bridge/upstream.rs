@@ -20,10 +20,6 @@ use crate::util::now_ms;
 
 pub type UpWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// How long the upstream may take to accept the TCP connection, send its
-/// challenge, and answer `connect`, each.
-const STEP: Duration = Duration::from_secs(10);
-
 /// The request id of the upstream `connect` (the downstream one keeps its own).
 const CONNECT_ID: &str = "clawgate-connect";
 
@@ -143,14 +139,17 @@ pub async fn open(
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload));
     let connecting = tokio_tungstenite::connect_async_with_config(up.url.as_str(), Some(cfg), true);
-    let (mut ws, _) = match tokio::time::timeout(STEP, connecting).await {
+    // One deadline for the whole opening (TCP, upgrade, challenge, hello):
+    // an upstream that chatters without ever answering gets no longer.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(up.connect_timeout_ms);
+    let (mut ws, _) = match tokio::time::timeout_at(deadline, connecting).await {
         Err(_) => return Err(OpenError::Unreachable("no answer in time".into())),
         Ok(Err(e)) => return Err(OpenError::Unreachable(e.to_string())),
         Ok(Ok(c)) => c,
     };
     // The challenge.
     let (nonce, capabilities) = loop {
-        let v = next_json(&mut ws).await?;
+        let v = next_json(&mut ws, deadline).await?;
         if v["type"] == "event" && v["event"] == "connect.challenge" {
             let caps = v["payload"]["capabilities"].as_array().map(|a| {
                 a.iter()
@@ -170,7 +169,7 @@ pub async fn open(
         return Err(OpenError::Unreachable(e.to_string()));
     }
     loop {
-        let v = match next_json(&mut ws).await {
+        let v = match next_json(&mut ws, deadline).await {
             Ok(v) => v,
             Err(OpenError::Unreachable(e)) => return Err(OpenError::Unreachable(e)),
             Err(e) => return Err(e),
@@ -197,10 +196,10 @@ pub async fn open(
     }
 }
 
-/// The next text frame as JSON, within [`STEP`].
-async fn next_json(ws: &mut UpWs) -> Result<Value, OpenError> {
+/// The next text frame as JSON, before `deadline`.
+async fn next_json(ws: &mut UpWs, deadline: tokio::time::Instant) -> Result<Value, OpenError> {
     loop {
-        let msg = match tokio::time::timeout(STEP, ws.next()).await {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
             Err(_) => return Err(OpenError::Unreachable("no answer in time".into())),
             Ok(None) => return Err(OpenError::Unreachable("the connection closed".into())),
             Ok(Some(Err(e))) => return Err(OpenError::Unreachable(e.to_string())),
