@@ -112,6 +112,26 @@ async fn fake() -> Fake {
                         r.notified().await;
                         let _ = tcp.write_all(b"a\r\nchunk-two\n\r\n0\r\n\r\n").await;
                     }
+                    "/upload" => {
+                        // Reads the whole body (declared length or chunked), then answers its size.
+                        let len = req
+                            .header("content-length")
+                            .and_then(|v| v.parse::<usize>().ok());
+                        let start = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                        let mut body = buf[start..].to_vec();
+                        let done = |b: &[u8]| match len {
+                            Some(n) => b.len() >= n,
+                            None => b.ends_with(b"0\r\n\r\n"),
+                        };
+                        while !done(&body) {
+                            match tcp.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => body.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let answer = simple("text/plain", body.len().to_string());
+                        let _ = tcp.write_all(answer.as_bytes()).await;
+                    }
                     _ => {
                         let echo =
                             json!({"target": req.target, "headers": req.headers}).to_string();
@@ -303,5 +323,85 @@ async fn an_upstream_that_is_not_there_is_a_502() {
     assert_eq!(a.status, 502, "{a:?}");
     let v: Value = serde_json::from_str(&a.body).unwrap();
     assert_eq!(v["error"]["type"], "upstream_unavailable");
+    srv.stop().await;
+}
+
+/// One raw HTTP/1.1 exchange: `head` (and `body` parts, written one by one)
+/// sent, the whole answer read until the server closes.
+async fn raw(addr: &str, head: &str, body: &[Vec<u8>]) -> String {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    for part in body {
+        if tcp.write_all(part).await.is_err() {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_and_a_huge_header_are_refused() {
+    let fake = fake().await;
+    let mut cfg = config_with(json!({"limits": {"maxHttpBodyBytes": 4096}}));
+    cfg["upstream"] = json!({"url": format!("ws://{}", fake.addr), "token": UPSTREAM_TOKEN});
+    let srv = TestServer::start(cfg).await;
+    let addr = srv.running().gateway_addr.to_string();
+    let head = |extra: &str| {
+        format!("POST /upload HTTP/1.1\r\nhost: gw\r\nconnection: close\r\n{extra}\r\n")
+    };
+    // Under the limit: relayed whole.
+    let a = raw(&addr, &head("content-length: 100\r\n"), &[vec![b'a'; 100]]).await;
+    assert_eq!(status_of(&a), 200, "{a}");
+    assert!(a.ends_with("\r\n\r\n100"), "{a}");
+    // A declared length over it: refused before anything goes upstream.
+    let before = fake.seen.lock().unwrap().len();
+    let a = raw(&addr, &head("content-length: 5000\r\n"), &[]).await;
+    assert_eq!(status_of(&a), 413, "{a}");
+    assert!(
+        a.contains("gateway.limits.maxHttpBodyBytes (4096 bytes)"),
+        "{a}"
+    );
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
+    // A chunked body that grows over it: cut off, 413.
+    let chunk = |n: usize| {
+        let mut c = format!("{n:x}\r\n").into_bytes();
+        c.extend(std::iter::repeat_n(b'b', n));
+        c.extend_from_slice(b"\r\n");
+        c
+    };
+    let mut parts: Vec<Vec<u8>> = (0..10).map(|_| chunk(1000)).collect();
+    parts.push(b"0\r\n\r\n".to_vec());
+    let a = raw(&addr, &head("transfer-encoding: chunked\r\n"), &parts).await;
+    assert_eq!(status_of(&a), 413, "{a}");
+    // A chunked body under it passes.
+    let a = raw(
+        &addr,
+        &head("transfer-encoding: chunked\r\n"),
+        &[chunk(1000), b"0\r\n\r\n".to_vec()],
+    )
+    .await;
+    assert_eq!(status_of(&a), 200, "{a}");
+
+    // A head far over what the server reads: refused, and the server goes on.
+    let big = format!(
+        "GET / HTTP/1.1\r\nhost: gw\r\nconnection: close\r\nx-big: {}\r\n\r\n",
+        "h".repeat(300_000)
+    );
+    let a = raw(&addr, &big, &[]).await;
+    let st = status_of(&a);
+    assert_eq!(st, 431, "{a:.200}");
+    let a = get(&http(&srv), "/", &[]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(srv.admin().get("/readyz").await.json()["sessions"], 0);
     srv.stop().await;
 }

@@ -230,6 +230,38 @@ pub async fn proxy(
             .to_string(),
         _ => "http".to_string(),
     };
+    // The body limit: a declared length over it is refused before anything
+    // goes upstream; a chunked body is counted as it streams.
+    let limit = cfg.gateway.limits.max_http_body;
+    let too_large = || {
+        refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body over gateway.limits.maxHttpBodyBytes ({limit} bytes)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large();
+    }
+    let over = std::rc::Rc::new(std::cell::Cell::new(false));
+    let counted = {
+        use futures_util::StreamExt;
+        let (over, mut seen) = (over.clone(), 0u64);
+        body.map(move |chunk| {
+            let c = chunk?;
+            seen += c.len() as u64;
+            if seen > limit {
+                over.set(true);
+                return Err(actix_web::error::PayloadError::Overflow);
+            }
+            Ok(c)
+        })
+    };
     let method = req.method().clone();
     let headers = passable(
         req.headers(),
@@ -253,20 +285,20 @@ pub async fn proxy(
         }
         // A request without a body is sent without one (not as an empty
         // chunked stream).
-        let has_body = req.headers().contains_key("transfer-encoding")
-            || req
-                .headers()
-                .get("content-length")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim() != "0");
-        if has_body {
-            r.send_stream(body)
+        let has_body =
+            req.headers().contains_key("transfer-encoding") || declared.is_some_and(|n| n > 0);
+        // A declared length stays declared (not re-framed as chunked).
+        if let Some(n) = declared.filter(|n| *n > 0) {
+            r.send_body(awc::body::SizedStream::new(n, counted))
+        } else if has_body {
+            r.send_stream(counted)
         } else {
             r.send()
         }
     });
     let resp = match sent.await {
         Ok(r) => r,
+        Err(_) if over.get() => return too_large(),
         Err(e) => {
             tracing::warn!(upstream = %up.url, error = %e, "HTTP request to the upstream failed");
             return refuse(
@@ -314,6 +346,7 @@ mod tests {
             secret: UpstreamSecret::None,
             secret_from: "none",
             derived: false,
+            connect_timeout_ms: UpstreamConfig::DEFAULT_CONNECT_TIMEOUT_MS,
         };
         assert_eq!(
             http_base(&up("ws://127.0.0.1:18790")),
