@@ -567,3 +567,51 @@ async fn front_door_upstream_is_checked() {
         "{v:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loose_clawgate_file_is_a_warning_too() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"auth": {"token": TOKEN}}}).to_string(),
+    );
+    let cfg = dir.path().join("openclaw.json");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let own = dir.path().join("clawgate.json");
+    std::fs::write(
+        &own,
+        r#"{ gateway: { admin: { port: 0 } }, upstream: { url: "ws://127.0.0.1:1", token: "the-upstream-token-0123456789" } }"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let v = doctor_in(dir.path(), vec![]).await.json();
+    let c = check(&v, "permissions");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    let o = own.display();
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!("{o} (mode 0666) is readable by group and others and holds upstream.token")
+        ),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(
+            &c["details"],
+            &format!("{o} (mode 0666) is writable by group and others")
+        ),
+        "{c:#}"
+    );
+    assert_eq!(strings(&c["fix"]), vec![format!("chmod 600 {o}")], "{c:#}");
+    // Fixed, it is named among what is fine.
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let v = doctor_in(dir.path(), vec![]).await.json();
+    let c = check(&v, "permissions");
+    assert!(
+        c["summary"]
+            .as_str()
+            .unwrap()
+            .contains("clawgate.json mode 0600"),
+        "{c:#}"
+    );
+}

@@ -51,60 +51,13 @@ pub(super) fn check_permissions(ctx: &Ctx) -> Check {
     let euid = ctx.euid;
     let mut c = Check::new("permissions", Status::Ok, "");
     let mut fine = vec![];
-    // The config file.
+    // The config files: openclaw.json and clawgate's own.
     if let Some(path) = &ctx.config_path {
-        let p = path.display();
-        match std::fs::metadata(path) {
-            Ok(md) if md.is_file() => {
-                let mode = md.mode();
-                let mut secrets = vec![];
-                if let Some(v) = std::fs::read_to_string(path)
-                    .ok()
-                    .filter(|t| {
-                        crate::config::depth::check(t, crate::config::depth::MAX_DEPTH).is_ok()
-                    })
-                    .and_then(|t| json5::from_str::<Value>(&t).ok())
-                {
-                    secret_keys(&v, "", &mut secrets);
-                }
-                let mut loose = false;
-                if mode & 0o044 != 0 && !secrets.is_empty() {
-                    c.raise(Status::Warn);
-                    c.details.push(format!(
-                        "{p} (mode {}) is readable by {} and holds {}",
-                        mode_str(mode),
-                        who(mode, 0o040, 0o004),
-                        short_list(&secrets, 3)
-                    ));
-                    loose = true;
-                }
-                if mode & 0o022 != 0 {
-                    c.raise(Status::Warn);
-                    c.details.push(format!(
-                        "{p} (mode {}) is writable by {}, who could change the gateway's auth settings",
-                        mode_str(mode),
-                        who(mode, 0o020, 0o002)
-                    ));
-                    loose = true;
-                }
-                if loose {
-                    c.add_fix(format!("chmod 600 {p}"));
-                }
-                if md.uid() != euid {
-                    c.raise(Status::Warn);
-                    c.details.push(format!(
-                        "{p} is owned by uid {}, but clawgate runs as uid {euid}",
-                        md.uid()
-                    ));
-                    c.add_fix(format!("sudo chown {euid} {p}"));
-                }
-                if !loose && md.uid() == euid {
-                    fine.push(format!("config file mode {}", mode_str(mode)));
-                }
-            }
-            // Unreadable or missing: the config check reports it.
-            _ => {}
-        }
+        check_settings_file(&mut c, &mut fine, euid, path, "config file");
+    }
+    if let Some((path, _)) = crate::config::resolve_own_path(&ctx.opts, ctx.config_path.as_deref())
+    {
+        check_settings_file(&mut c, &mut fine, euid, &path, "clawgate.json");
     }
     // The state dir and the secrets in it.
     let dir = &ctx.state_dir;
@@ -195,6 +148,64 @@ pub(super) fn check_permissions(ctx: &Ctx) -> Check {
         _ => plural(c.details.len(), "permission problem"),
     };
     c
+}
+
+/// Owner and mode of one settings file (`label` names it when it is fine).
+fn check_settings_file(
+    c: &mut Check,
+    fine: &mut Vec<String>,
+    euid: u32,
+    path: &std::path::Path,
+    label: &str,
+) {
+    let p = path.display();
+    // Unreadable or missing: the config check reports it.
+    let Some(md) = std::fs::metadata(path).ok().filter(|m| m.is_file()) else {
+        return;
+    };
+    let mode = md.mode();
+    let mut secrets = vec![];
+    if let Some(v) = std::fs::read_to_string(path)
+        .ok()
+        .filter(|t| crate::config::depth::check(t, crate::config::depth::MAX_DEPTH).is_ok())
+        .and_then(|t| json5::from_str::<Value>(&t).ok())
+    {
+        secret_keys(&v, "", &mut secrets);
+    }
+    let mut loose = false;
+    if mode & 0o044 != 0 && !secrets.is_empty() {
+        c.raise(Status::Warn);
+        c.details.push(format!(
+            "{p} (mode {}) is readable by {} and holds {}",
+            mode_str(mode),
+            who(mode, 0o040, 0o004),
+            short_list(&secrets, 3)
+        ));
+        loose = true;
+    }
+    if mode & 0o022 != 0 {
+        c.raise(Status::Warn);
+        c.details.push(format!(
+            "{p} (mode {}) is writable by {}, who could change the gateway's auth settings",
+            mode_str(mode),
+            who(mode, 0o020, 0o002)
+        ));
+        loose = true;
+    }
+    if loose {
+        c.add_fix(format!("chmod 600 {p}"));
+    }
+    if md.uid() != euid {
+        c.raise(Status::Warn);
+        c.details.push(format!(
+            "{p} is owned by uid {}, but clawgate runs as uid {euid}",
+            md.uid()
+        ));
+        c.add_fix(format!("sudo chown {euid} {p}"));
+    }
+    if !loose && md.uid() == euid {
+        fine.push(format!("{label} mode {}", mode_str(mode)));
+    }
 }
 
 /// "group and others" / "group" / "others" for the given mode bits.
