@@ -403,6 +403,60 @@ async fn downstream(
     }
 }
 
+/// Answers a request clawgate handles itself. The events it caused go out
+/// before its response, as in OpenClaw, numbered by `next_seq`; a close it
+/// caused follows the response. `false`: the session ends.
+async fn answer_own(
+    state: &Arc<GatewayState>,
+    info: &Arc<super::registry::SessionInfo>,
+    rx: &Mailbox,
+    rpc_state: &mut rpc::ConnState,
+    session: &mut Session,
+    text: &str,
+    next_seq: &mut (dyn FnMut() -> u64 + Send),
+) -> bool {
+    let outcome = Box::pin(rpc::handle(state, info, rpc_state, text)).await;
+    let mut end = None;
+    while let Some(ctl) = rx.try_recv() {
+        match ctl {
+            Control::Event(name, payload) => {
+                let n = next_seq();
+                if session
+                    .text(frames::event(name.as_str(), &payload, Some(n)))
+                    .await
+                    .is_err()
+                {
+                    return false;
+                }
+            }
+            Control::Close(code, reason) => {
+                end = Some((code, reason));
+                break;
+            }
+        }
+    }
+    let reply = match outcome {
+        rpc::Outcome::None => None,
+        rpc::Outcome::Reply(s) => Some(s),
+        rpc::Outcome::ReplyAndClose(s, code, reason) => {
+            end = end.or(Some((code, reason)));
+            Some(s)
+        }
+    };
+    if let Some(s) = reply {
+        if session.text(s).await.is_err() && end.is_none() {
+            return false;
+        }
+    }
+    match end {
+        Some((code, reason)) => {
+            close(session, code, &reason).await;
+            false
+        }
+        None => true,
+    }
+}
+
 /// Phase 2: the authenticated session loop.
 async fn session_phase(
     state: Arc<GatewayState>,
@@ -434,37 +488,9 @@ async fn session_phase(
                     Next::Skip => continue,
                     Next::End => break,
                 };
-                let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
-                // Events caused by this request go out before its response, as in OpenClaw.
-                let mut pending_close = None;
-                let mut failed = false;
-                while let Some(ctl) = rx.try_recv() {
-                    match ctl {
-                        Control::Event(name, payload) => {
-                            seq += 1;
-                            if session.text(frames::event(name.as_str(), &payload, Some(seq))).await.is_err() { failed = true; break; }
-                        }
-                        Control::Close(code, reason) => { pending_close = Some((code, reason)); break; }
-                    }
-                }
-                if failed { break; }
-                if let Some((code, reason)) = pending_close {
-                    if let rpc::Outcome::Reply(s) | rpc::Outcome::ReplyAndClose(s, _, _) = outcome {
-                        let _ = session.text(s).await;
-                    }
-                    close(&mut session, code, &reason).await;
+                let mut next = || { seq += 1; seq };
+                if !answer_own(&state, &info, &rx, &mut rpc_state, &mut session, &text, &mut next).await {
                     break;
-                }
-                match outcome {
-                    rpc::Outcome::None => {}
-                    rpc::Outcome::Reply(s) => {
-                        if session.text(s).await.is_err() { break; }
-                    }
-                    rpc::Outcome::ReplyAndClose(s, code, reason) => {
-                        let _ = session.text(s).await;
-                        close(&mut session, code, &reason).await;
-                        break;
-                    }
                 }
             }
             ctl = rx.recv() => {
@@ -571,31 +597,7 @@ async fn relay_phase(
                     Next::End => break,
                 };
                 if bridge::classify_downstream(&text) == bridge::Downstream::Own {
-                    let outcome = Box::pin(rpc::handle(&state, &info, &mut rpc_state, &text)).await;
-                    let mut failed = false;
-                    let mut pending_close = None;
-                    while let Some(ctl) = rx.try_recv() {
-                        match ctl {
-                            Control::Event(name, payload) => {
-                                let n = seq.own();
-                                if session.text(frames::event(name.as_str(), &payload, Some(n))).await.is_err() { failed = true; break; }
-                            }
-                            Control::Close(code, reason) => { pending_close = Some((code, reason)); break; }
-                        }
-                    }
-                    if failed { break; }
-                    let reply = match outcome {
-                        rpc::Outcome::None => None,
-                        rpc::Outcome::Reply(s) => Some((s, None)),
-                        rpc::Outcome::ReplyAndClose(s, code, reason) => Some((s, Some((code, reason)))),
-                    };
-                    let mut end = pending_close;
-                    if let Some((s, close_after)) = reply {
-                        if session.text(s).await.is_err() { break; }
-                        end = end.or(close_after);
-                    }
-                    if let Some((code, reason)) = end {
-                        close(&mut session, code, &reason).await;
+                    if !answer_own(&state, &info, &rx, &mut rpc_state, &mut session, &text, &mut || seq.own()).await {
                         break;
                     }
                     continue;
