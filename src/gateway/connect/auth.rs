@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::locality::{locality, Locality};
-use super::params::{auth_str, is_control_ui, ClientKind, Params};
+use super::params::{is_control_ui, ClientKind, Params, Presented};
 use super::proof::Proven;
 use super::reject::{auth_rejection, internal, rate_limited, RejectReason, Rejection};
 use super::secret::{self, SharedSecret};
@@ -18,27 +18,6 @@ use crate::gateway::scopes::Role;
 use crate::gateway::GatewayState;
 use crate::net::Attribution;
 use crate::store::DeviceRecord;
-
-/// The credentials a connect presented (blank strings count as absent).
-#[derive(Clone, Copy)]
-pub(super) struct Presented<'a> {
-    pub token: Option<&'a str>,
-    pub password: Option<&'a str>,
-    pub device_token: Option<&'a str>,
-}
-
-impl<'a> Presented<'a> {
-    pub(super) fn of(p: &Params<'a>) -> Self {
-        Presented {
-            token: auth_str(p.auth, "token"),
-            password: auth_str(p.auth, "password"),
-            device_token: auth_str(p.auth, "deviceToken"),
-        }
-    }
-    fn any(&self) -> bool {
-        self.token.is_some() || self.password.is_some() || self.device_token.is_some()
-    }
-}
 
 /// The failed-auth limiter for one connect: which bucket it counts in, and
 /// the wording its refusals use.
@@ -76,7 +55,7 @@ impl Gate {
                 g.auth.rate_limit.exempt_loopback && ctx.addr.client.is_loopback(),
             ),
         };
-        if Presented::of(p).any() {
+        if p.presented.any() {
             if let LimitCheck::Locked { retry_after_ms } = state.limiter.check(&key, now) {
                 return Err(rate_limited(retry_after_ms, hint));
             }
@@ -167,7 +146,7 @@ pub(super) fn authenticate(
         gate,
         device,
     } = input;
-    let presented = Presented::of(p);
+    let presented = p.presented;
     let secret = secret::check(&g.auth, presented.token, presented.password, gate.now);
     let auth_none = g.auth.mode == AuthMode::None;
     let loc = locality(ctx, p, secret.ok);

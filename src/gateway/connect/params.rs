@@ -68,7 +68,8 @@ pub(super) struct Params<'a> {
     /// `None`: a string that names no role (refused after the protocol check).
     pub(super) role: Option<Role>,
     pub(super) scopes: Vec<String>,
-    pub(super) auth: Option<&'a Map<String, Value>>,
+    /// What `auth` holds, read once.
+    pub(super) presented: Presented<'a>,
     pub(super) device: Option<&'a Map<String, Value>>,
 }
 
@@ -180,12 +181,45 @@ pub(super) fn parse_params(v: &Value) -> Result<Params<'_>, Rejection> {
         instance_id: opt_str("instanceId"),
         role,
         scopes,
-        auth,
+        presented: Presented::of(auth),
         device,
     })
 }
 
-pub(super) fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
+/// The credentials a connect presented (blank strings count as absent).
+#[derive(Clone, Copy)]
+pub(super) struct Presented<'a> {
+    pub token: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub device_token: Option<&'a str>,
+    pub bootstrap_token: Option<&'a str>,
+}
+
+impl<'a> Presented<'a> {
+    fn of(auth: Option<&'a Map<String, Value>>) -> Self {
+        Presented {
+            token: auth_str(auth, "token"),
+            password: auth_str(auth, "password"),
+            device_token: auth_str(auth, "deviceToken"),
+            bootstrap_token: auth_str(auth, "bootstrapToken"),
+        }
+    }
+
+    /// A token, password or device token (what the failed-auth limiter counts).
+    pub(super) fn any(&self) -> bool {
+        self.token.is_some() || self.password.is_some() || self.device_token.is_some()
+    }
+
+    /// The token the device signature covers.
+    pub(super) fn signature_token(&self) -> &'a str {
+        self.token
+            .or(self.device_token)
+            .or(self.bootstrap_token)
+            .unwrap_or("")
+    }
+}
+
+fn auth_str<'a>(auth: Option<&'a Map<String, Value>>, k: &str) -> Option<&'a str> {
     auth.and_then(|a| a.get(k))
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())

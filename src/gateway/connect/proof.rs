@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::params::{auth_str, Params};
+use super::params::Params;
 use super::reject::{device_error, DeviceProof, Rejection};
 use crate::gateway::device::{self, PayloadFields};
 use crate::gateway::scopes::Role;
@@ -62,10 +62,7 @@ fn verify_device(
     let Some(vk) = state.verifying_key(&raw_key) else {
         return Err(device_error(DeviceProof::PublicKeyInvalid));
     };
-    let sig_token = auth_str(p.auth, "token")
-        .or(auth_str(p.auth, "deviceToken"))
-        .or(auth_str(p.auth, "bootstrapToken"))
-        .unwrap_or("");
+    let sig_token = p.presented.signature_token();
     let fields = PayloadFields {
         device_id: &device_id,
         client_id: p.client_id,
