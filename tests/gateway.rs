@@ -1344,3 +1344,39 @@ async fn revoking_a_role_means_approving_it_again() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_browser_waiting_for_approval_is_told_to_keep_retrying() {
+    let srv = TestServer::start(config_with(json!({
+        "trustedProxies": ["127.0.0.1"],
+        "controlUi": {"allowedOrigins": ["https://gw.example"]}
+    })))
+    .await;
+    let mut headers = REMOTE.to_vec();
+    headers.push(("Origin", "https://gw.example"));
+    let mut c = Conn::open(&srv.url, &headers).await.unwrap();
+    let mut o = ConnectOpts::with_token(TOKEN)
+        .device(&DeviceIdentity::generate())
+        .client("openclaw-control-ui", "webchat")
+        .scopes(&["operator.read", "operator.pairing"]);
+    o.sig_version = SigVersion::V2;
+    let f = c.connect(&o).await.expect_err("pairing required");
+    let d = &f.error.as_ref().unwrap()["details"];
+    assert_eq!(d["code"], "PAIRING_REQUIRED", "{f}");
+    // What makes the real Control UI retry on its own until approved.
+    assert_eq!(d["recommendedNextStep"], "wait_then_retry", "{f}");
+    assert_eq!(d["retryable"], true, "{f}");
+    assert_eq!(d["pauseReconnect"], false, "{f}");
+    assert!(d["requestId"].is_string(), "{f}");
+    assert_eq!(f.close_code(), Some(1008));
+    // The CLI is not told so (as OpenClaw: it waits for `devices approve`).
+    let mut c = open_remote(&srv).await;
+    let f = c
+        .connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .expect_err("pairing required");
+    let d = &f.error.as_ref().unwrap()["details"];
+    assert_eq!(d["code"], "PAIRING_REQUIRED", "{f}");
+    assert!(d.get("recommendedNextStep").is_none(), "{f}");
+    assert!(d.get("pauseReconnect").is_none(), "{f}");
+}

@@ -278,10 +278,17 @@ async fn request(
         "reason": reason,
         "requestId": outcome.request.request_id,
         "remediationHint": remediation,
-        "deviceId": device_id,
-        "requestedRole": role,
-        "requestedScopes": p.scopes,
     });
+    // As OpenClaw: a Control UI operator waiting for approval is told to
+    // keep retrying, so the page connects by itself once approved.
+    if is_control_ui(p) && role == Role::Operator {
+        details["recommendedNextStep"] = json!("wait_then_retry");
+        details["retryable"] = json!(true);
+        details["pauseReconnect"] = json!(false);
+    }
+    details["deviceId"] = json!(device_id);
+    details["requestedRole"] = json!(role);
+    details["requestedScopes"] = json!(p.scopes);
     if let Some(r) = record {
         details["approvedRoles"] = json!(r.roles);
         details["approvedScopes"] = json!(r.scopes);
