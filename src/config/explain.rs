@@ -57,6 +57,11 @@ pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
             json!(g.control_ui.dangerously_allow_host_header_origin_fallback)
         }
         "gateway.nodes.pairing.autoApproveLocal" => json!(g.node_pairing.auto_approve_local),
+        "gateway.controlUi.enabled" => json!(g.control_ui.enabled),
+        "gateway.controlUi.basePath" => json!(g.control_ui.base_path),
+        "gateway.controlUi.root" => {
+            json!(g.control_ui.root.as_ref().map(|p| p.display().to_string()))
+        }
         "gateway.nodes.pairing.autoApproveCidrs" => nets(&g.node_pairing.auto_approve_cidrs),
         "gateway.reload.mode" => json!(match g.reload_mode {
             super::ReloadMode::Hybrid => "hybrid",

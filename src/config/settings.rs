@@ -118,6 +118,9 @@ pub const SETTINGS: &[Setting] = &[
     s("gateway.auth.rateLimit.exemptLoopback", O),
     s("gateway.trustedProxies", O).list(),
     s("gateway.allowRealIpFallback", O),
+    s("gateway.controlUi.enabled", O),
+    s("gateway.controlUi.basePath", O),
+    s("gateway.controlUi.root", O),
     s("gateway.controlUi.allowInsecureAuth", O),
     s("gateway.controlUi.dangerouslyDisableDeviceAuth", O),
     s("gateway.controlUi.allowedOrigins", O).list(),
@@ -217,9 +220,6 @@ const IGNORED: &[(&str, &[&str])] = &[
     (
         "gateway.controlUi",
         &[
-            "enabled",
-            "basePath",
-            "root",
             "environment",
             "github",
             "sessionObserver",

@@ -104,13 +104,35 @@ pub struct AuthConfig {
     pub rate_limit: RateLimit,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ControlUiConfig {
+    /// `gateway.controlUi.enabled` (default true): serve the UI when a root is set.
+    pub enabled: bool,
+    /// `gateway.controlUi.basePath`, normalized: `""` (the root) or `/x`.
+    pub base_path: String,
+    /// `gateway.controlUi.root`: the folder with the UI's `index.html`
+    /// (an installed `openclaw` package's `dist/control-ui`). Standalone mode
+    /// serves it; in front-door mode the upstream serves its own.
+    pub root: Option<std::path::PathBuf>,
     pub allow_insecure_auth: bool,
     pub dangerously_disable_device_auth: bool,
     /// Lowercased origins; may contain `*`.
     pub allowed_origins: Vec<String>,
     pub dangerously_allow_host_header_origin_fallback: bool,
+}
+
+impl Default for ControlUiConfig {
+    fn default() -> Self {
+        ControlUiConfig {
+            enabled: true,
+            base_path: String::new(),
+            root: None,
+            allow_insecure_auth: false,
+            dangerously_disable_device_auth: false,
+            allowed_origins: vec![],
+            dangerously_allow_host_header_origin_fallback: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -4,8 +4,10 @@
 pub mod auth;
 pub(crate) mod bridge;
 mod connect;
+mod control_ui;
 pub mod device;
 pub mod frames;
+mod http_auth;
 pub mod listener;
 pub mod ops;
 pub mod pairing;
@@ -363,6 +365,10 @@ async fn ws_entry(
     if RESERVED_PATHS.iter().any(|p| req.path().starts_with(p)) {
         return HttpResponse::NotFound()
             .json(json!({"error": {"message": "not found", "type": "not_found"}}));
+    }
+    // Standalone mode: the Control UI, when gateway.controlUi.root is set.
+    if let Some(resp) = control_ui::serve(&state, &cfg, &req).await {
+        return resp;
     }
     HttpResponse::UpgradeRequired().json(json!({
         "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}

@@ -208,6 +208,65 @@ pub(super) fn control_ui(v: &mut V<'_, '_>, g: &Map<String, Value>) -> ControlUi
         "controlUi: { allowedOrigins: [\"https://gw.example.com\"] }",
     ) {
         v.unknown_keys("gateway.controlUi", c);
+        control_ui.enabled = v.boolean("gateway.controlUi.enabled", c.get("enabled"), true);
+        control_ui.base_path = match c.get("basePath") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => match normalize_base_path(s) {
+                Ok(b) => b,
+                Err(e) => {
+                    v.err("gateway.controlUi.basePath", e);
+                    String::new()
+                }
+            },
+            Some(other) => {
+                v.err(
+                    "gateway.controlUi.basePath",
+                    format!(
+                        "expected a path like \"/openclaw\", found {}",
+                        describe(other)
+                    ),
+                );
+                String::new()
+            }
+        };
+        control_ui.root = match c.get("root") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(Value::String(s)) => {
+                let s = s.trim();
+                let p = match (s.strip_prefix("~/"), v.ctx.env_vars.get("HOME")) {
+                    (Some(rest), Some(home)) => std::path::Path::new(home).join(rest),
+                    _ => std::path::PathBuf::from(s),
+                };
+                // OpenClaw accepts the folder or its index.html.
+                let dir = if p.file_name().is_some_and(|n| n == "index.html") {
+                    p.parent().map(std::path::Path::to_path_buf).unwrap_or(p)
+                } else {
+                    p
+                };
+                if !dir.join("index.html").is_file() {
+                    v.warn(
+                        "gateway.controlUi.root",
+                        format!(
+                            "{} has no index.html: browsers get 503 until it does (point it at the \
+                             dist/control-ui folder of an installed openclaw package)",
+                            dir.display()
+                        ),
+                    );
+                }
+                Some(dir)
+            }
+            Some(other) => {
+                v.err(
+                    "gateway.controlUi.root",
+                    format!(
+                        "expected the path of a Control UI folder, found {}",
+                        describe(other)
+                    ),
+                );
+                None
+            }
+        };
         control_ui.allow_insecure_auth = v.boolean(
             "gateway.controlUi.allowInsecureAuth",
             c.get("allowInsecureAuth"),
@@ -241,6 +300,31 @@ pub(super) fn control_ui(v: &mut V<'_, '_>, g: &Map<String, Value>) -> ControlUi
     }
 
     control_ui
+}
+
+/// `""`, `"/"` → `""`; `"openclaw/"` → `"/openclaw"`.
+fn normalize_base_path(s: &str) -> Result<String, String> {
+    let t = s.trim().trim_end_matches('/');
+    if t.is_empty() {
+        return Ok(String::new());
+    }
+    let t = if t.starts_with('/') {
+        t.to_string()
+    } else {
+        format!("/{t}")
+    };
+    let bad = t
+        .split('/')
+        .skip(1)
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || t.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "?#%\\\"<>".contains(c));
+    if bad {
+        return Err(format!(
+            "{s:?} is not a usable base path; use one like \"/openclaw\" (letters, digits, - _ . between slashes)"
+        ));
+    }
+    Ok(t)
 }
 
 pub(super) fn node_pairing(v: &mut V<'_, '_>, g: &Map<String, Value>) -> NodePairingConfig {

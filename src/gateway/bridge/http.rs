@@ -21,7 +21,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::{RuntimeConfig, UpstreamConfig, UpstreamSecret};
-use crate::gateway::{auth, pairing, GatewayState};
+use crate::gateway::{http_auth, GatewayState};
 use crate::net::{self, Attribution, ProxyPolicy};
 
 /// How long the upstream may take to answer with its status line.
@@ -73,35 +73,6 @@ fn passable(h: &HeaderMap, drop: &[&str]) -> Vec<(HeaderName, HeaderValue)> {
         })
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect()
-}
-
-/// What a credential the client presented is to clawgate.
-#[derive(Debug, PartialEq, Eq)]
-enum Credential {
-    /// clawgate's shared secret or one of its device tokens.
-    Known,
-    Unknown,
-}
-
-fn judge(state: &GatewayState, cfg: &RuntimeConfig, presented: &str) -> Credential {
-    let a = &cfg.gateway.auth;
-    let d = auth::sha256(presented);
-    let shared = [a.token.as_ref(), a.password.as_ref()]
-        .into_iter()
-        .flatten()
-        .any(|s| auth::digest_eq(s.digest(), &d))
-        || a.previous_token
-            .is_some_and(|(p, until)| crate::util::now_ms() < until && auth::digest_eq(&p, &d));
-    if shared {
-        return Credential::Known;
-    }
-    match state
-        .store
-        .device_token_owner(&pairing::token_digest_hex(presented))
-    {
-        Ok(Some(_)) => Credential::Known,
-        _ => Credential::Unknown,
-    }
 }
 
 fn upstream_secret(up: &UpstreamConfig) -> Option<String> {
@@ -167,17 +138,7 @@ pub async fn proxy(
         return HttpResponse::Forbidden().json(net::attribution_required_body(&addr));
     }
     // Credentials: the bearer, then ?token=.
-    let bearer = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+    let bearer = http_auth::bearer(&req);
     let mut query: Vec<(String, String)> =
         url::form_urlencoded::parse(req.query_string().as_bytes())
             .into_owned()
@@ -190,16 +151,14 @@ pub async fn proxy(
         .collect();
     let mut replace = false;
     for p in &presented {
-        match judge(&state, &cfg, p) {
-            Credential::Known => replace = true,
-            Credential::Unknown => {
-                return refuse(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "unauthorized: the token is neither this gateway's shared token nor a device token it issued".into(),
-                )
-            }
+        if !http_auth::known(&state, &cfg, p) {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "unauthorized: the token is neither this gateway's shared token nor a device token it issued".into(),
+            );
         }
+        replace = true;
     }
     let secret = upstream_secret(up);
     if let (true, Some(i)) = (replace, query_token) {
