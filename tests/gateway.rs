@@ -968,6 +968,20 @@ async fn browser_origin_policy() {
     let f = c.connect(&o).await.unwrap_err();
     assert_eq!(f.detail_code(), Some("CONTROL_UI_ORIGIN_NOT_ALLOWED"));
     assert_eq!(f.close_code(), Some(1008));
+    // The rejection log keeps the Origin (what to add to allowedOrigins).
+    let log = srv
+        .admin()
+        .get("/admin/v1/diagnostics/rejections")
+        .await
+        .json();
+    let r = log["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reason"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED")
+        .cloned()
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(r["origin"], "https://evil.example", "{r}");
     // a tokenless browser gets AUTH_TOKEN_MISSING (login form)
     let mut c = Conn::open(&srv.url, &[("Origin", "http://localhost:18789")])
         .await

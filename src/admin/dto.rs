@@ -384,6 +384,9 @@ pub struct Rejection {
     pub forwarded_headers: Vec<ForwardedHeader>,
     pub reason: String,
     pub hint: String,
+    /// The browser's `Origin`, when the request had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -48,6 +48,8 @@ pub struct RejectionRecord {
     pub forwarded_headers: Vec<(String, String)>,
     pub reason: String,
     pub hint: String,
+    /// The browser's `Origin`, when the refused request had one.
+    pub origin: Option<String>,
 }
 
 /// Shared state of the gateway listener.
@@ -212,6 +214,17 @@ impl GatewayState {
     }
 
     pub fn record_rejection(&self, addr: &ClientAddr, reason: &str, hint: &str) {
+        self.record_rejection_from(addr, None, reason, hint);
+    }
+
+    /// [`Self::record_rejection`] for a request that carried an `Origin`.
+    pub fn record_rejection_from(
+        &self,
+        addr: &ClientAddr,
+        origin: Option<&str>,
+        reason: &str,
+        hint: &str,
+    ) {
         let mut ring = self.rejections.lock().expect("rejections lock");
         if ring.len() >= 256 {
             ring.pop_front();
@@ -223,6 +236,7 @@ impl GatewayState {
             forwarded_headers: addr.proxy_headers.clone(),
             reason: reason.to_string(),
             hint: hint.to_string(),
+            origin: origin.map(|o| crate::util::truncate_utf8(o, 256).to_string()),
         });
     }
 

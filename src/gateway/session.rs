@@ -333,7 +333,12 @@ async fn handshake_phase(
                 tracing::info!(conn = %ctx.conn_id, peer = %ctx.addr.peer, client = %ctx.addr.client, code, "connect rejected");
                 if let Some(err) = &rej.error {
                     if rej.reason.logged() {
-                        state.record_rejection(&ctx.addr, code, &err.message);
+                        state.record_rejection_from(
+                            &ctx.addr,
+                            ctx.origin.as_deref(),
+                            code,
+                            &err.message,
+                        );
                     }
                     let _ = session.text(frames::res_err(&id, err)).await;
                 }

@@ -93,6 +93,7 @@ pub async fn rejections(s: Data) -> HttpResponse {
                     .collect(),
                 reason: r.reason,
                 hint: r.hint,
+                origin: r.origin,
             })
             .collect();
     HttpResponse::Ok().json(dto::RejectionList { rejections: list })

@@ -355,7 +355,32 @@ mod tests {
             headers: headers.iter().map(|h| h.to_string()).collect(),
             reason: reason.into(),
             hint: hint.into(),
+            origin: None,
         }
+    }
+
+    #[test]
+    fn a_refused_origin_is_named_in_the_fix() {
+        let mut r = rej(
+            "127.0.0.1",
+            "203.0.113.9",
+            &["x-forwarded-for"],
+            "CONTROL_UI_ORIGIN_NOT_ALLOWED",
+            "origin not allowed",
+        );
+        r.origin = Some("https://gw.example".into());
+        let c = explain_rejections(&[r], Some(&[]), None, "in x.json", 2_000);
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(
+            c.details[0].contains("came from the browser origin https://gw.example"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix[0].contains(
+                "add \"https://gw.example\" to gateway.controlUi.allowedOrigins in x.json"
+            ),
+            "{c:?}"
+        );
     }
 
     fn untrusted(peer: &str) -> Rejection {

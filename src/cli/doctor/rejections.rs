@@ -14,6 +14,7 @@ pub struct Rejection {
     pub headers: Vec<String>,
     pub reason: String,
     pub hint: String,
+    pub origin: Option<String>,
 }
 
 pub(super) fn parse_rejections(v: &Value) -> Vec<Rejection> {
@@ -35,6 +36,7 @@ pub(super) fn parse_rejections(v: &Value) -> Vec<Rejection> {
                         .unwrap_or_default(),
                     reason: r["reason"].as_str().unwrap_or("").to_string(),
                     hint: r["hint"].as_str().unwrap_or("").to_string(),
+                    origin: r["origin"].as_str().map(str::to_string),
                 })
                 .collect()
         })
@@ -109,7 +111,8 @@ pub(super) enum Kind {
     /// Devices waiting for approval (by client).
     Pairing(String),
     PairingQueueFull(String),
-    Origin(String),
+    /// Refused browser origins (by client and origin).
+    Origin(String, Option<String>),
     Preauth(String),
     Protocol(String),
     Other(String, String),
@@ -186,7 +189,7 @@ pub(super) fn explain_rejections(
             "pairing_required" => Kind::Pairing(r.client.clone()),
             "pairing_queue_full" => Kind::PairingQueueFull(r.client.clone()),
             "preauth_budget" => Kind::Preauth(r.client.clone()),
-            "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone()),
+            "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone(), r.origin.clone()),
             "PROTOCOL_MISMATCH" => Kind::Protocol(r.client.clone()),
             code if code.starts_with("AUTH_") => Kind::Auth(code.to_string(), r.client.clone()),
             other => Kind::Other(other.to_string(), r.client.clone()),
@@ -340,16 +343,28 @@ pub(super) fn explain_rejections(
                     "or raise gateway.pairing.maxPendingPerClient {in_file}"
                 ));
             }
-            Kind::Origin(client) => {
+            Kind::Origin(client, origin) => {
                 open += g.count;
                 c.raise(Status::Warn);
                 kinds.push("origin not allowed".into());
-                c.details.push(format!(
-                    "{n} from {client} came from a browser origin that is not allowed (most recent {last})"
-                ));
-                c.add_fix(format!(
-                    "add the address the browser shows for the Control UI (e.g. \"https://gateway.example.com\") to gateway.controlUi.allowedOrigins {in_file}, or open the Control UI from the gateway host"
-                ));
+                match origin {
+                    Some(o) => {
+                        c.details.push(format!(
+                            "{n} from {client} came from the browser origin {o}, which is not allowed (most recent {last})"
+                        ));
+                        c.add_fix(format!(
+                            "if {o} is where you open the Control UI, add \"{o}\" to gateway.controlUi.allowedOrigins {in_file} (applies live)"
+                        ));
+                    }
+                    None => {
+                        c.details.push(format!(
+                            "{n} from {client} came from a browser origin that is not allowed (most recent {last})"
+                        ));
+                        c.add_fix(format!(
+                            "add the address the browser shows for the Control UI (e.g. \"https://gateway.example.com\") to gateway.controlUi.allowedOrigins {in_file}, or open the Control UI from the gateway host"
+                        ));
+                    }
+                }
             }
             Kind::Preauth(client) => {
                 open += g.count;
