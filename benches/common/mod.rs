@@ -60,18 +60,25 @@ pub fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// Comma-separated positive concurrency levels from `name`, else `default`.
+/// Comma-separated positive levels from `name`; unset: `default`; set but
+/// blank: none (that part of the bench is skipped).
 pub fn env_levels(name: &str, default: &[usize]) -> Vec<usize> {
-    std::env::var(name)
-        .ok()
-        .map(|s| {
-            s.split(',')
+    match std::env::var(name) {
+        Err(_) => default.to_vec(),
+        Ok(s) if s.trim().is_empty() => vec![],
+        Ok(s) => {
+            let v: Vec<usize> = s
+                .split(',')
                 .filter_map(|x| x.trim().parse().ok())
                 .filter(|&x| x > 0)
-                .collect()
-        })
-        .filter(|v: &Vec<usize>| !v.is_empty())
-        .unwrap_or_else(|| default.to_vec())
+                .collect();
+            if v.is_empty() {
+                default.to_vec()
+            } else {
+                v
+            }
+        }
+    }
 }
 
 pub fn ms(d: Duration) -> f64 {
