@@ -16,9 +16,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
-import http from 'node:http';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
+import { freePort, httpGetStatus, killGroup, makeBaseEnv, newDevice, sleep, tail, WsClient } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -44,7 +44,6 @@ function log(...a) { console.log(...a); }
 function elapsed(ms) { return `${(ms / 1000).toFixed(1)}s`; }
 function trunc(s, n = 3000) { s = String(s ?? ''); return s.length > n ? s.slice(0, n) + `… [${s.length - n} more chars]` : s; }
 function indent(s, pre = '      ') { return String(s).split('\n').map((l) => pre + l).join('\n'); }
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------------
 // process management
@@ -56,7 +55,6 @@ function trackChild(child, name) {
   child.on('exit', () => children.delete(rec));
   return rec;
 }
-function killGroup(pid, sig = 'SIGTERM') { try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch {} } }
 async function stopAll() {
   const list = [...children];
   for (const c of list) killGroup(c.pid, 'SIGTERM');
@@ -77,25 +75,7 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
 
-function baseEnv(extra = {}) {
-  const env = { ...process.env };
-  for (const k of Object.keys(env)) {
-    // CI=true (set by CI runners) is dropped too, so the CLI behaves the same on a developer machine and in CI
-    if (k.startsWith('OPENCLAW_') || k.startsWith('CLAWDBOT_') || k === 'NODE_OPTIONS' || k === 'CI') delete env[k];
-  }
-  Object.assign(env, {
-    PATH: `${path.dirname(NODE_BIN)}:${process.env.PATH || '/usr/bin:/bin'}`,
-    NODE_OPTIONS: `--require ${GUARD}`,
-    NODE_PATH: OC_MJS ? path.join(path.dirname(OC_MJS), '..') : '',
-    OPENCLAW_NO_AUTO_UPDATE: '1',
-    DO_NOT_TRACK: '1',
-    OPENCLAW_DISABLE_BONJOUR: '1',
-    NO_COLOR: '1',
-    FORCE_COLOR: '0',
-    INTEROP_GUARD_LOG: path.join(WORK, 'guard.log'),
-  }, extra);
-  return env;
-}
+const baseEnv = makeBaseEnv({ nodeBin: NODE_BIN, ocMjs: OC_MJS, guard: GUARD, guardLog: path.join(WORK, 'guard.log') });
 
 // Run a command, bounded by a timeout (kills the whole process group).
 function runBounded(cmd, args, { env, cwd, timeoutMs = CLI_TIMEOUT_MS, name = path.basename(cmd) } = {}) {
@@ -188,20 +168,6 @@ function expectFail(r, what, ...needles) {
 
 // ---------------------------------------------------------------------------------------------
 // gateways and relays
-async function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
-function httpGetStatus(port, p = '/healthz') {
-  return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => { res.resume(); resolve(res.statusCode); });
-    req.on('timeout', () => { req.destroy(); resolve(0); });
-    req.on('error', () => resolve(0));
-  });
-}
 function fileSize(f) { try { return fs.statSync(f).size; } catch { return 0; } }
 function readFrom(f, offset) {
   try {
@@ -212,9 +178,6 @@ function readFrom(f, offset) {
     fs.closeSync(fd);
     return buf.toString('utf8');
   } catch { return ''; }
-}
-function tail(file, n = 40) {
-  try { return fs.readFileSync(file, 'utf8').split('\n').slice(-n).join('\n'); } catch { return '(no log)'; }
 }
 
 let clawgateHelpText = null;
@@ -239,37 +202,31 @@ async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor
   const gw = { name, dir, logFile };
   let child;
   let startTimeoutMs;
-  if (kind === 'frontdoor') {
-    // clawgate reads the real gateway's openclaw.json (the upstream's port and token, `--upstream auto`)
-    // and keeps its own settings in its own clawgate.json, so that openclaw.json stays valid for OpenClaw.
+  if (kind === 'frontdoor' || kind === 'clawgate') {
     const stateDir = path.join(dir, 'state');
     fs.mkdirSync(stateDir, { recursive: true });
-    const own = { gateway: {} };
-    if (trustedProxies) own.gateway.trustedProxies = trustedProxies;
-    const ownPath = path.join(dir, 'clawgate.json');
-    fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
-    const args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
-      '--port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--upstream', 'auto'];
-    fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
-    const env = baseEnv();
-    delete env.NODE_OPTIONS;
-    for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
-    child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
-    gw.runtimeFile = path.join(stateDir, 'runtime.json');
-    gw.stateDir = stateDir;
-    // the file a hot-reload edit of clawgate's own settings goes to
-    gw.configPath = ownPath;
-    startTimeoutMs = 30000;
-  } else if (kind === 'clawgate') {
-    const stateDir = path.join(dir, 'state');
-    fs.mkdirSync(stateDir, { recursive: true });
-    const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
-    if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
-    const configPath = path.join(dir, 'clawgate.json5');
-    fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
-    const args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
-    // clawgate also opens an admin API listener (default 127.0.0.1:18788); two instances side by side need a free one each
-    if (await clawgateSupports('--admin-port')) args.push('--admin-port', '0');
+    let args;
+    if (kind === 'frontdoor') {
+      // clawgate reads the real gateway's openclaw.json (the upstream's port and token, `--upstream auto`)
+      // and keeps its own settings in its own clawgate.json, so that openclaw.json stays valid for OpenClaw.
+      const own = { gateway: {} };
+      if (trustedProxies) own.gateway.trustedProxies = trustedProxies;
+      const ownPath = path.join(dir, 'clawgate.json');
+      fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
+      args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
+        '--port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--upstream', 'auto'];
+      // the file a hot-reload edit of clawgate's own settings goes to
+      gw.configPath = ownPath;
+    } else {
+      const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
+      if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+      const configPath = path.join(dir, 'clawgate.json5');
+      fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
+      args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
+      // clawgate also opens an admin API listener (default 127.0.0.1:18788); two instances side by side need a free one each
+      if (await clawgateSupports('--admin-port')) args.push('--admin-port', '0');
+      gw.configPath = configPath;
+    }
     fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
     const env = baseEnv();
     delete env.NODE_OPTIONS;
@@ -278,7 +235,6 @@ async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor
     child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
     gw.runtimeFile = path.join(stateDir, 'runtime.json');
     gw.stateDir = stateDir;
-    gw.configPath = configPath;
     startTimeoutMs = 30000;
   } else if (kind === 'openclaw') {
     // a restart reuses the home (state, openclaw.json) and the port of the gateway it replaces
@@ -807,7 +763,24 @@ const scenarios = [
   {
     id: 'z', frontdoorOnly: true, title: 'front door: the upstream is killed and restarted: UNAVAILABLE / 1013, then recovery', needs: ['gw1', 'upstream'],
     async run() {
+      // A bridged session open when the upstream dies is closed (1012), so that its client reconnects.
+      const wsLib = createRequire(OC_MJS)('ws');
+      // (the upstream may still be starting its sidecars: it says so, retryable)
+      const device = newDevice();
+      const until = Date.now() + 60000;
+      let held;
+      for (;;) {
+        held = await WsClient.open(wsLib.WebSocket || wsLib, gw1.url);
+        const hello = await held.connect(gw1Token(), device);
+        if (hello.ok) break;
+        held.close();
+        if (!hello.error?.retryable || Date.now() > until) throw new Fail(`a bridged session through clawgate: ${JSON.stringify(hello.error)}`);
+        await sleep(hello.error.retryAfterMs || 500);
+      }
       killGroup(upstream.child.pid, 'SIGKILL');
+      const closed = await Promise.race([held.closed, sleep(15000).then(() => null)]);
+      if (!closed) { held.ws.terminate(); throw new Fail('the bridged session stayed open after the upstream died'); }
+      if (closed.code !== 1012) throw new Fail(`the bridged session closed with ${closed.code} ${closed.reason}, expected 1012`);
       const down = Date.now() + 15000;
       while (Date.now() < down && (await httpGetStatus(upstream.port)) === 200) await sleep(100);
       const r1 = await admin.oc('gateway', 'call', 'health', '--url', gw1.url, '--token', gw1Token(), '--json');
