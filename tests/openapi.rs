@@ -290,3 +290,28 @@ fn comparison_reports_a_route_the_spec_lacks() {
         vec!["missing from openapi.yaml: GET /admin/v1/not-in-the-spec".to_string()]
     );
 }
+
+#[test]
+fn the_setting_keys_of_the_spec_are_the_registry() {
+    let spec = load_spec();
+    let listed: BTreeSet<String> = spec["components"]["schemas"]["SettingKey"]["enum"]
+        .as_array()
+        .expect("SettingKey enum")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    let known: BTreeSet<String> = clawgate::config::settings::SETTINGS
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    assert_eq!(
+        listed.difference(&known).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "in openapi.yaml's SettingKey but not a setting"
+    );
+    assert_eq!(
+        known.difference(&listed).collect::<Vec<_>>(),
+        Vec::<&String>::new(),
+        "settings missing from openapi.yaml's SettingKey"
+    );
+}

@@ -81,6 +81,10 @@ impl Setting {
         self.overridable = Override::Refused(why);
         self
     }
+    const fn no_override(mut self, why: &'static str) -> Self {
+        self.overridable = Override::Refused(why);
+        self
+    }
     const fn restart(mut self) -> Self {
         self.change = Change::Restart;
         self
@@ -120,7 +124,9 @@ pub const SETTINGS: &[Setting] = &[
     s("gateway.allowRealIpFallback", O),
     s("gateway.controlUi.enabled", O),
     s("gateway.controlUi.basePath", O),
-    s("gateway.controlUi.root", O),
+    s("gateway.controlUi.root", O).no_override(
+        "the folder served to browsers is set in the config file only, never over the API",
+    ),
     s("gateway.controlUi.allowInsecureAuth", O),
     s("gateway.controlUi.dangerouslyDisableDeviceAuth", O),
     s("gateway.controlUi.allowedOrigins", O).list(),
