@@ -82,7 +82,18 @@ async fn challenge_then_hello_for_local_token_client() {
     // unknown method keeps the session open
     let e = c.rpc("nope.method", json!({})).await.unwrap_err();
     assert_eq!(e["code"], "INVALID_REQUEST");
-    assert_eq!(e["message"], "unknown method: nope.method");
+    let m = e["message"].as_str().unwrap();
+    assert!(m.starts_with("unknown method: nope.method ("), "{e}");
+    assert!(m.contains("set upstream.url"), "{e}");
+    // node.* says what it needs
+    let e = c.rpc("node.list", json!({})).await.unwrap_err();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("node.list needs an OpenClaw gateway behind clawgate"),
+        "{e}"
+    );
     // a second connect is refused, session stays
     let e = c.rpc("connect", json!({})).await.unwrap_err();
     assert_eq!(e["message"], "connect is only valid as the first request");
@@ -1057,7 +1068,10 @@ async fn frame_limit_is_raised_after_hello() {
     // 100 KB is over the pre-auth limit but fine now
     let big = "y".repeat(100 * 1024);
     let e = c.rpc("nope", json!({"blob": big})).await.unwrap_err();
-    assert_eq!(e["message"], "unknown method: nope");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown method: nope ("));
     c.send_text(&"z".repeat(400 * 1024)).await;
     assert_eq!(c.expect_close(T).await.map(|x| x.0), Some(1009));
     assert_eq!(srv.wait_live(0).await, 0);

@@ -508,6 +508,14 @@ async fn dispatch(
              device's scopes, connect asking for them (a scope-upgrade pairing request) and approve \
              it with `clawgate devices approve` or the admin API"
         ))),
-        other => Err(err(format!("unknown method: {other}"))),
+        // Standalone mode (in front-door mode these are relayed, never here).
+        other if other.starts_with("node.") => Err(err(format!(
+            "{other} needs an OpenClaw gateway behind clawgate: node hosts pair with clawgate, but \
+             their commands are the gateway's (set upstream.url: front-door mode)"
+        ))),
+        other => Err(err(format!(
+            "unknown method: {other} (clawgate on its own answers only health, status and the \
+             device pairing and token methods; set upstream.url to put it in front of your OpenClaw gateway)"
+        ))),
     }
 }
