@@ -29,6 +29,8 @@ struct Seen {
     connects: Vec<(Value, String)>,
     /// Every other request's method.
     methods: Vec<String>,
+    /// And its params.
+    params: Vec<Value>,
     /// Close codes received from clawgate.
     closes: Vec<u16>,
     /// Connections open right now.
@@ -142,6 +144,13 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
                 "auth": {"role": "operator", "scopes": v["params"]["scopes"]},
                 "policy": {"maxPayload": 1000, "maxBufferedBytes": 2000, "tickIntervalMs": 30000}}});
             let _ = ws.send(Message::text(hello.to_string())).await;
+            if v["params"]["role"] == "node" {
+                // As the real gateway does for an invoke: addressed by the node id it knows.
+                let e = json!({"type": "event", "event": "node.invoke.request", "seq": 1, "payload": {
+                    "id": "inv-1", "nodeId": v["params"]["device"]["id"], "command": "system.which",
+                    "paramsJSON": "{}", "timeoutMs": 1000}});
+                let _ = ws.send(Message::text(e.to_string())).await;
+            }
             match answer {
                 Answer::HelloThenHuge => {
                     let _ = ws.send(Message::text("x".repeat(200_000))).await;
@@ -154,8 +163,24 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
             }
             continue;
         }
-        seen.record(|s| s.methods.push(method.clone()));
+        seen.record(|s| {
+            s.methods.push(method.clone());
+            s.params.push(v["params"].clone());
+        });
         match method.as_str() {
+            "node.list" => {
+                let nodes: Vec<Value> = seen
+                    .seen
+                    .lock()
+                    .unwrap()
+                    .connects
+                    .iter()
+                    .filter(|(p, _)| p["role"] == "node")
+                    .map(|(p, _)| json!({"nodeId": p["device"]["id"], "connected": true}))
+                    .collect();
+                let r = json!({"type": "res", "id": id, "ok": true, "payload": {"nodes": nodes}});
+                let _ = ws.send(Message::text(r.to_string())).await;
+            }
             "test.events" => {
                 for (event, seq) in [("tick", 5), ("device.pair.requested", 6), ("tick", 7)] {
                     let e = json!({"type": "event", "event": event, "payload": {}, "seq": seq});
@@ -683,5 +708,87 @@ async fn a_live_change_of_the_upstream_applies_to_new_sessions() {
     assert_eq!(a.seen().connects.len(), 1);
     old.close().await;
     new.close().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstream_forget_it() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    let node_dev = DeviceIdentity::generate();
+    let mut node = Conn::open(&srv.url, &[]).await.unwrap();
+    let mut o = ConnectOpts::with_token(TOKEN)
+        .device(&node_dev)
+        .role("node")
+        .client("node-host", "node")
+        .scopes(&[]);
+    o = o.extra("commands", json!(["system.which"]));
+    node.connect(&o).await.expect("a local node pairs silently");
+    let upstream_id = fake.seen().connects[0].0["device"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(upstream_id, node_dev.device_id);
+    assert_eq!(fake.seen().connects[0].0["role"], "node");
+    // The invoke the upstream addressed to its node id reaches the node
+    // under the node's own id ...
+    let ev = node.next_event("node.invoke.request", T).await.expect("invoke");
+    assert_eq!(ev["payload"]["nodeId"], json!(node_dev.device_id), "{ev}");
+    // ... and the node's answer goes back under the id the upstream knows.
+    let r = node
+        .rpc(
+            "node.invoke.result",
+            json!({"id": "inv-1", "nodeId": node_dev.device_id, "ok": true, "payloadJSON": "{}"}),
+        )
+        .await
+        .expect("relayed");
+    assert_eq!(r["method"], "node.invoke.result");
+    let sent = fake.seen().params.last().cloned().unwrap();
+    assert_eq!(sent["nodeId"], json!(upstream_id), "{sent}");
+
+    // An operator sees the node by its clawgate device id, and addresses it so.
+    let mut op = Conn::open(&srv.url, &[]).await.unwrap();
+    op.connect(
+        &ConnectOpts::with_token(TOKEN)
+            .device(&DeviceIdentity::generate())
+            .scopes(&["operator.read", "operator.write"]),
+    )
+    .await
+    .unwrap();
+    let list = op.rpc("node.list", json!({})).await.unwrap();
+    assert_eq!(list["nodes"][0]["nodeId"], json!(node_dev.device_id), "{list}");
+    op.rpc("node.describe", json!({"nodeId": node_dev.device_id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.seen().params.last().unwrap()["nodeId"],
+        json!(upstream_id)
+    );
+
+    // Removing the device in clawgate closes the node (4001) and makes the
+    // upstream forget the identity: clawgate's own session removes it there.
+    let r = srv
+        .admin()
+        .delete(&format!("/admin/v1/devices/{}", node_dev.device_id))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(node.expect_close(T).await.map(|c| c.0), Some(4001));
+    until(&fake, "device.pair.remove upstream", |s| {
+        s.methods.iter().any(|m| m == "device.pair.remove")
+    })
+    .await;
+    let seen = fake.seen();
+    let i = seen
+        .methods
+        .iter()
+        .position(|m| m == "device.pair.remove")
+        .unwrap();
+    assert_eq!(seen.params[i]["deviceId"], json!(upstream_id));
+    let maint = &seen.connects.last().unwrap().0;
+    assert_eq!(maint["scopes"], json!(["operator.admin", "operator.pairing"]));
+    assert_eq!(maint["auth"], json!({"token": UPSTREAM_TOKEN}));
+    assert_ne!(maint["device"]["id"], json!(upstream_id));
+    drop(seen);
+    op.close().await;
     srv.stop().await;
 }

@@ -81,11 +81,18 @@ pub struct GatewayState {
     pub control: reload::Control,
     /// Front-door mode: the upstream as last seen, and relay counters.
     pub upstream: bridge::status::UpstreamStatus,
+    /// Front-door mode: downstream device ids ↔ their upstream identities.
+    pub upstream_ids: bridge::identity::IdMap,
     admin_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl GatewayState {
     pub fn new(config: RuntimeConfig, store: Store, token_key: [u8; 32]) -> Self {
+        let upstream_ids = bridge::identity::IdMap::load(&store).unwrap_or_else(|e| {
+            // Only the nodeId translation is affected until identities are used again.
+            tracing::warn!(error = %e, "cannot read the upstream identities");
+            Default::default()
+        });
         GatewayState {
             config: ArcSwap::from_pointee(config),
             store,
@@ -105,6 +112,7 @@ impl GatewayState {
             keys: Mutex::new(HashMap::new()),
             control: Default::default(),
             upstream: Default::default(),
+            upstream_ids,
             admin_addr: Default::default(),
         }
     }

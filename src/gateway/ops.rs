@@ -259,6 +259,7 @@ pub async fn remove_device(
     device_id: &str,
 ) -> Result<(DeviceRecord, usize), OpError> {
     let audit = actor.audit("device.remove", device_id, "ok", None);
+    let upstream_id = state.upstream_ids.up_of(device_id);
     let d = audited!(
         state,
         actor,
@@ -273,6 +274,13 @@ pub async fn remove_device(
         "device removed",
         None,
     );
+    // Front-door mode: the upstream forgets the identity it knew the device by.
+    if let Some(up_id) = upstream_id {
+        state.upstream_ids.remove(&id);
+        if let Some(up) = state.config.load().gateway.upstream.clone() {
+            tokio::spawn(super::bridge::forget::forget(state.store.clone(), up, up_id));
+        }
+    }
     state.emit(
         AdminEventName::DeviceRemoved,
         json!({"deviceId": d.device_id, "closedSessions": closed, "ts": now_ms()}),

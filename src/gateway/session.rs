@@ -551,13 +551,20 @@ async fn open_upstream(
 ) -> Result<bridge::Opened, bridge::OpenError> {
     let identity = match &info.device_id {
         Some(d) => Some(
-            bridge::identity::for_device(&state.store, d)
+            bridge::identity::for_device(&state.store, &state.upstream_ids, d)
                 .await
                 .map_err(|e| bridge::OpenError::Unreachable(format!("storage: {e}")))?,
         ),
         None => None,
     };
-    bridge::upstream::open(up, params, info, identity.as_ref(), max_payload).await
+    bridge::upstream::open(
+        up,
+        params,
+        &bridge::upstream::Grant::of(info),
+        identity.as_ref(),
+        max_payload,
+    )
+    .await
 }
 
 /// Phase 2 in front-door mode: frames relayed between the client and the
@@ -607,6 +614,7 @@ async fn relay_phase(
                     }
                     continue;
                 }
+                let text = bridge::downstream_frame(text, &state.upstream_ids);
                 state.upstream.relayed_up(text.len());
                 match tokio::time::timeout(write_limit, up.send(Message::text(text))).await {
                     Ok(Ok(())) => {}
@@ -620,7 +628,7 @@ async fn relay_phase(
             msg = up.next() => {
                 match msg {
                     Some(Ok(Message::Text(t))) => {
-                        match bridge::upstream_frame(t.as_str(), &mut seq) {
+                        match bridge::upstream_frame(t.as_str(), &mut seq, &state.upstream_ids) {
                             bridge::UpFrame::Forward(out) => {
                                 state.upstream.relayed_down(out.len());
                                 if session.text(out).await.is_err() { break; }

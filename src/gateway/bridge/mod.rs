@@ -5,6 +5,7 @@
 //! request id, unchanged. The relay loop itself is in `session.rs`; this
 //! module opens the upstream session and classifies frames.
 
+pub mod forget;
 pub mod http;
 pub mod identity;
 pub mod status;
@@ -13,6 +14,7 @@ pub mod upstream;
 use serde_json::Value;
 
 use super::frames::ErrorShape;
+pub use identity::IdMap;
 pub use upstream::{OpenError, Opened};
 
 /// The method family clawgate answers itself: it is the device authority,
@@ -106,11 +108,15 @@ pub enum UpFrame {
     Malformed,
 }
 
-/// An upstream frame as the downstream gets it.
-pub fn upstream_frame(text: &str, seq: &mut Seq) -> UpFrame {
-    // Cheap path first: only events need looking into; the rest is checked
-    // to be one JSON object without building it.
-    if !text.contains("\"event\"") {
+/// An upstream frame as the downstream gets it: events renumbered, the
+/// upstream's `device.pair.*` events held back, and every `nodeId` that is
+/// one of clawgate's upstream identities shown as its downstream device.
+pub fn upstream_frame(text: &str, seq: &mut Seq, ids: &IdMap) -> UpFrame {
+    let has_event = text.contains("\"event\"");
+    let has_node = text.contains("\"nodeId\"");
+    // Cheap path first: the rest is checked to be one JSON object without
+    // building it.
+    if !has_event && !has_node {
         return match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Ok(_) if text.trim_start().starts_with('{') => UpFrame::Forward(text.to_string()),
             _ => UpFrame::Malformed,
@@ -122,21 +128,69 @@ pub fn upstream_frame(text: &str, seq: &mut Seq) -> UpFrame {
     if !v.is_object() {
         return UpFrame::Malformed;
     }
-    if v["type"] != "event" {
-        return UpFrame::Forward(text.to_string());
-    }
-    if v["event"].as_str().is_some_and(hidden_event) {
+    let mut changed = has_node && rewrite_node_ids(&mut v, &|up| ids.down_of(up));
+    if v["type"] == "event" {
+        if v["event"].as_str().is_some_and(hidden_event) {
+            if let Some(up) = v.get("seq").and_then(Value::as_u64) {
+                seq.hidden(up);
+            }
+            return UpFrame::Hidden;
+        }
         if let Some(up) = v.get("seq").and_then(Value::as_u64) {
-            seq.hidden(up);
-        }
-        return UpFrame::Hidden;
-    }
-    match v.get("seq").and_then(Value::as_u64) {
-        Some(up) => {
             v["seq"] = Value::from(seq.relayed(up));
-            UpFrame::Forward(v.to_string())
+            changed = true;
         }
-        None => UpFrame::Forward(text.to_string()),
+    }
+    if changed {
+        UpFrame::Forward(v.to_string())
+    } else {
+        UpFrame::Forward(text.to_string())
+    }
+}
+
+/// A downstream request as the upstream gets it: a `params.nodeId` that is
+/// one of clawgate's devices becomes that device's upstream identity (the
+/// node id the upstream knows), so `node.invoke`, `node.rename`,
+/// `node.invoke.result` and the rest address the right node.
+pub fn downstream_frame(text: String, ids: &IdMap) -> String {
+    if !text.contains("\"nodeId\"") {
+        return text;
+    }
+    let Ok(mut v) = serde_json::from_str::<Value>(&text) else {
+        return text;
+    };
+    if v["type"] != "req" {
+        return text;
+    }
+    let Some(up) = v["params"]["nodeId"].as_str().and_then(|d| ids.up_of(d)) else {
+        return text;
+    };
+    v["params"]["nodeId"] = Value::String(up);
+    v.to_string()
+}
+
+/// Replaces, at any depth, each `"nodeId": "<x>"` for which `f(x)` has an
+/// answer. Whether anything changed.
+fn rewrite_node_ids(v: &mut Value, f: &impl Fn(&str) -> Option<String>) -> bool {
+    match v {
+        Value::Object(m) => {
+            let mut changed = false;
+            for (k, child) in m.iter_mut() {
+                if k == "nodeId" {
+                    if let Some(new) = child.as_str().and_then(f) {
+                        *child = Value::String(new);
+                        changed = true;
+                        continue;
+                    }
+                }
+                changed |= rewrite_node_ids(child, f);
+            }
+            changed
+        }
+        Value::Array(a) => a
+            .iter_mut()
+            .fold(false, |acc, c| rewrite_node_ids(c, f) | acc),
+        _ => false,
     }
 }
 
@@ -212,15 +266,18 @@ mod tests {
             UpFrame::Forward(out) => serde_json::from_str::<Value>(&out).unwrap()["seq"].clone(),
             other => panic!("{other:?}"),
         };
+        let ids = IdMap::default();
         let out = upstream_frame(
             r#"{"type":"event","event":"tick","payload":{},"seq":5}"#,
             &mut s,
+            &ids,
         );
         assert_eq!(seq_of(out), 5);
         assert_eq!(
             upstream_frame(
                 r#"{"type":"event","event":"device.pair.requested","payload":{},"seq":6}"#,
-                &mut s
+                &mut s,
+                &ids
             ),
             UpFrame::Hidden
         );
@@ -228,10 +285,14 @@ mod tests {
         let out = upstream_frame(
             r#"{"type":"event","event":"tick","payload":{},"seq":7}"#,
             &mut s,
+            &ids,
         );
         assert_eq!(seq_of(out), 6);
         let res = r#"{"type":"res","id":"1","ok":true,"payload":{"event":"x"}}"#;
-        assert_eq!(upstream_frame(res, &mut s), UpFrame::Forward(res.into()));
+        assert_eq!(
+            upstream_frame(res, &mut s, &ids),
+            UpFrame::Forward(res.into())
+        );
     }
 
     #[test]
@@ -246,7 +307,41 @@ mod tests {
             r#"{"event":"tick""#,
             r#"["event"]"#,
         ] {
-            assert_eq!(upstream_frame(bad, &mut s), UpFrame::Malformed, "{bad:?}");
+            assert_eq!(
+                upstream_frame(bad, &mut s, &IdMap::default()),
+                UpFrame::Malformed,
+                "{bad:?}"
+            );
         }
+    }
+
+    #[test]
+    fn node_ids_are_the_clients_on_each_side() {
+        let ids = IdMap::default();
+        ids.insert_for_test("down-1", "up-1");
+        let mut s = Seq::default();
+        // Upstream → client, at any depth, events and answers.
+        let ev = r#"{"type":"event","event":"node.invoke.request","payload":{"id":"i","nodeId":"up-1"},"seq":1}"#;
+        let UpFrame::Forward(out) = upstream_frame(ev, &mut s, &ids) else {
+            panic!()
+        };
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap()["payload"]["nodeId"],
+            "down-1"
+        );
+        let res = r#"{"type":"res","id":"1","ok":true,"payload":{"nodes":[{"nodeId":"up-1"},{"nodeId":"someone-else"}]}}"#;
+        let UpFrame::Forward(out) = upstream_frame(res, &mut s, &ids) else {
+            panic!()
+        };
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["payload"]["nodes"][0]["nodeId"], "down-1");
+        assert_eq!(v["payload"]["nodes"][1]["nodeId"], "someone-else");
+        // Client → upstream: the request's params.nodeId.
+        let req = r#"{"type":"req","id":"2","method":"node.invoke.result","params":{"id":"i","nodeId":"down-1","ok":true}}"#;
+        let v: Value = serde_json::from_str(&downstream_frame(req.into(), &ids)).unwrap();
+        assert_eq!(v["params"]["nodeId"], "up-1");
+        let other =
+            r#"{"type":"req","id":"3","method":"node.describe","params":{"nodeId":"unknown"}}"#;
+        assert_eq!(downstream_frame(other.into(), &ids), other);
     }
 }

@@ -16,6 +16,7 @@ use super::identity::Identity;
 use crate::config::{UpstreamConfig, UpstreamSecret};
 use crate::gateway::device::{payload_v3, PayloadFields};
 use crate::gateway::registry::SessionInfo;
+use crate::gateway::scopes::Role;
 use crate::util::now_ms;
 
 pub type UpWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -61,10 +62,26 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+/// The role and scopes an upstream session asks for: the downstream
+/// session's granted ones, never more.
+pub struct Grant<'a> {
+    pub role: Role,
+    pub scopes: &'a [String],
+}
+
+impl<'a> Grant<'a> {
+    pub fn of(info: &'a SessionInfo) -> Self {
+        Grant {
+            role: info.role,
+            scopes: &info.scopes,
+        }
+    }
+}
+
 /// The downstream `connect` params as the upstream gets them.
 pub fn upstream_params(
     downstream: &Value,
-    info: &SessionInfo,
+    grant: &Grant<'_>,
     secret: &UpstreamSecret,
     identity: Option<&Identity>,
     nonce: &str,
@@ -72,8 +89,8 @@ pub fn upstream_params(
     let mut p = downstream.as_object().cloned().unwrap_or_default();
     p.remove("device");
     p.remove("auth");
-    p.insert("role".into(), json!(info.role));
-    p.insert("scopes".into(), json!(info.scopes));
+    p.insert("role".into(), json!(grant.role));
+    p.insert("scopes".into(), json!(grant.scopes));
     let token = match secret {
         UpstreamSecret::Token(t) => {
             let t = t.expose().unwrap_or_default().to_string();
@@ -98,8 +115,8 @@ pub fn upstream_params(
             device_id: &device_id,
             client_id: s("id"),
             client_mode: s("mode"),
-            role: info.role.as_str(),
-            scopes: &info.scopes,
+            role: grant.role.as_str(),
+            scopes: grant.scopes,
             signed_at_ms: signed_at,
             token: &token,
             nonce,
@@ -124,7 +141,7 @@ pub fn upstream_params(
 pub async fn open(
     up: &UpstreamConfig,
     downstream_params: &Value,
-    info: &SessionInfo,
+    grant: &Grant<'_>,
     identity: Option<&Identity>,
     max_payload: usize,
 ) -> Result<Opened, OpenError> {
@@ -163,7 +180,7 @@ pub async fn open(
             }
         }
     };
-    let params = upstream_params(downstream_params, info, &up.secret, identity, &nonce);
+    let params = upstream_params(downstream_params, grant, &up.secret, identity, &nonce);
     let frame = json!({"type": "req", "id": CONNECT_ID, "method": "connect", "params": params});
     if let Err(e) = ws.send(Message::text(frame.to_string())).await {
         return Err(OpenError::Unreachable(e.to_string()));
