@@ -732,7 +732,10 @@ async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstre
     assert_eq!(fake.seen().connects[0].0["role"], "node");
     // The invoke the upstream addressed to its node id reaches the node
     // under the node's own id ...
-    let ev = node.next_event("node.invoke.request", T).await.expect("invoke");
+    let ev = node
+        .next_event("node.invoke.request", T)
+        .await
+        .expect("invoke");
     assert_eq!(ev["payload"]["nodeId"], json!(node_dev.device_id), "{ev}");
     // ... and the node's answer goes back under the id the upstream knows.
     let r = node
@@ -756,7 +759,11 @@ async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstre
     .await
     .unwrap();
     let list = op.rpc("node.list", json!({})).await.unwrap();
-    assert_eq!(list["nodes"][0]["nodeId"], json!(node_dev.device_id), "{list}");
+    assert_eq!(
+        list["nodes"][0]["nodeId"],
+        json!(node_dev.device_id),
+        "{list}"
+    );
     op.rpc("node.describe", json!({"nodeId": node_dev.device_id}))
         .await
         .unwrap();
@@ -777,18 +784,22 @@ async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstre
         s.methods.iter().any(|m| m == "device.pair.remove")
     })
     .await;
-    let seen = fake.seen();
-    let i = seen
-        .methods
-        .iter()
-        .position(|m| m == "device.pair.remove")
-        .unwrap();
-    assert_eq!(seen.params[i]["deviceId"], json!(upstream_id));
-    let maint = &seen.connects.last().unwrap().0;
-    assert_eq!(maint["scopes"], json!(["operator.admin", "operator.pairing"]));
-    assert_eq!(maint["auth"], json!({"token": UPSTREAM_TOKEN}));
-    assert_ne!(maint["device"]["id"], json!(upstream_id));
-    drop(seen);
+    {
+        let seen = fake.seen();
+        let i = seen
+            .methods
+            .iter()
+            .position(|m| m == "device.pair.remove")
+            .unwrap();
+        assert_eq!(seen.params[i]["deviceId"], json!(upstream_id));
+        let maint = &seen.connects.last().unwrap().0;
+        assert_eq!(
+            maint["scopes"],
+            json!(["operator.admin", "operator.pairing"])
+        );
+        assert_eq!(maint["auth"], json!({"token": UPSTREAM_TOKEN}));
+        assert_ne!(maint["device"]["id"], json!(upstream_id));
+    }
     op.close().await;
     srv.stop().await;
 }
