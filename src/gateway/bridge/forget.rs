@@ -22,8 +22,12 @@ const SCOPES: &[&str] = &["operator.admin", "operator.pairing"];
 /// Asks the upstream to forget `upstream_device_id`; the outcome is logged.
 pub async fn forget(store: Store, up: UpstreamConfig, upstream_device_id: String) {
     match run(&store, &up, &upstream_device_id).await {
-        Ok(()) => tracing::info!(upstream = %up.url, identity = %crate::gateway::device::fingerprint(&upstream_device_id), "the upstream forgot a removed device's identity"),
-        Err(e) => tracing::warn!(upstream = %up.url, identity = %crate::gateway::device::fingerprint(&upstream_device_id), error = %e, "the upstream could not be told to forget a removed device's identity; remove it there with `openclaw devices remove`"),
+        Ok(()) => {
+            tracing::info!(upstream = %up.url, identity = %crate::gateway::device::fingerprint(&upstream_device_id), "the upstream forgot a removed device's identity")
+        }
+        Err(e) => {
+            tracing::warn!(upstream = %up.url, identity = %crate::gateway::device::fingerprint(&upstream_device_id), error = %e, "the upstream could not be told to forget a removed device's identity; remove it there with `openclaw devices remove`")
+        }
     }
 }
 
@@ -50,7 +54,8 @@ async fn run(store: &Store, up: &UpstreamConfig, upstream_device_id: &str) -> Re
         .send(Message::text(req.to_string()))
         .await
         .map_err(|e| e.to_string())?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(up.connect_timeout_ms);
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_millis(up.connect_timeout_ms);
     let answer = loop {
         match tokio::time::timeout_at(deadline, opened.ws.next()).await {
             Err(_) => break Err("no answer in time".to_string()),
@@ -60,7 +65,12 @@ async fn run(store: &Store, up: &UpstreamConfig, upstream_device_id: &str) -> Re
                     break match v["ok"].as_bool() {
                         Some(true) => Ok(()),
                         // Already gone there (never bridged after a reset, say): nothing to forget.
-                        _ if v["error"]["message"].as_str().is_some_and(|m| m.contains("unknown")) => Ok(()),
+                        _ if v["error"]["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("unknown")) =>
+                        {
+                            Ok(())
+                        }
                         _ => Err(format!("device.pair.remove: {}", v["error"])),
                     };
                 }
