@@ -35,6 +35,8 @@ struct Seen {
     closes: Vec<u16>,
     /// Connections open right now.
     open: usize,
+    /// The `Origin` of each upgrade.
+    origins: Vec<Option<String>>,
 }
 
 /// The record, and a wake-up for each change to it.
@@ -91,10 +93,25 @@ async fn fake(answer: Answer) -> Fake {
     Fake { addr, shared }
 }
 
+// The callback's error type is tungstenite's (an HTTP response): not ours to shrink.
+#[allow(clippy::result_large_err)]
 async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n: u32) {
-    let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+    let origin = Arc::new(Mutex::new(None::<String>));
+    let o = origin.clone();
+    let cb = move |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                   resp: tokio_tungstenite::tungstenite::handshake::server::Response| {
+        *o.lock().unwrap() = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(resp)
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, cb).await else {
         return;
     };
+    let origin = origin.lock().unwrap().clone();
+    seen.record(|s| s.origins.push(origin));
     seen.record(|s| s.open += 1);
     let nonce = format!("nonce-{n}");
     let challenge = json!({"type": "event", "event": "connect.challenge",
@@ -801,5 +818,36 @@ async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstre
         assert_ne!(maint["device"]["id"], json!(upstream_id));
     }
     op.close().await;
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_reaches_the_upstream_with_an_origin_it_accepts() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    // A local browser (loopback origin): clawgate admits it; the upstream
+    // refuses a browser client without an Origin, so it gets its own.
+    let mut c = Conn::open(&srv.url, &[("Origin", "http://127.0.0.1:18789")])
+        .await
+        .unwrap();
+    let mut o = ConnectOpts::with_token(TOKEN)
+        .device(&DeviceIdentity::generate())
+        .client("openclaw-control-ui", "webchat")
+        .scopes(&["operator.read"]);
+    o.sig_version = common::client::SigVersion::V2;
+    c.connect(&o).await.expect("bridged browser");
+    // A CLI session gets none.
+    let mut cli = Conn::open(&srv.url, &[]).await.unwrap();
+    cli.connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap();
+    let origins = fake.seen().origins.clone();
+    assert_eq!(
+        origins,
+        vec![Some(format!("http://{}", fake.addr)), None],
+        "browser first, then the CLI"
+    );
+    c.close().await;
+    cli.close().await;
     srv.stop().await;
 }

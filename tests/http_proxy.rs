@@ -112,6 +112,18 @@ async fn fake() -> Fake {
                         r.notified().await;
                         let _ = tcp.write_all(b"a\r\nchunk-two\n\r\n0\r\n\r\n").await;
                     }
+                    "/distrust" => {
+                        let body = r#"{"error":{"message":"Proxy client attribution is required.","type":"proxy_attribution_required"}}"#;
+                        let _ = tcp
+                            .write_all(format!("HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                            .await;
+                    }
+                    "/forbidden" => {
+                        let body = r#"{"error":"nope"}"#;
+                        let _ = tcp
+                            .write_all(format!("HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()).as_bytes())
+                            .await;
+                    }
                     "/upload" => {
                         // Reads the whole body (declared length or chunked), then answers its size.
                         let len = req
@@ -242,13 +254,11 @@ async fn forwarded_headers_hop_by_hop_headers_and_credentials() {
     );
     assert_eq!(s.header("x-secret-hop"), None, "{s:?}");
     assert_eq!(s.header("te"), None, "{s:?}");
-    assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
-    assert_eq!(s.header("x-forwarded-proto"), Some("http"));
-    assert!(
-        s.header("x-forwarded-host")
-            .is_some_and(|h| h.starts_with("127.0.0.1:")),
-        "{s:?}"
-    );
+    // A client on this host goes upstream as a local request: no forwarded
+    // chain of loopback hops (the real gateway refuses one).
+    for h in ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] {
+        assert_eq!(s.header(h), None, "{h}: {s:?}");
+    }
     assert_eq!(s.target, "/v1/models?x=1");
     assert!(
         !format!("{s:?}").contains(TOKEN),
@@ -403,5 +413,63 @@ async fn a_body_over_the_limit_and_a_huge_header_are_refused() {
     let a = get(&http(&srv), "/", &[]).await;
     assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(srv.admin().get("/readyz").await.json()["sessions"], 0);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_client_goes_upstream_with_its_address_and_a_distrusting_upstream_is_named() {
+    let fake = fake().await;
+    // clawgate trusts the local proxy in front of it (its own file); the
+    // upstream's trust is openclaw.json's, which clawgate does not take.
+    let mut cfg = config_with(json!({"trustedProxies": ["10.9.9.9"]}));
+    cfg["upstream"] = json!({"url": format!("ws://{}", fake.addr), "token": UPSTREAM_TOKEN});
+    cfg["clawgate.json"] = json!({"gateway": {"trustedProxies": ["127.0.0.1"]}});
+    let srv = TestServer::start(cfg).await;
+    let c = http(&srv);
+    let a = get(
+        &c,
+        "/v1/models",
+        &[
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "gw.example"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let s = fake.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(s.header("x-forwarded-for"), Some("203.0.113.7"), "{s:?}");
+    assert_eq!(s.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(s.header("x-forwarded-host"), Some("gw.example"));
+    // The upstream refusing clawgate's forwarded headers is said for what it is.
+    let a = get(&c, "/distrust", &[("X-Forwarded-For", "203.0.113.7")]).await;
+    assert_eq!(a.status, 502, "{a:?}");
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["error"]["type"], "upstream_distrusts_clawgate");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains(
+            "add \"127.0.0.1\" to gateway.trustedProxies in the real gateway's openclaw.json"
+        ),
+        "{v}"
+    );
+    // Another 403 of the upstream passes as it is.
+    let a = get(&c, "/forbidden", &[("X-Forwarded-For", "203.0.113.7")]).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    assert_eq!(a.body, "{\"error\":\"nope\"}");
+    srv.stop().await;
+
+    // openclaw.json's trustedProxies are the real gateway's in front-door
+    // mode: alone, they do not make clawgate trust anyone.
+    let mut cfg = config_with(json!({"trustedProxies": ["127.0.0.1"]}));
+    cfg["upstream"] = json!({"url": format!("ws://{}", fake.addr), "token": UPSTREAM_TOKEN});
+    let srv = TestServer::start(cfg).await;
+    let a = get(
+        &http(&srv),
+        "/v1/models",
+        &[("X-Forwarded-For", "203.0.113.7")],
+    )
+    .await;
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.body.contains("proxy_attribution_required"), "{}", a.body);
     srv.stop().await;
 }

@@ -267,7 +267,8 @@ fn flags_tree(opts: &LoadOptions) -> Value {
 }
 
 /// `openclaw.json` as clawgate layers it: in front-door mode its listener
-/// (`gateway.port`, `bind`, `customBindHost`) is the upstream's, not
+/// (`gateway.port`, `bind`, `customBindHost`) and its proxy trust
+/// (`trustedProxies`, `allowRealIpFallback`) are the upstream's, not
 /// clawgate's.
 pub fn main_tree(src: &Sources, env: &Value, overrides: &Value) -> Option<Value> {
     let f = src.file.as_ref()?;
@@ -287,7 +288,7 @@ pub fn main_tree(src: &Sources, env: &Value, overrides: &Value) -> Option<Value>
     let mut tree = f.value.clone();
     if front_door {
         if let Some(g) = tree.get_mut("gateway").and_then(Value::as_object_mut) {
-            for k in settings::UPSTREAM_LISTENER {
+            for k in settings::UPSTREAM_OWNED {
                 g.remove(*k);
             }
         }

@@ -160,9 +160,16 @@ pub const SETTINGS: &[Setting] = &[
     s("upstream.connectTimeoutMs", C),
 ];
 
-/// The keys of `openclaw.json` that, in front-door mode, describe the
-/// upstream's listener rather than clawgate's.
-pub const UPSTREAM_LISTENER: &[&str] = &["port", "bind", "customBindHost"];
+/// The keys of `openclaw.json` that, in front-door mode, are the upstream's
+/// rather than clawgate's: its listener, and whom it trusts as a proxy
+/// (clawgate, on loopback). clawgate's own go in `clawgate.json`.
+pub const UPSTREAM_OWNED: &[&str] = &[
+    "port",
+    "bind",
+    "customBindHost",
+    "trustedProxies",
+    "allowRealIpFallback",
+];
 
 /// `gateway.admin.port` → `gateway: { admin: { port: … } }`, for messages.
 pub fn nested_example(key: &str) -> String {

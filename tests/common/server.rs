@@ -39,9 +39,15 @@ pub fn config_with(extra_gateway: Value) -> Value {
     serde_json::json!({ "gateway": gw })
 }
 
+/// Writes `cfg` as `<dir>/openclaw.json`; a top-level `"clawgate.json"` key
+/// is written as the clawgate file next to it instead.
 fn load(dir: &std::path::Path, cfg: &Value) -> clawgate::config::RuntimeConfig {
     let path = dir.join("openclaw.json");
-    std::fs::write(&path, serde_json::to_string_pretty(cfg).unwrap()).unwrap();
+    let mut cfg = cfg.clone();
+    if let Some(own) = cfg.as_object_mut().and_then(|o| o.remove("clawgate.json")) {
+        std::fs::write(dir.join("clawgate.json"), own.to_string()).unwrap();
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&cfg).unwrap()).unwrap();
     config::load(&test_opts(dir, BTreeMap::new())).expect("valid test config")
 }
 

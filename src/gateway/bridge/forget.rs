@@ -44,6 +44,7 @@ async fn run(store: &Store, up: &UpstreamConfig, upstream_device_id: &str) -> Re
     let grant = Grant {
         role: Role::Operator,
         scopes: &scopes,
+        browser: false,
     };
     let mut opened = upstream::open(up, &params, &grant, Some(&me), 1 << 20)
         .await

@@ -174,12 +174,14 @@ pub async fn proxy(
         );
     }
     let target = format!("{}{path}", http_base(up));
-    let host = req
-        .headers()
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    // What the client used: a trusted proxy in front says so.
+    let host = match addr.kind {
+        Attribution::TrustedProxy => header("x-forwarded-host").or(header("host")),
+        _ => header("host"),
+    }
+    .unwrap_or("")
+    .to_string();
     let proto = match addr.kind {
         Attribution::TrustedProxy => req
             .headers()
@@ -231,10 +233,16 @@ pub async fn proxy(
         for (n, v) in headers {
             r = r.append_header((n, v));
         }
-        r = r
-            .insert_header(("x-forwarded-for", addr.client.to_string()))
-            .insert_header(("x-forwarded-proto", proto))
-            .insert_header(("x-forwarded-host", host));
+        // A client on this host goes upstream as what it is, a local
+        // request (the real gateway refuses a forwarded chain of loopback
+        // hops); any other client with its address, which the upstream
+        // believes when it trusts clawgate (its gateway.trustedProxies).
+        if !addr.client.is_loopback() {
+            r = r
+                .insert_header(("x-forwarded-for", addr.client.to_string()))
+                .insert_header(("x-forwarded-proto", proto))
+                .insert_header(("x-forwarded-host", host));
+        }
         match (&bearer, replace, &secret) {
             (Some(_), true, Some(s)) => {
                 r = r.insert_header(("authorization", format!("Bearer {s}")))
@@ -270,6 +278,27 @@ pub async fn proxy(
     let mut out = HttpResponse::build(resp.status());
     for (n, v) in passable(resp.headers(), &[]) {
         out.append_header((n, v));
+    }
+    if resp.status() == StatusCode::FORBIDDEN {
+        // The upstream's own proxy refusal is about clawgate, not the
+        // client: say what to change.
+        let mut resp = resp;
+        let body = resp.body().limit(16 * 1024).await.unwrap_or_default();
+        if body
+            .windows(b"proxy_attribution_required".len())
+            .any(|w| w == b"proxy_attribution_required")
+        {
+            tracing::warn!(upstream = %up.url, "the upstream gateway refused clawgate's forwarded headers: add \"127.0.0.1\" to gateway.trustedProxies in its openclaw.json");
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                "upstream_distrusts_clawgate",
+                format!(
+                    "the upstream gateway {} does not trust clawgate as its proxy, so it refused this request from {}: add \"127.0.0.1\" to gateway.trustedProxies in the real gateway's openclaw.json (clawgate's own trusted proxies go in clawgate.json)",
+                    up.url, addr.client
+                ),
+            );
+        }
+        return out.body(body);
     }
     out.streaming(resp)
 }

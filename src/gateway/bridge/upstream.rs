@@ -67,6 +67,10 @@ impl std::fmt::Display for OpenError {
 pub struct Grant<'a> {
     pub role: Role,
     pub scopes: &'a [String],
+    /// A browser session (its upgrade had an `Origin`): the upstream gets
+    /// one it accepts from a local client, its own (the real gateway
+    /// refuses a browser client without one, whatever its allowedOrigins).
+    pub browser: bool,
 }
 
 impl<'a> Grant<'a> {
@@ -74,8 +78,20 @@ impl<'a> Grant<'a> {
         Grant {
             role: info.role,
             scopes: &info.scopes,
+            browser: info.origin.is_some(),
         }
     }
+}
+
+/// The upstream's own origin (`ws://h:p/x` → `http://h:p`).
+fn own_origin(url: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    let scheme = if u.scheme() == "wss" { "https" } else { "http" };
+    let host = u.host_str()?;
+    Some(match u.port() {
+        Some(p) => format!("{scheme}://{host}:{p}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
 /// The downstream `connect` params as the upstream gets them.
@@ -155,7 +171,18 @@ pub async fn open(
         .max_write_buffer_size(max_payload.saturating_mul(2))
         .max_message_size(Some(max_payload))
         .max_frame_size(Some(max_payload));
-    let connecting = tokio_tungstenite::connect_async_with_config(up.url.as_str(), Some(cfg), true);
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = up
+        .url
+        .as_str()
+        .into_client_request()
+        .map_err(|e| OpenError::Unreachable(e.to_string()))?;
+    if grant.browser {
+        if let Some(o) = own_origin(&up.url).and_then(|o| o.parse().ok()) {
+            request.headers_mut().insert("origin", o);
+        }
+    }
+    let connecting = tokio_tungstenite::connect_async_with_config(request, Some(cfg), true);
     // One deadline for the whole opening (TCP, upgrade, challenge, hello):
     // an upstream that chatters without ever answering gets no longer.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(up.connect_timeout_ms);
@@ -235,5 +262,24 @@ async fn next_json(ws: &mut UpWs, deadline: tokio::time::Instant) -> Result<Valu
             }
             _ => continue,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_upstreams_own_origin() {
+        assert_eq!(
+            super::own_origin("ws://127.0.0.1:18790").as_deref(),
+            Some("http://127.0.0.1:18790")
+        );
+        assert_eq!(
+            super::own_origin("wss://gw.example/x").as_deref(),
+            Some("https://gw.example")
+        );
+        assert_eq!(
+            super::own_origin("ws://[::1]:9").as_deref(),
+            Some("http://[::1]:9")
+        );
     }
 }
