@@ -551,6 +551,30 @@ async fn front_door_upstream_is_checked() {
     assert!(any_contains(&c["details"], "gateway.admin.port"), "{c:#}");
     assert!(any_contains(&c["fix"], "\"loopback\""), "{c:#}");
     assert!(any_contains(&c["fix"], "clawgate.json"), "{c:#}");
+    // The real gateway does not trust clawgate as its proxy.
+    assert!(
+        any_contains(&c["details"], "does not include 127.0.0.1"),
+        "{c:#}"
+    );
+    assert!(
+        any_contains(
+            &c["fix"],
+            "add \"127.0.0.1\" to gateway.trustedProxies in openclaw.json"
+        ),
+        "{c:#}"
+    );
+    // Trusting it (a range will do) clears that.
+    write_config(
+        dir.path(),
+        &json!({"gateway": {"port": up_port, "bind": "loopback", "auth": {"token": TOKEN}, "trustedProxies": ["127.0.0.0/8"]}})
+            .to_string(),
+    );
+    let v = doctor_in(dir.path(), vec![]).await.json();
+    let c = check(&v, "upstream");
+    assert!(
+        !any_contains(&c["details"], "does not include 127.0.0.1"),
+        "{c:#}"
+    );
     // Standalone reports have no upstream check.
     let standalone = tempfile::tempdir().unwrap();
     write_config(

@@ -820,7 +820,8 @@ async function main() {
 
   if (!infraErr.all && TARGET === 'frontdoor') {
     try {
-      upstream = await startGateway('upstream', { trustedProxies: null, kind: 'openclaw' });
+      // the real gateway trusts clawgate (on loopback) as its proxy, as the README's front-door setup says
+      upstream = await startGateway('upstream', { trustedProxies: ['127.0.0.1'], kind: 'openclaw' });
       log(`interop: upstream (the real gateway) up at ${upstream.url} after ${elapsed(upstream.startMs)}`);
     } catch (e) {
       infraErr.upstream = `the real gateway (upstream) failed to start: ${e.message}`;

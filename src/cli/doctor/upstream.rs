@@ -49,6 +49,32 @@ pub(super) fn check_upstream(cfg: &RuntimeConfig) -> Option<Check> {
         ));
         c.add_fix("set gateway.bind to \"loopback\" in openclaw.json (clawgate's own listener is set in clawgate.json)");
     }
+    // The real gateway must trust clawgate (on loopback) as its proxy, or it
+    // refuses the remote clients' HTTP that clawgate relays with their address.
+    let trusted: Vec<String> = cfg
+        .sources
+        .file
+        .as_ref()
+        .and_then(|f| f.value.pointer("/gateway/trustedProxies"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let trusts_clawgate = trusted.iter().any(|t| {
+        crate::config::parse_ip_or_cidr(t)
+            .is_some_and(|n| n.contains(&IpAddr::from([127, 0, 0, 1])))
+    });
+    if loopback && !trusts_clawgate {
+        c.raise(Status::Warn);
+        c.details.push(
+            "openclaw.json's gateway.trustedProxies does not include 127.0.0.1: the real gateway refuses the HTTP requests clawgate relays for remote browsers (the Control UI files, its config, the HTTP APIs) with 403 proxy_attribution_required".into(),
+        );
+        c.add_fix("add \"127.0.0.1\" to gateway.trustedProxies in openclaw.json (the real gateway's file; clawgate's own trusted proxies go in clawgate.json)");
+    }
     // The shared openclaw.json must stay valid for OpenClaw.
     let misplaced: Vec<&String> = cfg
         .warnings
