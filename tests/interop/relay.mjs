@@ -1,6 +1,6 @@
 // Tiny WebSocket relay for the interop suite (loopback only).
 //
-//   node relay.mjs --target ws://127.0.0.1:GATEWAY_PORT [--port 0] [--xff 203.0.113.7|none] [--log FILE]
+//   node relay.mjs --target ws://127.0.0.1:GATEWAY_PORT [--port 0] [--xff 203.0.113.7|none] [--log FILE] [--http]
 //
 // Listens on 127.0.0.1:<port>, and for every WebSocket upgrade opens a WebSocket to the target adding
 // `X-Forwarded-For: <xff>` (so a loopback client looks remote when 127.0.0.1 is a trusted proxy).
@@ -8,6 +8,9 @@
 // - A non-101 answer from the target (status + headers + body) is forwarded to the client verbatim.
 // - Frames are relayed in both directions; close codes/reasons are passed through.
 // - Everything (upgrade, frames, closes, errors) is logged as JSON lines to --log (default: stderr).
+// - `--http` (optional): plain HTTP requests (anything that is not an upgrade) are forwarded to the target too
+//   (method, path, headers, body streamed both ways), with the same `X-Forwarded-For` added and `Host` set to the
+//   target (as the WebSocket side does), so a browser can load a page through the relay. Without it they get 426.
 // Prints `RELAY_LISTENING <port>` on stdout once listening.
 // Uses the `ws` package from the openclaw install (resolved via NODE_PATH or --ws-module).
 import http from 'node:http';
@@ -23,6 +26,7 @@ const port = Number(arg('port', '0'));
 const xff = arg('xff', '203.0.113.7');
 const logFile = arg('log', '');
 const wsModule = arg('ws-module', process.env.INTEROP_WS_MODULE || 'ws');
+const forwardHttp = process.argv.includes('--http');
 if (!target || !/^wss?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/.*)?$/.test(target)) {
   console.error('relay: --target must be a loopback ws:// URL');
   process.exit(2);
@@ -56,7 +60,37 @@ function safeClose(ws, code, reason) {
 }
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 1024 * 1024 });
+// Hop-by-hop headers (RFC 9110 §7.6.1) stop at the relay, in both directions.
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authorization', 'proxy-authenticate'];
+function endToEnd(headers) {
+  const named = String(headers.connection || '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
+  const outH = {};
+  for (const [k, v] of Object.entries(headers)) if (!HOP_BY_HOP.includes(k) && !named.includes(k)) outH[k] = v;
+  return outH;
+}
+let httpSeq = 0;
+function forward(req, res) {
+  const id = ++httpSeq;
+  const t = new URL(target);
+  const headers = endToEnd(req.headers);
+  headers.host = t.host;
+  if (xff && xff !== 'none') headers['x-forwarded-for'] = xff;
+  const started = Date.now();
+  const up = http.request({ host: t.hostname.replace(/^\[|\]$/g, ''), port: t.port || 80, method: req.method, path: req.url, headers }, (ures) => {
+    log({ http: id, dir: 'http', method: req.method, url: req.url, status: ures.statusCode, ms: Date.now() - started });
+    res.writeHead(ures.statusCode, ures.statusMessage, endToEnd(ures.headers));
+    ures.pipe(res);
+    ures.on('error', () => res.destroy());
+  });
+  up.on('error', (e) => {
+    log({ http: id, dir: 'http-error', method: req.method, url: req.url, error: String(e && e.message) });
+    if (!res.headersSent) { res.writeHead(502, { 'content-type': 'text/plain' }); res.end('relay: upstream error\n'); } else res.destroy();
+  });
+  res.on('close', () => { if (!res.writableFinished) up.destroy(); });
+  req.pipe(up);
+}
 const server = http.createServer((req, res) => {
+  if (forwardHttp) return forward(req, res);
   res.writeHead(426, { 'content-type': 'text/plain' });
   res.end('relay: websocket upgrade required\n');
 });
@@ -132,7 +166,7 @@ server.on('upgrade', (req, socket, head) => {
 
 server.listen(port, '127.0.0.1', () => {
   const p = server.address().port;
-  log({ dir: 'listening', port: p, target, xff });
+  log({ dir: 'listening', port: p, target, xff, http: forwardHttp });
   process.stdout.write(`RELAY_LISTENING ${p}\n`);
 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => { try { server.close(); } catch {} process.exit(0); });

