@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use clawgate::admin::client::{Answer, Client};
 use common::client::{Conn, ConnectOpts, DeviceIdentity};
@@ -43,32 +42,11 @@ async fn start(dir: &Path, control_ui: Value) -> TestServer {
 }
 
 fn http(srv: &TestServer) -> Client {
-    Client::with(
-        srv.url
-            .replace("ws://", "http://")
-            .trim_end_matches('/')
-            .to_string(),
-        None,
-        Duration::from_secs(10),
-        "clawgate-tests",
-    )
+    common::http::gateway_client(&srv.url)
 }
 
 async fn get(c: &Client, method: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
-    let (c, method, path) = (c.clone(), method.to_string(), path.to_string());
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        c.send(&method, &path, &h, None).unwrap()
-    })
-    .await
-    .unwrap()
+    common::http::send(c, method, path, headers).await
 }
 
 fn sha(body: &str) -> String {

@@ -170,33 +170,11 @@ async fn front_door(upstream: SocketAddr) -> TestServer {
 }
 
 fn http(srv: &TestServer) -> Client {
-    Client::with(
-        srv.url
-            .replace("ws://", "http://")
-            .trim_end_matches('/')
-            .to_string(),
-        None,
-        Duration::from_secs(10),
-        "clawgate-tests",
-    )
+    common::http::gateway_client(&srv.url)
 }
 
 async fn get(c: &Client, path: &str, headers: &[(&str, &str)]) -> clawgate::admin::client::Answer {
-    let c = c.clone();
-    let path = path.to_string();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
-    tokio::task::spawn_blocking(move || {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        c.send("GET", &path, &h, None).unwrap()
-    })
-    .await
-    .unwrap()
+    common::http::send(c, "GET", path, headers).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

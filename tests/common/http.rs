@@ -66,6 +66,42 @@ pub async fn request(
     .unwrap()
 }
 
+/// A client for plain HTTP on the gateway port of the server at `ws_url`.
+pub fn gateway_client(ws_url: &str) -> Client {
+    Client::with(
+        ws_url
+            .replace("ws://", "http://")
+            .trim_end_matches('/')
+            .to_string(),
+        None,
+        Duration::from_secs(10),
+        "clawgate-tests",
+    )
+}
+
+/// One request with `c` (blocking client, run off the async threads).
+pub async fn send(
+    c: &Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> clawgate::admin::client::Answer {
+    let (c, method, path) = (c.clone(), method.to_string(), path.to_string());
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        c.send(&method, &path, &h, None).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 /// An admin API client bound to a base URL and a bearer token.
 #[derive(Clone)]
 pub struct Admin {

@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, sleep, tail } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, makeBaseEnv, stopOnSignals, sleep, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -89,18 +89,7 @@ async function stopAll() {
   while (Date.now() < deadline && children.size) await sleep(100);
   for (const c of [...children]) killGroup(c.pid, 'SIGKILL');
 }
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, async () => {
-    if (stopping) return;
-    stopping = true;
-    log(`\nbrowser: got ${sig}, stopping children`);
-    await stopAll();
-    log('0 passed, 1 failed');
-    process.exit(1);
-  });
-}
-process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
+stopOnSignals('browser', children, stopAll);
 
 // The offline environment of every real OpenClaw process (and the relays): lib.mjs, as interop.mjs.
 const baseEnv = makeBaseEnv({ nodeBin: NODE_BIN, ocMjs: OC_MJS, guard: GUARD, guardLog: path.join(WORK, 'guard.log') });

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, newDevice, sleep, tail, WsClient } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, makeBaseEnv, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -62,18 +62,7 @@ async function stopAll() {
   while (Date.now() < deadline && [...children].length) await sleep(100);
   for (const c of [...children]) killGroup(c.pid, 'SIGKILL');
 }
-let stopping = false;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
-  process.on(sig, async () => {
-    if (stopping) return;
-    stopping = true;
-    log(`\ninterop: got ${sig}, stopping children`);
-    await stopAll();
-    log('0 passed, 1 failed');
-    process.exit(1);
-  });
-}
-process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
+stopOnSignals('interop', children, stopAll);
 
 const baseEnv = makeBaseEnv({ nodeBin: NODE_BIN, ocMjs: OC_MJS, guard: GUARD, guardLog: path.join(WORK, 'guard.log') });
 

@@ -35,6 +35,23 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export function killGroup(pid, sig = 'SIGTERM') { try { process.kill(-pid, sig); } catch { try { process.kill(pid, sig); } catch {} } }
 
+// On SIGINT/SIGTERM/SIGHUP: `stopAll()`, then the failure summary line, exit 1; on exit, SIGKILL to every
+// child left (`children`: a Set of {pid}).
+export function stopOnSignals(name, children, stopAll) {
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.on(sig, async () => {
+      if (stopping) return;
+      stopping = true;
+      console.log(`\n${name}: got ${sig}, stopping children`);
+      await stopAll();
+      console.log('0 passed, 1 failed');
+      process.exit(1);
+    });
+  }
+  process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
+}
+
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
