@@ -185,6 +185,12 @@ async fn serve(tcp: tokio::net::TcpStream, seen: Arc<Shared>, answer: Answer, n:
             s.params.push(v["params"].clone());
         });
         match method.as_str() {
+            "node.describe" => {
+                let r = json!({"type": "res", "id": id, "ok": true, "payload": {
+                    "nodeId": v["params"]["nodeId"], "approvalState": "pending-approval",
+                    "connected": true, "pendingRequestId": "surface-1"}});
+                let _ = ws.send(Message::text(r.to_string())).await;
+            }
             "node.list" => {
                 let nodes: Vec<Value> = seen
                     .seen
@@ -781,13 +787,26 @@ async fn a_node_is_known_by_its_own_id_on_each_side_and_removal_makes_the_upstre
         json!(node_dev.device_id),
         "{list}"
     );
-    op.rpc("node.describe", json!({"nodeId": node_dev.device_id}))
+    let d = op
+        .rpc("node.describe", json!({"nodeId": node_dev.device_id}))
         .await
         .unwrap();
+    assert_eq!(d["nodeId"], json!(node_dev.device_id), "{d}");
     assert_eq!(
         fake.seen().params.last().unwrap()["nodeId"],
         json!(upstream_id)
     );
+    // The admin API shows the node's role and how the upstream sees it.
+    let v = srv
+        .admin()
+        .get(&format!("/admin/v1/devices/{}", node_dev.device_id))
+        .await
+        .json();
+    assert_eq!(v["roles"], json!(["node"]), "{v}");
+    assert_eq!(v["upstream"]["nodeId"], json!(upstream_id), "{v}");
+    assert_eq!(v["upstream"]["approvalState"], "pending-approval", "{v}");
+    assert_eq!(v["upstream"]["pendingRequestId"], "surface-1", "{v}");
+    assert_eq!(v["upstream"]["connected"], true, "{v}");
 
     // Removing the device in clawgate closes the node (4001) and makes the
     // upstream forget the identity: clawgate's own session removes it there.

@@ -264,6 +264,27 @@ pub struct Device {
     pub paired_at_ms: u64,
     pub last_seen_address: Option<String>,
     pub connected_sessions: usize,
+    /// Front-door mode, a node, `GET /admin/v1/devices/{id}` only: how the
+    /// upstream sees it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamNode>,
+}
+
+/// A node as the upstream gateway knows it (its command surface is the
+/// upstream's to approve: `openclaw nodes pending|approve`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UpstreamNode {
+    /// The device id the upstream knows the node by (clawgate's identity for it).
+    pub node_id: Option<String>,
+    /// The upstream's `approvalState`: `approved`, `pending-approval`,
+    /// `pending-reapproval`, `unapproved`; `unknown` when the upstream has
+    /// not seen it yet.
+    pub approval_state: Option<String>,
+    pub connected: Option<bool>,
+    pub pending_request_id: Option<String>,
+    /// Why the upstream could not be asked.
+    pub error: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -278,7 +278,7 @@ pub async fn remove_device(
     if let Some(up_id) = upstream_id {
         state.upstream_ids.remove(&id);
         if let Some(up) = state.config.load().gateway.upstream.clone() {
-            tokio::spawn(super::bridge::forget::forget(
+            tokio::spawn(super::bridge::maintenance::forget(
                 state.store.clone(),
                 up,
                 up_id,

@@ -24,7 +24,55 @@ fn device_view_with(d: &DeviceRecord, connected_sessions: usize) -> dto::Device 
         paired_at_ms: d.created_at_ms,
         last_seen_address: d.last_seen_ip.clone(),
         connected_sessions,
+        upstream: None,
     }
+}
+
+/// Front-door mode: how the upstream sees a node device (`node.describe`
+/// over clawgate's maintenance session).
+async fn upstream_node(gw: &GatewayState, d: &DeviceRecord) -> Option<dto::UpstreamNode> {
+    let up = gw.config.load().gateway.upstream.clone()?;
+    if !d
+        .roles
+        .iter()
+        .any(|r| r == crate::gateway::scopes::Role::Node.as_str())
+    {
+        return None;
+    }
+    let Some(node_id) = gw.upstream_ids.up_of(&d.device_id) else {
+        return Some(dto::UpstreamNode {
+            approval_state: Some("unknown".into()),
+            ..Default::default()
+        });
+    };
+    use crate::gateway::bridge::maintenance::{call, CallError};
+    let answer = call(
+        &gw.store,
+        &up,
+        "node.describe",
+        serde_json::json!({ "nodeId": node_id }),
+    )
+    .await;
+    let mut out = dto::UpstreamNode {
+        node_id: Some(node_id),
+        ..Default::default()
+    };
+    match answer {
+        Ok(v) => {
+            out.approval_state = v["approvalState"].as_str().map(str::to_string);
+            out.connected = v["connected"].as_bool();
+            out.pending_request_id = v["pendingRequestId"].as_str().map(str::to_string);
+        }
+        Err(CallError::Refused(e))
+            if e["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown nodeId")) =>
+        {
+            out.approval_state = Some("unknown".into());
+        }
+        Err(e) => out.error = Some(e.to_string()),
+    }
+    Some(out)
 }
 
 /// Largest page of `GET /admin/v1/devices`.
@@ -77,7 +125,9 @@ fn load_device(s: &AdminState, id: &str) -> ApiResult<DeviceRecord> {
 
 pub async fn get_device(s: Data, path: web::Path<String>) -> ApiResult<HttpResponse> {
     let d = load_device(&s, &path.into_inner())?;
-    Ok(HttpResponse::Ok().json(device_view(&s.gw, &d)))
+    let mut view = device_view(&s.gw, &d);
+    view.upstream = upstream_node(&s.gw, &d).await;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 pub async fn patch_device(

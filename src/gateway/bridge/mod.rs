@@ -5,9 +5,9 @@
 //! request id, unchanged. The relay loop itself is in `session.rs`; this
 //! module opens the upstream session and classifies frames.
 
-pub mod forget;
 pub mod http;
 pub mod identity;
+pub mod maintenance;
 pub mod status;
 pub mod upstream;
 

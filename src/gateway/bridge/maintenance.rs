@@ -1,3 +1,6 @@
+//! clawgate's own sessions to the upstream (its maintenance identity), for
+//! what it asks the upstream itself.
+//!
 //! When a device is removed in clawgate, the upstream forgets the identity
 //! clawgate presented for it: clawgate opens a session of its own (its
 //! maintenance identity, from loopback with the upstream's secret, paired
@@ -32,10 +35,58 @@ pub async fn forget(store: Store, up: UpstreamConfig, upstream_device_id: String
 }
 
 async fn run(store: &Store, up: &UpstreamConfig, upstream_device_id: &str) -> Result<(), String> {
+    match call(
+        store,
+        up,
+        "device.pair.remove",
+        json!({"deviceId": upstream_device_id}),
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone there (never bridged after a reset, say): nothing to forget.
+        Err(Refused(e)) if e["message"].as_str().is_some_and(|m| m.contains("unknown")) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Why a maintenance call gave no answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// No session, or no answer in time.
+    Unavailable(String),
+    /// The upstream answered with this error object.
+    Refused(Value),
+}
+use CallError::Refused;
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unavailable(why) => write!(f, "{why}"),
+            Refused(e) => write!(
+                f,
+                "{} {}",
+                e["code"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("")
+            ),
+        }
+    }
+}
+
+/// One request on a maintenance session of clawgate's own: its answer's
+/// payload.
+pub async fn call(
+    store: &Store,
+    up: &UpstreamConfig,
+    method: &str,
+    params: Value,
+) -> Result<Value, CallError> {
+    let unavailable = |e: String| CallError::Unavailable(e);
     let me = identity::for_device(store, &IdMap::default(), identity::MAINTENANCE)
         .await
-        .map_err(|e| format!("storage: {e}"))?;
-    let params = json!({
+        .map_err(|e| unavailable(format!("storage: {e}")))?;
+    let connect = json!({
         "minProtocol": 4,
         "maxProtocol": 4,
         "client": {"id": "cli", "mode": "cli", "version": env!("CARGO_PKG_VERSION"), "platform": std::env::consts::OS, "displayName": "clawgate"},
@@ -46,38 +97,31 @@ async fn run(store: &Store, up: &UpstreamConfig, upstream_device_id: &str) -> Re
         scopes: &scopes,
         browser: false,
     };
-    let mut opened = upstream::open(up, &params, &grant, Some(&me), 1 << 20)
+    let mut opened = upstream::open(up, &connect, &grant, Some(&me), 1 << 20)
         .await
-        .map_err(|e| e.to_string())?;
-    let req = json!({"type": "req", "id": "forget", "method": "device.pair.remove", "params": {"deviceId": upstream_device_id}});
+        .map_err(|e| unavailable(e.to_string()))?;
+    let req = json!({"type": "req", "id": "maintenance", "method": method, "params": params});
     opened
         .ws
         .send(Message::text(req.to_string()))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| unavailable(e.to_string()))?;
     let deadline =
         tokio::time::Instant::now() + std::time::Duration::from_millis(up.connect_timeout_ms);
     let answer = loop {
         match tokio::time::timeout_at(deadline, opened.ws.next()).await {
-            Err(_) => break Err("no answer in time".to_string()),
+            Err(_) => break Err(unavailable("no answer in time".into())),
             Ok(Some(Ok(Message::Text(t)))) => {
                 let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
-                if v["type"] == "res" && v["id"] == "forget" {
+                if v["type"] == "res" && v["id"] == "maintenance" {
                     break match v["ok"].as_bool() {
-                        Some(true) => Ok(()),
-                        // Already gone there (never bridged after a reset, say): nothing to forget.
-                        _ if v["error"]["message"]
-                            .as_str()
-                            .is_some_and(|m| m.contains("unknown")) =>
-                        {
-                            Ok(())
-                        }
-                        _ => Err(format!("device.pair.remove: {}", v["error"])),
+                        Some(true) => Ok(v["payload"].clone()),
+                        _ => Err(Refused(v["error"].clone())),
                     };
                 }
             }
             Ok(Some(Ok(_))) => {}
-            Ok(_) => break Err("the connection closed".to_string()),
+            Ok(_) => break Err(unavailable("the connection closed".into())),
         }
     };
     let _ = opened.ws.close(None).await;
