@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, stopOnSignals, sleep, tail } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, makeBaseEnv, spawnRelay, stopOnSignals, sleep, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -220,19 +220,9 @@ function fmtApi(r) { return `$ curl -X ${r.what}\n  -> ${r.status} ${trunc(r.tex
 
 async function startRelay(name, target, port, { xff = XFF } = {}) {
   const logFile = path.join(WORK, `relay-${name}.log`);
-  const child = spawn(NODE_BIN, [RELAY, '--target', target.url, '--port', String(port), '--xff', xff, '--http', '--log', logFile],
-    { env: baseEnv(), cwd: WORK, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  trackChild(child, `relay ${name}`);
-  let buf = '', errBuf = '';
-  child.stderr.on('data', (d) => { errBuf += d; });
-  const got = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay ${name} did not start: ${errBuf}`)), 15000);
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const m = /RELAY_LISTENING (\d+)/.exec(buf);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay ${name} exited (${code}): ${errBuf}`)); });
+  const got = await spawnRelay({
+    name, nodeBin: NODE_BIN, relay: RELAY, env: baseEnv(), cwd: WORK, track: (c) => trackChild(c, `relay ${name}`),
+    args: ['--target', target.url, '--port', String(port), '--xff', xff, '--http', '--log', logFile],
   });
   return { name, port: got, origin: `http://127.0.0.1:${got}`, logFile, target };
 }

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, makeBaseEnv, spawnRelay, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -281,19 +281,9 @@ async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor
 
 async function startRelay(name, targetUrl, xff = XFF) {
   const logFile = path.join(WORK, `relay-${name}.log`);
-  const child = spawn(NODE_BIN, [RELAY, '--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile],
-    { env: baseEnv(), cwd: WORK, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  trackChild(child, `relay ${name}`);
-  let buf = '', errBuf = '';
-  child.stderr.on('data', (d) => { errBuf += d; });
-  const port = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`relay ${name} did not start: ${errBuf}`)), 15000);
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const m = /RELAY_LISTENING (\d+)/.exec(buf);
-      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
-    });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay ${name} exited (${code}): ${errBuf}`)); });
+  const port = await spawnRelay({
+    name, nodeBin: NODE_BIN, relay: RELAY, env: baseEnv(), cwd: WORK, track: (c) => trackChild(c, `relay ${name}`),
+    args: ['--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile],
   });
   return { name, port, url: `ws://127.0.0.1:${port}`, logFile };
 }

@@ -1,6 +1,7 @@
 // Shared by the interop drivers (interop.mjs, bench-real.mjs): the offline environment every real
 // OpenClaw process gets, small process/HTTP helpers, and a minimal gateway WebSocket client that does
 // the real handshake (an Ed25519 device identity, a v3 signature over the challenge nonce).
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -50,6 +51,24 @@ export function stopOnSignals(name, children, stopAll) {
     });
   }
   process.on('exit', () => { for (const c of children) killGroup(c.pid, 'SIGKILL'); });
+}
+
+// Starts relay.mjs (`args` after the script) and resolves with the port it prints (≤ 15 s); `track(child)`
+// registers it for cleanup.
+export async function spawnRelay({ name, nodeBin, relay, args, env, cwd, track }) {
+  const child = spawn(nodeBin, [relay, ...args], { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  track(child);
+  let buf = '', errBuf = '';
+  child.stderr.on('data', (d) => { errBuf += d; });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`relay ${name} did not start: ${errBuf}`)), 15000);
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /RELAY_LISTENING (\d+)/.exec(buf);
+      if (m) { clearTimeout(timer); resolve(Number(m[1])); }
+    });
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`relay ${name} exited (${code}): ${errBuf}`)); });
+  });
 }
 
 export async function freePort() {
