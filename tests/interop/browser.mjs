@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, spawnRelay, stopOnSignals, sleep, tail } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, guardSummary, makeBaseEnv, runDriver, spawnRelay, stopOnSignals, sleep, tail } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -735,7 +735,8 @@ async function main() {
   log(`=== browser summary (target=${TARGET}, ${elapsed(Date.now() - t0)}) ===`);
   for (const r of results) log(`${r.pass ? 'PASS' : 'FAIL'} [${r.id}] ${r.title}${r.pass ? '' : ` — ${r.error.split('\n')[0]}`}`);
   for (const n of notes) log(`note: ${n}`);
-  try { const g = fs.readFileSync(path.join(WORK, 'guard.log'), 'utf8').split('\n').filter(Boolean); if (g.length) log(`guard refused ${g.length} non-loopback attempts (see ${path.join(WORK, 'guard.log')})`); } catch {}
+  const guarded = guardSummary(WORK);
+  if (guarded) log(guarded);
   log(`logs: ${WORK}`);
   log(`screenshots: ${ART}`);
   await stopAll();
@@ -744,9 +745,4 @@ async function main() {
   return failed === 0 && results.length > 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), async (e) => {
-  log(`browser: driver crashed: ${e?.stack || e}`);
-  await stopAll();
-  log('0 passed, 1 failed');
-  process.exit(1);
-});
+runDriver('browser', main, stopAll);

@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { freePort, httpGetStatus, killGroup, makeBaseEnv, spawnRelay, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
+import { freePort, httpGetStatus, killGroup, guardSummary, makeBaseEnv, runDriver, spawnRelay, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -884,7 +884,8 @@ async function main() {
     log('observed differences from the real gateway (informational, not counted):');
     for (const n of notes) log(`  ${n}`);
   }
-  try { const g = fs.readFileSync(path.join(WORK, 'guard.log'), 'utf8').split('\n').filter(Boolean); if (g.length) log(`guard refused ${g.length} non-loopback attempts (see ${path.join(WORK, 'guard.log')})`); } catch {}
+  const guarded = guardSummary(WORK);
+  if (guarded) log(guarded);
   log(`logs: ${WORK}`);
   await stopAll();
   fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ target: TARGET, results, notes }, null, 2));
@@ -892,9 +893,4 @@ async function main() {
   return failed === 0 && results.length > 0 ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), async (e) => {
-  log(`interop: driver crashed: ${e?.stack || e}`);
-  await stopAll();
-  log('0 passed, 1 failed');
-  process.exit(1);
-});
+runDriver('interop', main, stopAll);

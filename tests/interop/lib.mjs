@@ -71,6 +71,25 @@ export async function spawnRelay({ name, nodeBin, relay, args, env, cwd, track }
   });
 }
 
+// The guard's refusals in `work`/guard.log, as one summary line (null when there were none).
+export function guardSummary(work) {
+  const f = path.join(work, 'guard.log');
+  try {
+    const n = fs.readFileSync(f, 'utf8').split('\n').filter(Boolean).length;
+    return n ? `guard refused ${n} non-loopback attempts (see ${f})` : null;
+  } catch { return null; }
+}
+
+// Runs a driver's `main` (which resolves with the exit code); a crash is reported as a failed suite.
+export function runDriver(name, main, stopAll) {
+  main().then((code) => process.exit(code), async (e) => {
+    console.log(`${name}: driver crashed: ${e?.stack || e}`);
+    await stopAll();
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  });
+}
+
 export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = net.createServer();

@@ -76,13 +76,13 @@ pub(super) fn check_permissions(ctx: &Ctx) -> Check {
                 c.add_fix(format!("chmod 700 {d}"));
                 dir_ok = false;
             }
-            if md.uid() != euid {
-                c.raise(Status::Warn);
-                c.details.push(format!(
-                    "the state dir {d} is owned by uid {}, but clawgate runs as uid {euid}",
-                    md.uid()
-                ));
-                c.add_fix(format!("sudo chown -R {euid} {d}"));
+            if foreign_owner(
+                &mut c,
+                &format!("the state dir {d}"),
+                md.uid(),
+                euid,
+                format!("sudo chown -R {euid} {d}"),
+            ) {
                 dir_ok = false;
             }
             if dir_ok {
@@ -105,14 +105,16 @@ pub(super) fn check_permissions(ctx: &Ctx) -> Check {
                     c.add_fix(format!("chmod 600 {}", f.display()));
                     files_ok = false;
                 }
-                if fm.uid() != euid && md.uid() == euid {
-                    c.raise(Status::Warn);
-                    c.details.push(format!(
-                        "{} is owned by uid {}, but clawgate runs as uid {euid}",
-                        f.display(),
-                        fm.uid()
-                    ));
-                    c.add_fix(format!("sudo chown {euid} {}", f.display()));
+                // (a foreign state dir is reported once, with chown -R)
+                if md.uid() == euid
+                    && foreign_owner(
+                        &mut c,
+                        &f.display().to_string(),
+                        fm.uid(),
+                        euid,
+                        format!("sudo chown {euid} {}", f.display()),
+                    )
+                {
                     files_ok = false;
                 }
             }
@@ -195,17 +197,30 @@ fn check_settings_file(
     if loose {
         c.add_fix(format!("chmod 600 {p}"));
     }
-    if md.uid() != euid {
-        c.raise(Status::Warn);
-        c.details.push(format!(
-            "{p} is owned by uid {}, but clawgate runs as uid {euid}",
-            md.uid()
-        ));
-        c.add_fix(format!("sudo chown {euid} {p}"));
-    }
+    foreign_owner(
+        c,
+        &p.to_string(),
+        md.uid(),
+        euid,
+        format!("sudo chown {euid} {p}"),
+    );
     if !loose && md.uid() == euid {
         fine.push(format!("{label} mode {}", mode_str(mode)));
     }
+}
+
+/// A warning (with its `chown`) when `what` belongs to another uid than
+/// clawgate's; whether it does.
+fn foreign_owner(c: &mut Check, what: &str, uid: u32, euid: u32, chown: String) -> bool {
+    if uid == euid {
+        return false;
+    }
+    c.raise(Status::Warn);
+    c.details.push(format!(
+        "{what} is owned by uid {uid}, but clawgate runs as uid {euid}"
+    ));
+    c.add_fix(chown);
+    true
 }
 
 /// "group and others" / "group" / "others" for the given mode bits.
