@@ -870,3 +870,143 @@ async fn a_browser_session_reaches_the_upstream_with_an_origin_it_accepts() {
     cli.close().await;
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_remove_of_one_of_clawgates_nodes_is_clawgates_and_other_node_ids_are_relayed() {
+    let fake = fake(Answer::Hello).await;
+    let srv = front_door(fake.addr).await;
+    let node_opts = |d: &DeviceIdentity| {
+        ConnectOpts::with_token(TOKEN)
+            .device(d)
+            .role("node")
+            .client("node-host", "node")
+            .scopes(&[])
+    };
+    let only_node = DeviceIdentity::generate();
+    let mut node = Conn::open(&srv.url, &[]).await.unwrap();
+    node.connect(&node_opts(&only_node))
+        .await
+        .expect("paired silently");
+    let up_node = fake.seen().connects[0].0["device"]["id"].clone();
+    // A device that is an operator and a node (the CLI and the node host of
+    // one machine share their identity).
+    let both = DeviceIdentity::generate();
+    let mut both_op = Conn::open(&srv.url, &[]).await.unwrap();
+    both_op
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .device(&both)
+                .scopes(&["operator.read", "operator.pairing"]),
+        )
+        .await
+        .expect("operator, paired silently");
+    // Its node role is a role upgrade, approved here with the admin API.
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let f = c.connect(&node_opts(&both)).await.unwrap_err();
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = srv
+        .admin()
+        .post(
+            &format!("/admin/v1/pairing/requests/{rid}/approve"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut both_node = Conn::open(&srv.url, &[]).await.unwrap();
+    both_node
+        .connect(&node_opts(&both))
+        .await
+        .expect("and a node");
+    let up_both = fake.seen().connects.last().unwrap().0["device"]["id"].clone();
+    assert_eq!(fake.seen().connects.last().unwrap().0["role"], "node");
+
+    let mut op = Conn::open(&srv.url, &[]).await.unwrap();
+    op.connect(&ConnectOpts::with_token(TOKEN).scopes(&["operator.pairing"]))
+        .await
+        .unwrap();
+    let r = op
+        .rpc("node.pair.remove", json!({"nodeId": only_node.device_id}))
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"nodeId": only_node.device_id}));
+    assert_eq!(
+        node.expect_close(T).await,
+        Some((4001, "device removed".to_string()))
+    );
+    let ev = op
+        .next_event("node.pair.resolved", T)
+        .await
+        .expect("announced");
+    assert_eq!(ev["payload"]["decision"], "removed", "{ev}");
+    assert_eq!(ev["payload"]["requestId"], "", "{ev}");
+    assert_eq!(ev["payload"]["nodeId"], json!(only_node.device_id), "{ev}");
+    // A node-only device is gone in clawgate, and the upstream forgot it.
+    let got = srv
+        .admin()
+        .get(&format!("/admin/v1/devices/{}", only_node.device_id))
+        .await;
+    assert_eq!(got.status, 404, "{}", got.body);
+    until(&fake, "device.pair.remove upstream", |s| {
+        s.methods.iter().any(|m| m == "device.pair.remove")
+    })
+    .await;
+    {
+        let s = fake.seen();
+        let i = s
+            .methods
+            .iter()
+            .position(|m| m == "device.pair.remove")
+            .unwrap();
+        assert_eq!(s.params[i]["deviceId"], up_node);
+        assert!(
+            !s.methods.iter().any(|m| m == "node.pair.remove"),
+            "{:?}",
+            s.methods
+        );
+    }
+
+    // The operator-and-node device keeps its operator role and session; only
+    // the node session closes, and the upstream drops the node role there.
+    op.rpc("node.pair.remove", json!({"nodeId": both.device_id}))
+        .await
+        .unwrap();
+    assert_eq!(both_node.expect_close(T).await.map(|c| c.0), Some(4001));
+    let v = srv
+        .admin()
+        .get(&format!("/admin/v1/devices/{}", both.device_id))
+        .await
+        .json();
+    assert_eq!(v["roles"], json!(["operator"]), "{v}");
+    assert!(
+        both_op.rpc("status", json!({})).await.is_ok(),
+        "operator session kept"
+    );
+    until(&fake, "node.pair.remove upstream", |s| {
+        s.methods.iter().any(|m| m == "node.pair.remove")
+    })
+    .await;
+    {
+        let s = fake.seen();
+        let i = s
+            .methods
+            .iter()
+            .position(|m| m == "node.pair.remove")
+            .unwrap();
+        assert_eq!(s.params[i]["nodeId"], up_both);
+    }
+    // A node id that is none of clawgate's nodes (any more) is the
+    // upstream's to answer.
+    for other in ["not-one-of-ours", both.device_id.as_str()] {
+        let r = op
+            .rpc("node.pair.remove", json!({"nodeId": other}))
+            .await
+            .unwrap();
+        assert_eq!(r["from"], "upstream", "{r}");
+    }
+    op.close().await;
+    both_op.close().await;
+    srv.stop().await;
+}

@@ -1161,7 +1161,7 @@ async fn role_and_metadata_upgrades_need_approval_when_remote() {
         )
         .await
         .unwrap_err();
-    assert_eq!(e["message"], "missing scope: operator.admin");
+    assert_eq!(e["message"], "device pairing approval denied");
     op.rpc(
         "device.pair.approve",
         json!({"requestId": pending[0]["requestId"]}),
@@ -1407,4 +1407,114 @@ async fn a_remote_browser_waiting_for_approval_is_told_to_keep_retrying() {
     assert_eq!(d["code"], "PAIRING_REQUIRED", "{f}");
     assert!(d.get("recommendedNextStep").is_none(), "{f}");
     assert!(d.get("pauseReconnect").is_none(), "{f}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_a_remote_node_pairs_by_approval_and_nodes_remove_ends_it() {
+    let srv = proxied_server().await;
+    let dev = DeviceIdentity::generate();
+    let node = || {
+        ConnectOpts::with_token(TOKEN)
+            .client("node-host", "node")
+            .role("node")
+            .scopes(&[])
+            .device(&dev)
+    };
+    let f = open_remote(&srv).await.connect(&node()).await.unwrap_err();
+    assert_eq!(f.detail_code(), Some("PAIRING_REQUIRED"));
+    let rid = f.error.unwrap()["details"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut op = pairing_operator(&srv).await;
+    op.rpc("device.pair.approve", json!({"requestId": rid}))
+        .await
+        .unwrap();
+    let mut c = open_remote(&srv).await;
+    let hello = c.connect(&node()).await.expect("approved node connects");
+    assert_eq!(hello["auth"]["role"], "node");
+    assert!(hello["auth"]["deviceToken"].is_string());
+    // Its commands are the gateway's: clawgate alone says so.
+    let e = op
+        .rpc("node.invoke", json!({"nodeId": dev.device_id}))
+        .await
+        .unwrap_err();
+    assert!(
+        e["message"].as_str().unwrap().contains("set upstream.url"),
+        "{e}"
+    );
+    // An unknown node, then the node itself.
+    let e = op
+        .rpc("node.pair.remove", json!({"nodeId": "0".repeat(64)}))
+        .await
+        .unwrap_err();
+    assert_eq!(e["message"], "unknown nodeId");
+    let r = op
+        .rpc("node.pair.remove", json!({"nodeId": dev.device_id}))
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"nodeId": dev.device_id}));
+    assert_eq!(
+        c.expect_close(T).await,
+        Some((4001, "device removed".to_string()))
+    );
+    let list = op.rpc("device.pair.list", json!({})).await.unwrap();
+    assert_eq!(list["paired"], json!([]), "{list}");
+    // It must pair again.
+    let f = open_remote(&srv).await.connect(&node()).await.unwrap_err();
+    assert_eq!(f.detail_code(), Some("PAIRING_REQUIRED"));
+    let audit = srv.admin().get("/admin/v1/audit").await.json();
+    assert!(
+        audit.to_string().contains("node.remove"),
+        "the removal is audited: {audit}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_time_nodes_from_auto_approve_cidrs_get_in_and_operators_from_there_do_not() {
+    let srv = TestServer::start(config_with(json!({
+        "trustedProxies": ["127.0.0.1"],
+        "nodes": {"pairing": {"autoApproveCidrs": ["203.0.113.0/24"]}},
+    })))
+    .await;
+    let mut c = open_remote(&srv).await;
+    let hello = c
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .client("node-host", "node")
+                .role("node")
+                .scopes(&[])
+                .device(&DeviceIdentity::generate()),
+        )
+        .await
+        .expect("a node from the range is approved");
+    assert_eq!(hello["auth"]["role"], "node");
+    let f = open_remote(&srv)
+        .await
+        .connect(&ConnectOpts::with_token(TOKEN).device(&DeviceIdentity::generate()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        f.detail_code(),
+        Some("PAIRING_REQUIRED"),
+        "operators are not"
+    );
+    let other = &[("X-Forwarded-For", "198.51.100.7")];
+    let f = Conn::open(&srv.url, other)
+        .await
+        .unwrap()
+        .connect(
+            &ConnectOpts::with_token(TOKEN)
+                .client("node-host", "node")
+                .role("node")
+                .scopes(&[])
+                .device(&DeviceIdentity::generate()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        f.detail_code(),
+        Some("PAIRING_REQUIRED"),
+        "nor nodes from elsewhere"
+    );
 }

@@ -274,23 +274,83 @@ pub async fn remove_device(
         "device removed",
         None,
     );
-    // Front-door mode: the upstream forgets the identity it knew the device by.
-    if let Some(up_id) = upstream_id {
-        state.upstream_ids.remove(&id);
-        if let Some(up) = state.config.load().gateway.upstream.clone() {
-            tokio::spawn(super::bridge::maintenance::forget(
-                state.store.clone(),
-                up,
-                up_id,
-            ));
-        }
-    }
+    forget_upstream_identity(state, &id, upstream_id);
     state.emit(
         AdminEventName::DeviceRemoved,
         json!({"deviceId": d.device_id, "closedSessions": closed, "ts": now_ms()}),
     );
     tracing::info!(device = %super::device::fingerprint(&d.device_id), actor = %actor.name, closed, "device removed");
     Ok((d, closed))
+}
+
+/// Front-door mode: the upstream forgets the identity it knew a removed
+/// device by (`upstream_id`, looked up before the removal).
+fn forget_upstream_identity(state: &GatewayState, device_id: &str, upstream_id: Option<String>) {
+    let Some(up_id) = upstream_id else { return };
+    state.upstream_ids.remove(device_id);
+    if let Some(up) = state.config.load().gateway.upstream.clone() {
+        tokio::spawn(super::bridge::maintenance::forget(
+            state.store.clone(),
+            up,
+            up_id,
+        ));
+    }
+}
+
+/// `node.pair.remove`: the device loses its node role (a node-only device
+/// is removed). Its node sessions close with 4001 `device removed`; in
+/// front-door mode the upstream forgets the node too (the whole identity
+/// when the device is gone, else its node role there). Returns the number
+/// of sessions closed.
+pub async fn remove_node(
+    state: &GatewayState,
+    actor: &Actor,
+    device_id: &str,
+) -> Result<usize, OpError> {
+    use super::pairing::RoleRemoval;
+    use super::scopes::Role;
+    let audit = actor.audit("node.remove", device_id, "ok", None);
+    let upstream_id = state.upstream_ids.up_of(device_id);
+    let outcome = audited!(
+        state,
+        actor,
+        "node.remove",
+        device_id,
+        pairing::remove_role(&state.store, device_id.to_string(), Role::Node, audit)
+    );
+    let id = device_id.to_string();
+    let deleted = matches!(outcome, RoleRemoval::Deleted(_));
+    let closed = state.registry.close_where(
+        |s| s.device_id.as_deref() == Some(id.as_str()) && (deleted || s.role == Role::Node),
+        4001,
+        "device removed",
+        None,
+    );
+    if deleted {
+        forget_upstream_identity(state, &id, upstream_id);
+        state.emit(
+            AdminEventName::DeviceRemoved,
+            json!({"deviceId": id, "closedSessions": closed, "ts": now_ms()}),
+        );
+    } else if let (Some(up_id), Some(up)) =
+        (upstream_id, state.config.load().gateway.upstream.clone())
+    {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            let params = json!({"nodeId": up_id});
+            if let Err(e) =
+                super::bridge::maintenance::call(&store, &up, "node.pair.remove", params).await
+            {
+                tracing::warn!(upstream = %up.url, error = %e, "the upstream could not be told to forget a removed node; remove it there with `openclaw nodes remove`");
+            }
+        });
+    }
+    state.registry.broadcast(
+        WsEvent::NodePairResolved,
+        json!({"requestId": "", "nodeId": id, "decision": "removed", "ts": now_ms()}),
+    );
+    tracing::info!(device = %super::device::fingerprint(&id), actor = %actor.name, closed, deleted, "node removed");
+    Ok(closed)
 }
 
 pub async fn rename_device(

@@ -518,6 +518,54 @@ pub async fn remove(
         .await
 }
 
+/// What removing one role did to a device.
+#[derive(Debug)]
+pub enum RoleRemoval {
+    /// The device keeps its other roles.
+    Narrowed(DeviceRecord),
+    /// That was its only role: the device is gone (as with `remove`).
+    Deleted(DeviceRecord),
+}
+
+/// Removes `role` and its token from a device (OpenClaw's `node.pair.remove`);
+/// a device left without a role is deleted.
+pub async fn remove_role(
+    store: &Store,
+    device_id: String,
+    role: Role,
+    audit: AuditEvent,
+) -> Result<RoleRemoval, PairingError> {
+    store
+        .write(Durability::Immediate, move |txn| {
+            let mut d = store::device_in(txn, &device_id)?.ok_or(PairingError::UnknownDevice)?;
+            if !d.roles.iter().any(|r| Role::parse(r) == Some(role)) {
+                return Err(PairingError::UnknownRole(role.as_str().to_string()));
+            }
+            d.roles.retain(|r| Role::parse(r) != Some(role));
+            let out = if d.roles.is_empty() {
+                store::delete_device(txn, &device_id)?;
+                store::delete_upstream_identity(txn, &device_id)?;
+                for p in store::pending_in(txn)?
+                    .into_iter()
+                    .filter(|p| p.device_id == device_id)
+                {
+                    store::delete_pending(txn, &p.request_id)?;
+                }
+                RoleRemoval::Deleted(d)
+            } else {
+                d.tokens.remove(role.as_str());
+                if d.role.as_deref().and_then(Role::parse) == Some(role) {
+                    d.role = d.roles.first().cloned();
+                }
+                store::put_device(txn, &d)?;
+                RoleRemoval::Narrowed(d)
+            };
+            store::append_audit(txn, &audit)?;
+            Ok(out)
+        })
+        .await
+}
+
 pub async fn rename(
     store: &Store,
     device_id: String,

@@ -131,16 +131,19 @@ pub enum WsEvent {
     DevicePairRequested,
     DevicePairResolved,
     DevicePairChanged,
+    /// A node's device lost its node role (`node.pair.remove`).
+    NodePairResolved,
 }
 
 impl WsEvent {
-    pub const ALL: [WsEvent; 6] = [
+    pub const ALL: [WsEvent; 7] = [
         WsEvent::Tick,
         WsEvent::Health,
         WsEvent::Shutdown,
         WsEvent::DevicePairRequested,
         WsEvent::DevicePairResolved,
         WsEvent::DevicePairChanged,
+        WsEvent::NodePairResolved,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +154,7 @@ impl WsEvent {
             WsEvent::DevicePairRequested => "device.pair.requested",
             WsEvent::DevicePairResolved => "device.pair.resolved",
             WsEvent::DevicePairChanged => "device.pair.changed",
+            WsEvent::NodePairResolved => "node.pair.resolved",
         }
     }
 
@@ -160,7 +164,8 @@ impl WsEvent {
             WsEvent::Tick | WsEvent::Health | WsEvent::Shutdown => None,
             WsEvent::DevicePairRequested
             | WsEvent::DevicePairResolved
-            | WsEvent::DevicePairChanged => Some(scopes::PAIRING),
+            | WsEvent::DevicePairChanged
+            | WsEvent::NodePairResolved => Some(scopes::PAIRING),
         }
     }
 }
@@ -261,11 +266,12 @@ mod event_tests {
                 "shutdown",
                 "device.pair.requested",
                 "device.pair.resolved",
-                "device.pair.changed"
+                "device.pair.changed",
+                "node.pair.resolved"
             ]
         );
         for e in WsEvent::ALL {
-            let pairing = e.as_str().starts_with("device.pair.");
+            let pairing = e.as_str().contains(".pair.");
             assert_eq!(e.required_scope().is_some(), pairing, "{e:?}");
         }
     }

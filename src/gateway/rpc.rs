@@ -25,6 +25,7 @@ pub const METHODS: &[&str] = &[
     "device.pair.rename",
     "device.token.rotate",
     "device.token.revoke",
+    "node.pair.remove",
 ];
 
 #[derive(Default)]
@@ -277,6 +278,11 @@ fn owner_only(info: &SessionInfo) -> bool {
     info.auth_method == AuthMethod::DeviceToken && !is_admin(info)
 }
 
+/// Whether `id` is a paired device of clawgate's with the node role.
+pub fn is_node_device(state: &GatewayState, id: &str) -> bool {
+    matches!(state.store.device(id), Ok(Some(d)) if d.roles.iter().any(|r| Role::parse(r) == Some(Role::Node)))
+}
+
 async fn dispatch(
     state: &Arc<GatewayState>,
     info: &Arc<SessionInfo>,
@@ -349,7 +355,9 @@ async fn dispatch(
                 .any(|r| Role::parse(r) != Some(Role::Operator))
                 && !is_admin(info)
             {
-                return Err(err("missing scope: operator.admin"));
+                // OpenClaw's words for it (the real CLI then retries with
+                // operator.admin).
+                return Err(err("device pairing approval denied"));
             }
             // The caller must hold every scope the approved token will carry: the
             // requested ones and the device's current operator token scopes (as
@@ -405,6 +413,24 @@ async fn dispatch(
                 .await
                 .map_err(|e| op_err(e, "unknown deviceId"))?;
             Ok(json!({"deviceId": d.device_id}))
+        }
+        // The node's device pairing is clawgate's: removing the node removes
+        // its node role here (in front-door mode only for clawgate's devices;
+        // any other nodeId is relayed).
+        "node.pair.remove" => {
+            require(info, scopes::PAIRING)?;
+            let p = check_params(method, params, &["nodeId"], &["nodeId"])?;
+            let node_id = str_param(p, "nodeId").to_string();
+            if owner_only(info) && info.device_id.as_deref() != Some(node_id.as_str()) {
+                return Err(err("node pairing removal denied"));
+            }
+            if !is_node_device(state, &node_id) {
+                return Err(err("unknown nodeId"));
+            }
+            ops::remove_node(state, &actor(info), &node_id)
+                .await
+                .map_err(|e| op_err(e, "unknown nodeId"))?;
+            Ok(json!({"nodeId": node_id}))
         }
         "device.pair.rename" => {
             require(info, scopes::PAIRING)?;

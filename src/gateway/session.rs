@@ -608,7 +608,7 @@ async fn relay_phase(
                     Next::Skip => continue,
                     Next::End => break,
                 };
-                if bridge::classify_downstream(&text) == bridge::Downstream::Own {
+                if bridge::classify_downstream(&text, |id| rpc::is_node_device(&state, id)) == bridge::Downstream::Own {
                     if !answer_own(&state, &info, &rx, &mut rpc_state, &mut session, &text, &mut || seq.own()).await {
                         break;
                     }

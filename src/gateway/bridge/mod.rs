@@ -32,26 +32,50 @@ pub fn hidden_event(event: &str) -> bool {
 /// What a downstream frame is, as far as the relay cares.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Downstream {
-    /// A request for clawgate itself (`device.*`).
+    /// A request for clawgate itself (`device.*`, and `node.pair.remove`
+    /// of one of clawgate's node devices).
     Own,
     /// Everything else: relayed as it is.
     Relay,
 }
 
-pub fn classify_downstream(text: &str) -> Downstream {
+/// Classifies a client frame; `is_node_device(id)` says whether `id` is
+/// one of clawgate's node devices (whose removal is clawgate's: their
+/// device pairing is).
+pub fn classify_downstream(text: &str, is_node_device: impl Fn(&str) -> bool) -> Downstream {
     #[derive(serde::Deserialize)]
     struct Head<'a> {
         #[serde(rename = "type", borrow)]
         kind: Option<&'a str>,
         #[serde(borrow)]
         method: Option<&'a str>,
+        #[serde(borrow)]
+        params: Option<&'a serde_json::value::RawValue>,
     }
-    match serde_json::from_str::<Head<'_>>(text) {
-        Ok(Head {
-            kind: Some("req"),
-            method: Some(m),
-        }) if owned_method(m) => Downstream::Own,
-        _ => Downstream::Relay,
+    #[derive(serde::Deserialize)]
+    struct NodeParam<'a> {
+        #[serde(rename = "nodeId", borrow)]
+        node_id: std::borrow::Cow<'a, str>,
+    }
+    let Ok(Head {
+        kind: Some("req"),
+        method: Some(m),
+        params,
+    }) = serde_json::from_str::<Head<'_>>(text)
+    else {
+        return Downstream::Relay;
+    };
+    if owned_method(m) {
+        return Downstream::Own;
+    }
+    let ours = m == "node.pair.remove"
+        && params
+            .and_then(|p| serde_json::from_str::<NodeParam<'_>>(p.get()).ok())
+            .is_some_and(|p| is_node_device(&p.node_id));
+    if ours {
+        Downstream::Own
+    } else {
+        Downstream::Relay
     }
 }
 
@@ -231,14 +255,38 @@ mod tests {
     #[test]
     fn ownership() {
         assert_eq!(
-            classify_downstream(r#"{"type":"req","id":"1","method":"device.pair.list"}"#),
+            classify_downstream(
+                r#"{"type":"req","id":"1","method":"device.pair.list"}"#,
+                |_| true
+            ),
             Downstream::Own
         );
         assert_eq!(
-            classify_downstream(r#"{"type":"req","id":"1","method":"sessions.list"}"#),
+            classify_downstream(
+                r#"{"type":"req","id":"1","method":"sessions.list"}"#,
+                |_| true
+            ),
             Downstream::Relay
         );
-        assert_eq!(classify_downstream("not json"), Downstream::Relay);
+        assert_eq!(classify_downstream("not json", |_| true), Downstream::Relay);
+        // A node's removal is clawgate's when the node is one of its devices.
+        let remove =
+            r#"{"type":"req","id":"1","method":"node.pair.remove","params":{"nodeId":"mine"}}"#;
+        assert_eq!(
+            classify_downstream(remove, |id| id == "mine"),
+            Downstream::Own
+        );
+        assert_eq!(classify_downstream(remove, |_| false), Downstream::Relay);
+        let escaped = r#"{"type":"req","id":"1","method":"node.pair.remove","params":{"nodeId":"m\u0069ne"}}"#;
+        assert_eq!(
+            classify_downstream(escaped, |id| id == "mine"),
+            Downstream::Own
+        );
+        let no_id = r#"{"type":"req","id":"1","method":"node.pair.remove","params":{}}"#;
+        assert_eq!(classify_downstream(no_id, |_| true), Downstream::Relay);
+        // Whatever its params, a device.* request is never relayed.
+        let odd = r#"{"type":"req","id":"1","method":"device.pair.remove","params":"x"}"#;
+        assert_eq!(classify_downstream(odd, |_| false), Downstream::Own);
     }
 
     #[test]
