@@ -5,7 +5,9 @@
 # suite with the real `openclaw` npm client, against clawgate alone and with
 # clawgate in front of the real gateway (the upstream, offline, in the same
 # loopback-only namespace), and the browser suite (the real Control UI in
-# Debian's headless chromium, driven by playwright-core) in both modes. Tools
+# Debian's headless chromium, driven by playwright-core) in both modes, and the
+# node-host suite (the real `openclaw node run` and `openclaw nodes …` through
+# clawgate in front of the real gateway). Tools
 # that are missing (Node 24, openclaw, @redocly/cli, schemathesis, chromium,
 # playwright-core) are installed into caches outside the repo (chromium with
 # apt-get); a missing tool fails the run, it is never skipped.
@@ -30,3 +32,5 @@ step "browser: the real Control UI in headless chromium against clawgate (standa
 INTEROP_SUITE=browser CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
 step "browser: the real Control UI through clawgate in front of the real openclaw gateway (front-door mode)"
 INTEROP_SUITE=browser INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "nodes: the real node host and \`openclaw nodes\` through clawgate in front of the real openclaw gateway"
+INTEROP_SUITE=nodes INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh

@@ -11,300 +11,19 @@
 //                                      logging relay (no X-Forwarded-For) so its frames land in relay-tap.log
 //
 // Normally started by run.sh. Prints one PASS/FAIL line per scenario and, last, `N passed, M failed`.
-// Every process it starts is loopback-only (guard.cjs preload) and is killed on exit.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { freePort, httpGetStatus, killGroup, guardSummary, makeBaseEnv, runDriver, spawnRelay, stopOnSignals, newDevice, sleep, tail, WsClient } from './lib.mjs';
+import { httpGetStatus, killGroup, runDriver, newDevice, sleep, WsClient } from './lib.mjs';
+import {
+  TARGET, NODE_BIN, OC_MJS, CLAWGATE_BIN, TOKEN, XFF, WORK, log, elapsed, trunc, stopAll, stopOnSignalsAs, baseEnv,
+  runBounded, Device, parseJson, Fail, out, expectOk, expectFail, startGateway, startRelay, relayEvents, fmtRelayEvents,
+  note, runScenarios,
+} from './harness.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
-const NODE_BIN = process.env.INTEROP_NODE_BIN || process.execPath;
-const OC_MJS = process.env.INTEROP_OPENCLAW_MJS || '';
-const GUARD = path.join(HERE, 'guard.cjs');
-const RELAY = path.join(HERE, 'relay.mjs');
-const CLAWGATE_BIN = process.env.CLAWGATE_BIN || '';
-const TOKEN = 'interop-token-0123456789';
-const XFF = '203.0.113.7';
-const CLI_TIMEOUT_MS = Number(process.env.INTEROP_CLI_TIMEOUT_MS || 60000);
-const SCENARIO_TIMEOUT_MS = Number(process.env.INTEROP_SCENARIO_TIMEOUT_MS || 180000);
-// Overall budget for the driver (run.sh passes its own timeout minus a margin); scenarios that would start
-// after it are reported as failed ("not run") instead of being cut off by the outer timeout.
-const SUITE_BUDGET_MS = Number(process.env.INTEROP_BUDGET_MS || 540000);
-const ONLY = (process.env.INTEROP_ONLY || '').split(',').map((s) => s.trim()).filter(Boolean);
-const WORK = process.env.INTEROP_WORKDIR || fs.mkdtempSync(path.join(os.tmpdir(), 'clawgate-interop-'));
-fs.mkdirSync(WORK, { recursive: true });
-const PIDFILE = path.join(WORK, 'pgids');
-
-const t0 = Date.now();
-function log(...a) { console.log(...a); }
-function elapsed(ms) { return `${(ms / 1000).toFixed(1)}s`; }
-function trunc(s, n = 3000) { s = String(s ?? ''); return s.length > n ? s.slice(0, n) + `… [${s.length - n} more chars]` : s; }
-function indent(s, pre = '      ') { return String(s).split('\n').map((l) => pre + l).join('\n'); }
-
-// ---------------------------------------------------------------------------------------------
-// process management
-const children = new Set(); // {pid, name}
-function trackChild(child, name) {
-  const rec = { pid: child.pid, name };
-  children.add(rec);
-  fs.appendFileSync(PIDFILE, `${child.pid}\n`);
-  child.on('exit', () => children.delete(rec));
-  return rec;
-}
-async function stopAll() {
-  const list = [...children];
-  for (const c of list) killGroup(c.pid, 'SIGTERM');
-  const deadline = Date.now() + 5000;
-  while (Date.now() < deadline && [...children].length) await sleep(100);
-  for (const c of [...children]) killGroup(c.pid, 'SIGKILL');
-}
-stopOnSignals('interop', children, stopAll);
-
-const baseEnv = makeBaseEnv({ nodeBin: NODE_BIN, ocMjs: OC_MJS, guard: GUARD, guardLog: path.join(WORK, 'guard.log') });
-
-// Run a command, bounded by a timeout (kills the whole process group).
-function runBounded(cmd, args, { env, cwd, timeoutMs = CLI_TIMEOUT_MS, name = path.basename(cmd) } = {}) {
-  return new Promise((resolve) => {
-    const started = Date.now();
-    let stdout = '', stderr = '', timedOut = false;
-    const child = spawn(cmd, args, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    const rec = trackChild(child, name);
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => { timedOut = true; killGroup(rec.pid, 'SIGKILL'); }, timeoutMs);
-    child.on('error', (e) => { stderr += `\n[spawn error] ${e.message}`; });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      killGroup(rec.pid, 'SIGKILL'); // leftovers of the group, if any
-      resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - started, argv: [cmd, ...args] });
-    });
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
-// simulated CLI devices
-const CLI_BASE_CONFIG = { update: { checkOnStart: false }, telemetry: { enabled: false } };
-class Device {
-  constructor(name) {
-    this.name = name;
-    this.home = path.join(WORK, 'devices', name);
-    this.stateDir = path.join(this.home, '.openclaw');
-    this.configPath = path.join(this.stateDir, 'openclaw.json');
-    fs.mkdirSync(this.stateDir, { recursive: true });
-    this.writeConfig(null);
-  }
-  // remote: null (plain CLI) or {url, token?}
-  writeConfig(remote) {
-    const cfg = { ...CLI_BASE_CONFIG };
-    if (remote) {
-      const r = { url: remote.url };
-      if (remote.token) r.token = remote.token;
-      cfg.gateway = { mode: 'remote', remote: r, auth: { mode: 'none' } };
-    }
-    fs.writeFileSync(this.configPath, JSON.stringify(cfg, null, 2) + '\n');
-  }
-  env() {
-    return baseEnv({ HOME: this.home, OPENCLAW_STATE_DIR: this.stateDir, OPENCLAW_CONFIG_PATH: this.configPath });
-  }
-  async oc(...args) {
-    const res = await runBounded(NODE_BIN, [OC_MJS, ...args], { env: this.env(), cwd: this.home, name: `openclaw ${args[0]}` });
-    res.display = `[${this.name}] openclaw ${args.join(' ')}`;
-    return res;
-  }
-  async identity() {
-    const r = await this.oc('node', 'identity', '--json');
-    const j = parseJson(r.stdout);
-    if (r.code !== 0 || !j || typeof j.deviceId !== 'string') throw new Fail(`cannot read device identity of ${this.name}`, r);
-    return j.deviceId;
-  }
-}
-
-function parseJson(s) {
-  s = String(s || '').trim();
-  if (!s) return undefined;
-  try { return JSON.parse(s); } catch {}
-  const i = s.search(/[[{]/);
-  if (i >= 0) { try { return JSON.parse(s.slice(i)); } catch {} }
-  return undefined;
-}
-
-class Fail extends Error {
-  constructor(msg, ...results) { super(msg); this.results = results.filter(Boolean); }
-}
-function fmtResult(r) {
-  if (!r) return '';
-  return [
-    `$ ${r.display || r.argv.join(' ')}`,
-    `  exit=${r.code}${r.signal ? ` signal=${r.signal}` : ''}${r.timedOut ? ' TIMED OUT' : ''} (${elapsed(r.ms)})`,
-    `  stdout: ${trunc(r.stdout.trim(), 2500).replace(/\n/g, '\n          ')}`,
-    `  stderr: ${trunc(r.stderr.trim(), 2500).replace(/\n/g, '\n          ')}`,
-  ].join('\n');
-}
-const out = (r) => `${r.stdout}\n${r.stderr}`;
-function expectOk(r, what) { if (r.code !== 0) throw new Fail(`${what}: expected exit 0, got ${r.code}${r.timedOut ? ' (timed out)' : ''}`, r); }
-function expectFail(r, what, ...needles) {
-  if (r.timedOut) throw new Fail(`${what}: CLI timed out`, r);
-  if (r.code === 0) throw new Fail(`${what}: expected failure (non-zero exit), got exit 0`, r);
-  for (const n of needles) {
-    const ok = n instanceof RegExp ? n.test(out(r)) : out(r).includes(n);
-    if (!ok) throw new Fail(`${what}: output does not mention ${n instanceof RegExp ? n : JSON.stringify(n)}`, r);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// gateways and relays
-function fileSize(f) { try { return fs.statSync(f).size; } catch { return 0; } }
-function readFrom(f, offset) {
-  try {
-    const fd = fs.openSync(f, 'r');
-    const len = Math.max(0, fs.fstatSync(fd).size - offset);
-    const buf = Buffer.alloc(Math.min(len, 200000));
-    fs.readSync(fd, buf, 0, buf.length, Math.max(offset, fs.fstatSync(fd).size - buf.length));
-    fs.closeSync(fd);
-    return buf.toString('utf8');
-  } catch { return ''; }
-}
-
-let clawgateHelpText = null;
-async function clawgateSupports(flag) {
-  if (clawgateHelpText === null) {
-    const env = baseEnv();
-    delete env.NODE_OPTIONS;
-    const r = await runBounded(CLAWGATE_BIN, ['serve', '--help'], { env, cwd: WORK, timeoutMs: 20000, name: 'clawgate --help' });
-    clawgateHelpText = `${r.stdout}\n${r.stderr}`;
-  }
-  return clawgateHelpText.includes(flag);
-}
-
+stopOnSignalsAs('interop');
 // Front-door mode: one real gateway (the upstream) that every clawgate of the suite fronts.
 let upstream = null;
-
-async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome }) {
-  const dir = path.join(WORK, 'gateways', name);
-  fs.mkdirSync(dir, { recursive: true });
-  const logFile = path.join(dir, 'gateway.log');
-  const logFd = fs.openSync(logFile, 'a');
-  const gw = { name, dir, logFile };
-  let child;
-  let startTimeoutMs;
-  if (kind === 'frontdoor' || kind === 'clawgate') {
-    const stateDir = path.join(dir, 'state');
-    fs.mkdirSync(stateDir, { recursive: true });
-    let args;
-    if (kind === 'frontdoor') {
-      // clawgate reads the real gateway's openclaw.json (the upstream's port and token, `--upstream auto`)
-      // and keeps its own settings in its own clawgate.json, so that openclaw.json stays valid for OpenClaw.
-      const own = { gateway: {} };
-      if (trustedProxies) own.gateway.trustedProxies = trustedProxies;
-      const ownPath = path.join(dir, 'clawgate.json');
-      fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
-      args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
-        '--port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--upstream', 'auto'];
-      // the file a hot-reload edit of clawgate's own settings goes to
-      gw.configPath = ownPath;
-    } else {
-      const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
-      if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
-      const configPath = path.join(dir, 'clawgate.json5');
-      fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
-      args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
-      // clawgate also opens an admin API listener (default 127.0.0.1:18788); two instances side by side need a free one each
-      if (await clawgateSupports('--admin-port')) args.push('--admin-port', '0');
-      gw.configPath = configPath;
-    }
-    fs.writeSync(logFd, `$ ${CLAWGATE_BIN} ${args.join(' ')}\n`);
-    const env = baseEnv();
-    delete env.NODE_OPTIONS;
-    // clawgate reads CLAWGATE_* variables as settings: pass none of the suite's own (CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE)
-    for (const k of Object.keys(env)) if (k.startsWith('CLAWGATE_')) delete env[k];
-    child = spawn(CLAWGATE_BIN, args, { env, cwd: dir, detached: true, stdio: ['ignore', logFd, logFd] });
-    gw.runtimeFile = path.join(stateDir, 'runtime.json');
-    gw.stateDir = stateDir;
-    startTimeoutMs = 30000;
-  } else if (kind === 'openclaw') {
-    // a restart reuses the home (state, openclaw.json) and the port of the gateway it replaces
-    const home = fixedHome || path.join(dir, 'home');
-    const stateDir = path.join(home, '.openclaw');
-    fs.mkdirSync(stateDir, { recursive: true });
-    const port = fixedPort || await freePort();
-    const configPath = path.join(stateDir, 'openclaw.json');
-    if (!fixedHome) {
-      const cfg = {
-        gateway: { mode: 'local', bind: 'loopback', port, auth: { mode: 'token', token: TOKEN } },
-        ...CLI_BASE_CONFIG,
-      };
-      if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
-      fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
-    }
-    const args = [OC_MJS, 'gateway', 'run', '--port', String(port), '--bind', 'loopback', '--allow-unconfigured'];
-    fs.writeSync(logFd, `$ ${NODE_BIN} ${args.join(' ')}\n`);
-    const env = baseEnv({ HOME: home, OPENCLAW_STATE_DIR: stateDir, OPENCLAW_CONFIG_PATH: configPath });
-    child = spawn(NODE_BIN, args, { env, cwd: home, detached: true, stdio: ['ignore', logFd, logFd] });
-    gw.port = port;
-    gw.configPath = configPath;
-    gw.env = env;
-    gw.home = home;
-    gw.args = args;
-    startTimeoutMs = 120000;
-  } else {
-    throw new Error(`unknown INTEROP_TARGET=${TARGET} (use clawgate, openclaw or frontdoor)`);
-  }
-  fs.closeSync(logFd);
-  gw.child = child;
-  let exited = null;
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
-  child.on('error', (e) => { exited = { error: e.message }; });
-  trackChild(child, `gateway ${name}`);
-  const started = Date.now();
-  while (Date.now() - started < startTimeoutMs) {
-    if (exited) throw new Error(`gateway ${name} exited during startup (${JSON.stringify(exited)})\nlog tail:\n${tail(logFile)}`);
-    if (gw.runtimeFile && !gw.port) {
-      try {
-        const rt = JSON.parse(fs.readFileSync(gw.runtimeFile, 'utf8'));
-        const m = /^127\.0\.0\.1:(\d+)$/.exec(String(rt.gatewayAddr || ''));
-        if (m) gw.port = Number(m[1]);
-      } catch {}
-    }
-    if (gw.port && (await httpGetStatus(gw.port)) === 200) {
-      gw.url = `ws://127.0.0.1:${gw.port}`;
-      gw.startMs = Date.now() - started;
-      return gw;
-    }
-    await sleep(250);
-  }
-  throw new Error(`gateway ${name} not ready within ${startTimeoutMs} ms (port=${gw.port ?? 'unknown'}${gw.runtimeFile ? `, runtime file ${gw.runtimeFile}` : ''})\nlog tail:\n${tail(logFile)}`);
-}
-
-async function startRelay(name, targetUrl, xff = XFF) {
-  const logFile = path.join(WORK, `relay-${name}.log`);
-  const port = await spawnRelay({
-    name, nodeBin: NODE_BIN, relay: RELAY, env: baseEnv(), cwd: WORK, track: (c) => trackChild(c, `relay ${name}`),
-    args: ['--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile],
-  });
-  return { name, port, url: `ws://127.0.0.1:${port}`, logFile };
-}
-function relayEvents(relay, since) {
-  if (!relay) return [];
-  try {
-    return fs.readFileSync(relay.logFile, 'utf8').split('\n').filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return null; } })
-      .filter((e) => e && e.t >= since);
-  } catch { return []; }
-}
-function fmtRelayEvents(evs, max = 14) {
-  const lines = evs.filter((e) => e.dir !== 'listening').map((e) => {
-    let f = e.frame;
-    if (f && f.type === 'res' && f.ok && f.payload && f.payload.type === 'hello-ok') {
-      f = { ...f, payload: { type: 'hello-ok', protocol: f.payload.protocol, auth: f.payload.auth, '…': 'elided' } };
-    }
-    const body = f !== undefined ? JSON.stringify(f) : JSON.stringify({ ...e, t: undefined, conn: undefined, dir: undefined });
-    return `conn${e.conn ?? '-'} ${e.dir}: ${trunc(body, 700)}`;
-  });
-  return (lines.length > max ? [`… ${lines.length - max} earlier events`, ...lines.slice(-max)] : lines).join('\n');
-}
 
 // ---------------------------------------------------------------------------------------------
 // scenarios
@@ -323,8 +42,6 @@ const gw1Token = () => S.gw1Token || TOKEN;
 let gw1, gw2, relay1, relay2, tap, admin;
 // URL of the main gateway as the "direct" loopback clients use it (the tap relay when INTEROP_TAP=1)
 const direct = () => (tap ? tap.url : gw1.url);
-const notes = []; // observed differences that are not counted (informational)
-function note(id, msg) { notes.push(`[${id}] ${msg}`); }
 
 async function listDevices(id) {
   const r = await admin.oc('devices', 'list', '--url', direct(), '--token', TOKEN, '--json');
@@ -791,7 +508,6 @@ scenarios.sort((x, y) => x.id.localeCompare(y.id)); // prerequisites always come
 async function main() {
   log(`interop: target=${TARGET} workdir=${WORK}`);
   log(`interop: node=${NODE_BIN} openclaw=${OC_MJS}${TARGET === 'clawgate' ? ` clawgate=${CLAWGATE_BIN}` : ''}`);
-  const results = [];
   const infraErr = {};
   if (!OC_MJS || !fs.existsSync(OC_MJS)) infraErr.all = `openclaw CLI not found (INTEROP_OPENCLAW_MJS=${OC_MJS || 'unset'})`;
   if (TARGET !== 'openclaw' && (!CLAWGATE_BIN || !fs.existsSync(CLAWGATE_BIN))) infraErr.all = `clawgate binary not found (CLAWGATE_BIN=${CLAWGATE_BIN || 'unset'})`;
@@ -810,8 +526,8 @@ async function main() {
   if (!infraErr.all) {
     // Start both gateways in parallel (the real one takes ~10-20 s each).
     const [g1, g2] = await Promise.allSettled([
-      startGateway('gw-trusted', { trustedProxies: ['127.0.0.1'] }),
-      startGateway('gw-untrusted', { trustedProxies: null }),
+      startGateway('gw-trusted', { trustedProxies: ['127.0.0.1'], upstream }),
+      startGateway('gw-untrusted', { trustedProxies: null, upstream }),
     ]);
     if (g1.status === 'fulfilled') { gw1 = g1.value; log(`interop: gateway gw-trusted up at ${gw1.url} after ${elapsed(gw1.startMs)}`); }
     else infraErr.gw1 = `gateway (trustedProxies=["127.0.0.1"]) failed to start: ${g1.reason?.message || g1.reason}`;
@@ -823,74 +539,7 @@ async function main() {
     if (gw2) { try { relay2 = await startRelay('untrusted', gw2.url); log(`interop: relay ${relay2.url} -> ${gw2.url} (X-Forwarded-For: ${XFF})`); } catch (e) { infraErr.relay2 = e.message; log(`interop: ERROR (relay2): ${e.message}`); } }
   }
 
-  const status = {}; // id -> 'pass' | 'fail'
-  // INTEROP_ONLY plus everything those scenarios need (transitively)
-  const selected = new Set(ONLY);
-  for (let grew = true; grew;) {
-    grew = false;
-    for (const sc of scenarios) {
-      if (!selected.has(sc.id)) continue;
-      for (const n of sc.needs) if (/^[a-z]$/.test(n) && !selected.has(n)) { selected.add(n); grew = true; }
-    }
-  }
-  for (const sc of scenarios) {
-    if (ONLY.length && !selected.has(sc.id)) continue;
-    const started = Date.now();
-    let err = null;
-    const infraKey = infraErr.all ? 'all' : sc.needs.find((n) => infraErr[n]);
-    const blockedInfra = infraKey && `${String(infraErr[infraKey]).split('\n')[0]}${infraKey === 'all' ? '' : ' (details above)'}`;
-    const blockedBy = sc.needs.find((n) => /^[a-z]$/.test(n) && status[n] !== 'pass');
-    const remaining = SUITE_BUDGET_MS - (Date.now() - t0);
-    const gwLogs = [gw1, gw2, upstream].filter(Boolean).map((g) => ({ g, size: fileSize(g.logFile) }));
-    if (blockedInfra) err = new Fail(`not run: ${blockedInfra}`);
-    else if (remaining < 20000) err = new Fail(`not run: suite time budget (${SUITE_BUDGET_MS} ms) exhausted`);
-    else if (blockedBy) err = new Fail(`not run: prerequisite scenario ${blockedBy} did not pass`);
-    else {
-      log(`--- [${sc.id}] ${sc.title}`);
-      try {
-        await Promise.race([
-          sc.run(),
-          sleep(Math.min(SCENARIO_TIMEOUT_MS, remaining)).then(() => { throw new Fail(`scenario timed out after ${Math.min(SCENARIO_TIMEOUT_MS, remaining)} ms`); }),
-        ]);
-      } catch (e) {
-        err = e instanceof Fail ? e : new Fail(`${e?.stack || e}`);
-        if (tap) {
-          const evs = relayEvents(tap, started);
-          if (evs.length) err.results.push({ display: 'relay frames', argv: [], stdout: `(tap) ${fmtRelayEvents(evs, 20)}` });
-        }
-        // what the gateway(s) logged while this scenario ran
-        for (const { g, size } of gwLogs) {
-          const added = readFrom(g.logFile, size).trim();
-          if (added) err.results.push({ display: 'gateway log', argv: [], stdout: `${g.name}: ${trunc(added, 3000)}` });
-        }
-      }
-    }
-    status[sc.id] = err ? 'fail' : 'pass';
-    const line = `${err ? 'FAIL' : 'PASS'} [${sc.id}] ${sc.title} (${elapsed(Date.now() - started)})`;
-    log(line);
-    if (err) {
-      log(indent(err.message, '    '));
-      for (const r of err.results || []) log(indent(['relay frames', 'gateway log'].includes(r.display) ? `${r.display}:\n${indent(r.stdout, '  ')}` : fmtResult(r)));
-    }
-    results.push({ id: sc.id, title: sc.title, pass: !err, error: err?.message });
-  }
-
-  const passed = results.filter((r) => r.pass).length;
-  const failed = results.length - passed;
-  log('');
-  log(`=== interop summary (target=${TARGET}, ${elapsed(Date.now() - t0)}) ===`);
-  for (const r of results) log(`${r.pass ? 'PASS' : 'FAIL'} [${r.id}] ${r.title}${r.pass ? '' : ` — ${r.error.split('\n')[0]}`}`);
-  if (notes.length) {
-    log('observed differences from the real gateway (informational, not counted):');
-    for (const n of notes) log(`  ${n}`);
-  }
-  const guarded = guardSummary(WORK);
-  if (guarded) log(guarded);
-  log(`logs: ${WORK}`);
-  await stopAll();
-  fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ target: TARGET, results, notes }, null, 2));
-  log(`${passed} passed, ${failed} failed`);
-  return failed === 0 && results.length > 0 ? 0 : 1;
+  return runScenarios({ suite: 'interop', scenarios, infraErr, gateways: () => [gw1, gw2, upstream], tap });
 }
 
 runDriver('interop', main, stopAll);

@@ -8,10 +8,14 @@
 #                                                      # headless Debian chromium (playwright-core), INTEROP_TARGET=
 #                                                      # clawgate (standalone) or frontdoor; screenshots in
 #                                                      # INTEROP_ARTIFACTS (default target/interop-artifacts/browser-<target>)
+#   INTEROP_SUITE=nodes INTEROP_TARGET=frontdoor bash tests/interop/run.sh
+#                                                      # the node-host suite (nodes.mjs): the real `openclaw node run`
+#                                                      # and `openclaw nodes …` through clawgate in front of the real
+#                                                      # gateway (or INTEROP_TARGET=openclaw: straight to it)
 #
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
 #      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
-#      INTEROP_SUITE_TIMEOUT (seconds, default 900; 480 for the browser suite), INTEROP_SUITE (cli|browser, default cli).
+#      INTEROP_SUITE_TIMEOUT (seconds, default 900; 480 for the browser suite), INTEROP_SUITE (cli|browser|nodes, default cli).
 # Last line of output: "N passed, M failed". Exit status non-zero if anything failed or could not run.
 set -uo pipefail
 
@@ -57,7 +61,10 @@ case "$SUITE" in
   browser)
     DRIVER="$HERE/browser.mjs"
     [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]] || fail_early "the browser suite runs against clawgate or frontdoor (got INTEROP_TARGET=$TARGET)" ;;
-  *) fail_early "INTEROP_SUITE must be cli or browser (got $SUITE)" ;;
+  nodes)
+    DRIVER="$HERE/nodes.mjs"
+    [[ "$TARGET" == "frontdoor" || "$TARGET" == "openclaw" ]] || fail_early "the node suite runs against frontdoor or openclaw (got INTEROP_TARGET=$TARGET)" ;;
+  *) fail_early "INTEROP_SUITE must be cli, browser or nodes (got $SUITE)" ;;
 esac
 
 # 1. toolchain (idempotent; bounded; with INTEROP_SUITE=browser also chromium and playwright-core)
