@@ -8,7 +8,8 @@
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, as for tests/interop/run.sh; default
 #      ~/.cache/clawgate-interop), BENCH_N (round trips per path, default 1000), BENCH_WARMUP (default 200)
 #      and BENCH_WARMUP_SECS (default 5), BENCH_BLOCKS (alternating blocks, default 5), BENCH_METHOD
-#      (default health; status, commands.list also answer offline), BENCH_KEEP=1 (keep the temp dir),
+#      (default health; status, commands.list also answer offline; node.invoke times an invoke
+#      of a scripted node), BENCH_KEEP=1 (keep the temp dir),
 #      BENCH_TIMEOUT (seconds, default 600). See tests/interop/bench-real.mjs.
 # Uses the interop suite's setup: its installer, its offline guard, and a network namespace that has only
 # `lo` for every process (needs root and iproute2). Last line of output: a JSON object with the figures.

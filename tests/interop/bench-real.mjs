@@ -11,7 +11,9 @@
 //                         paths for at least BENCH_WARMUP_SECS (default 5: the gateway finishes its own
 //                         start-up work after it first answers)
 //   BENCH_BLOCKS          the N round trips alternate between the paths in this many blocks (default 5)
-//   BENCH_METHOD          the RPC (default health; status and commands.list also answer offline)
+//   BENCH_METHOD          the RPC (default health; status and commands.list also answer offline), or
+//                         node.invoke: a scripted node (role node, `system.which`, its surface approved)
+//                         answers every invoke at once, and the operator's `node.invoke` is timed
 //
 // Normally started by scripts/bench-real-upstream.sh, inside a network namespace that has only `lo`;
 // the gateway gets the same offline env and guard preload as in the interop suite (interop.mjs).
@@ -151,10 +153,62 @@ async function ready(name, url) {
   }
 }
 
+// node.invoke: a scripted node on `url` (its device paired, its surface approved there) that answers
+// each node.invoke.request at once, and an operator session; resolves with {op, nodeId, close}.
+async function nodeReady(name, url) {
+  const deadline = Date.now() + 90000;
+  const opDev = newDevice(), nodeDev = newDevice();
+  for (;;) {
+    const op = await WsClient.open(WebSocket, url);
+    const hello = await op.connect(TOKEN, opDev, ['operator.admin', 'operator.write', 'operator.pairing', 'operator.read']);
+    if (hello.ok) {
+      const node = await WsClient.open(WebSocket, url);
+      const nh = await node.connectAs({
+        token: TOKEN, device: nodeDev, role: 'node', scopes: [],
+        client: { id: 'node-host', mode: 'node', displayName: 'bench-node', deviceFamily: 'Linux' },
+        extra: { caps: ['system'], commands: ['system.which'] },
+      });
+      if (!nh.ok) throw new Error(`${name}: the scripted node was refused: ${JSON.stringify(nh.error)}`);
+      node.onEvent = (f) => {
+        if (f.event !== 'node.invoke.request') return;
+        const { id, nodeId } = f.payload;
+        node.ws.send(JSON.stringify({ type: 'req', id: `r-${id}`, method: 'node.invoke.result',
+          params: { id, nodeId, ok: true, payloadJSON: '{"bins":{"sh":"/usr/bin/sh"}}' } }));
+      };
+      // its surface request (the node id as this path shows it), approved
+      let row;
+      while (!row && Date.now() < deadline) {
+        const l = await op.request('node.pair.list', {});
+        row = (l.payload?.pending || []).find((x) => x.displayName === 'bench-node');
+        if (!row) await sleep(200);
+      }
+      if (!row) throw new Error(`${name}: no surface request for the scripted node`);
+      const ap = await op.request('node.pair.approve', { requestId: row.requestId });
+      if (!ap.ok) throw new Error(`${name}: node.pair.approve: ${JSON.stringify(ap.error)}`);
+      const t = { op, nodeId: row.nodeId, close: () => { op.close(); node.close(); } };
+      for (;;) {
+        const r = await invoke(t);
+        if (r.ok) return t;
+        if (Date.now() > deadline) throw new Error(`${name}: node.invoke answered ${JSON.stringify(r.error)}`);
+        await sleep(250);
+      }
+    }
+    op.close();
+    if (Date.now() > deadline) throw new Error(`${name}: operator refused: ${JSON.stringify(hello.error)}`);
+    await sleep(500);
+  }
+}
+let invokeSeq = 0;
+function invoke(t) {
+  return t.op.request('node.invoke', { nodeId: t.nodeId, command: 'system.which', params: { bins: ['sh'] }, idempotencyKey: `bench-${++invokeSeq}`, timeoutMs: 10000 });
+}
+const NODE_MODE = METHOD === 'node.invoke';
+const call = (t) => (NODE_MODE ? invoke(t) : t.request(METHOD, {}));
+
 async function roundTrips(c, n, out) {
   for (let i = 0; i < n; i++) {
     const t = process.hrtime.bigint();
-    const r = await c.request(METHOD, {});
+    const r = await call(c);
     const dt = Number(process.hrtime.bigint() - t) / 1e6;
     if (!r.ok) throw new Error(`${METHOD} failed: ${JSON.stringify(r.error)}`);
     if (out) out.push(dt);
@@ -175,8 +229,8 @@ async function main() {
   log(`bench-real: the real gateway (openclaw ${ocVersion}) up at ${upstream.url} after ${(upstream.startMs / 1000).toFixed(1)} s`);
   const front = await startFrontDoor(upstream);
   log(`bench-real: clawgate up at ${front.url} in front of it after ${(front.startMs / 1000).toFixed(1)} s`);
-  const direct = await ready('upstream', upstream.url);
-  const via = await ready('clawgate', front.url);
+  const direct = NODE_MODE ? await nodeReady('upstream', upstream.url) : await ready('upstream', upstream.url);
+  const via = NODE_MODE ? await nodeReady('clawgate', front.url) : await ready('clawgate', front.url);
   const warm = Date.now() + WARMUP_SECS * 1000;
   for (let i = 0; i < WARMUP || Date.now() < warm; i++) {
     await roundTrips(direct, 1);
@@ -189,7 +243,7 @@ async function main() {
     await roundTrips(direct, n, d);
     await roundTrips(via, n, v);
   }
-  const bytes = { direct: direct.lastBytes, via: via.lastBytes };
+  const bytes = NODE_MODE ? { direct: direct.op.lastBytes, via: via.op.lastBytes } : { direct: direct.lastBytes, via: via.lastBytes };
   direct.close();
   via.close();
   const ds = stats(d), vs = stats(v);

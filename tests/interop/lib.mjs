@@ -143,7 +143,7 @@ export class WsClient {
       try { f = JSON.parse(String(data)); } catch { return; }
       if (f.type === 'res') this.lastBytes = data.length;
       if (f.type === 'event' && f.event === 'connect.challenge') this.onChallenge?.(f.payload?.nonce);
-      else if (f.type === 'event') { if (this.events.length < 1000) this.events.push(f); }
+      else if (f.type === 'event') { this.onEvent?.(f); if (this.events.length < 1000) this.events.push(f); }
       else if (f.type === 'res') { const p = this.pending.get(f.id); if (p) { this.pending.delete(f.id); p(f); } }
     });
     ws.on('close', () => { for (const p of this.pending.values()) p({ ok: false, error: { code: 'CLIENT_CLOSED' } }); this.pending.clear(); });
@@ -157,13 +157,17 @@ export class WsClient {
     });
   }
   async connect(token, device, scopes = ['operator.read']) {
-    const client = { id: 'cli', version: '2026.9.6', platform: 'linux', mode: 'cli' };
-    const role = 'operator';
+    return this.connectAs({ token, device, scopes });
+  }
+  // `connect` as any client: `role` (operator|node), `client` ({id, mode, …}), `extra` params
+  // (e.g. a node's caps and commands); signed with payload v3 over the challenge nonce.
+  async connectAs({ token, device, scopes = [], role = 'operator', client = { id: 'cli', mode: 'cli' }, extra = {} }) {
+    client = { version: '2026.9.6', platform: 'linux', ...client };
     const signedAt = Date.now();
-    const payload = ['v3', device.id, client.id, client.mode, role, scopes.join(','), String(signedAt), token, this.nonce, 'linux', ''].join('|');
+    const payload = ['v3', device.id, client.id, client.mode, role, scopes.join(','), String(signedAt), token, this.nonce, 'linux', (client.deviceFamily || '').trim().toLowerCase()].join('|');
     const signature = b64url(crypto.sign(null, Buffer.from(payload, 'utf8'), device.privateKey));
     return this.request('connect', {
-      minProtocol: 4, maxProtocol: 4, client, role, scopes, auth: { token },
+      minProtocol: 4, maxProtocol: 4, client, role, scopes, auth: { token }, ...extra,
       device: { id: device.id, publicKey: device.publicKey, signature, signedAt, nonce: this.nonce },
     });
   }
