@@ -40,6 +40,18 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Resp {
+    try_request(method, url, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// As `request`, with the transport error (no answer) as an `Err`.
+pub async fn try_request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Resp, String> {
     let method = method.to_string();
     let url = url.to_string();
     let headers: Vec<(String, String)> = headers
@@ -55,12 +67,12 @@ pub async fn request(
             .collect();
         let a = client
             .send(&method, &url, &h, body.as_deref().map(str::as_bytes))
-            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        Resp {
+            .map_err(|e| e.to_string())?;
+        Ok(Resp {
             status: a.status,
             headers: a.headers,
             body: a.body,
-        }
+        })
     })
     .await
     .unwrap()
@@ -158,6 +170,25 @@ impl Admin {
     }
     pub async fn post(&self, path: &str, body: &Value) -> Resp {
         self.send("POST", path, body).await
+    }
+    /// A request that may get no answer (the server killed under it).
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Resp, String> {
+        let b = body.map(Value::to_string);
+        try_request(
+            method,
+            &format!("{}{path}", self.base),
+            &[
+                ("Authorization", &self.auth()),
+                ("Content-Type", "application/json"),
+            ],
+            b.as_deref(),
+        )
+        .await
     }
     pub async fn with_headers(
         &self,
