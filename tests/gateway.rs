@@ -1518,3 +1518,50 @@ async fn first_time_nodes_from_auto_approve_cidrs_get_in_and_operators_from_ther
         "nor nodes from elsewhere"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_whose_upgrade_a_proxy_dropped_is_named_and_logged() {
+    let srv = proxied_server().await;
+    // What nginx sends without `proxy_set_header Upgrade/Connection`: the
+    // WebSocket headers, but no Upgrade (HTTP/1.0, Connection: close).
+    let c = common::http::gateway_client(&srv.url);
+    let a = common::http::send(
+        &c,
+        "GET",
+        "/",
+        &[
+            ("X-Forwarded-For", "203.0.113.9"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+            ("Sec-WebSocket-Version", "13"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 426, "{}", a.body);
+    let v: Value = serde_json::from_str(&a.body).unwrap();
+    assert_eq!(v["error"]["type"], "upgrade_headers_missing", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("proxy_set_header Upgrade $http_upgrade"),
+        "{v}"
+    );
+    let r = srv
+        .admin()
+        .get("/admin/v1/diagnostics/rejections")
+        .await
+        .json();
+    let rec = r["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["reason"] == "websocket_upgrade_missing")
+        .cloned()
+        .unwrap_or_else(|| panic!("not logged: {r}"));
+    assert_eq!(rec["peerAddress"], "127.0.0.1", "{rec}");
+    assert_eq!(rec["clientAddress"], "203.0.113.9", "{rec}");
+    // A plain HTTP request without WebSocket headers is not that.
+    let a = common::http::send(&c, "GET", "/", &[]).await;
+    assert_eq!(a.status, 426);
+    assert!(!a.body.contains("upgrade_headers_missing"), "{}", a.body);
+}

@@ -225,8 +225,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         tracing::info!(
             upstream = %u.url,
             secret = u.secret_from,
-            "front-door mode: accepted sessions are bridged to the upstream gateway \
-             (WebSocket only in this version; HTTP requests are not proxied yet)"
+            "front-door mode: accepted sessions and plain HTTP requests are relayed to the upstream gateway"
         );
     }
     let running = match crate::start_with(

@@ -36,7 +36,12 @@ use super::settings::KNOWN_KEYS;
 use super::settings::{self, Kind};
 
 /// `CLAWGATE_*` variables that are not config keys (read elsewhere).
-const CLAWGATE_NON_KEYS: &[&str] = &["CLAWGATE_STATE_DIR", "CLAWGATE_LOG", "CLAWGATE_LOG_FORMAT"];
+const CLAWGATE_NON_KEYS: &[&str] = &[
+    "CLAWGATE_STATE_DIR",
+    "CLAWGATE_CONFIG",
+    "CLAWGATE_LOG",
+    "CLAWGATE_LOG_FORMAT",
+];
 
 fn normalize_segment(s: &str) -> String {
     s.chars()
@@ -305,6 +310,19 @@ pub fn extract(fig: &Figment) -> Result<Value, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn variables_read_elsewhere_are_not_called_unknown() {
+        let mut env = BTreeMap::new();
+        for n in CLAWGATE_NON_KEYS {
+            env.insert(n.to_string(), "/x".to_string());
+        }
+        env.insert("CLAWGATE_NOPE".to_string(), "1".to_string());
+        let mut warnings = vec![];
+        env_tree(&env, &mut warnings);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("CLAWGATE_NOPE"), "{warnings:?}");
+    }
 
     #[test]
     fn env_names_map_to_camel_case_keys() {

@@ -378,9 +378,14 @@ async fn ws_entry(
     req: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
+    let cfg = state.config.load_full();
+    // A WebSocket handshake that lost its Upgrade/Connection headers on the
+    // way (a proxy that does not pass them on): said so, in both modes.
+    if let Some(resp) = upgrade_dropped(&state, &cfg, &req) {
+        return resp;
+    }
     // Front-door mode: plain HTTP goes to the upstream (the Control UI, its
     // config, avatars, the OpenAI-compatible and tools endpoints, hooks).
-    let cfg = state.config.load_full();
     if let Some(up) = cfg.gateway.upstream.clone() {
         return bridge::http::proxy(state.get_ref().clone(), cfg, &up, req, body).await;
     }
@@ -395,6 +400,40 @@ async fn ws_entry(
     HttpResponse::UpgradeRequired().json(json!({
         "error": {"message": "this is the OpenClaw gateway WebSocket endpoint; connect with a WebSocket client", "type": "upgrade_required"}
     }))
+}
+
+/// What clawgate says when a WebSocket handshake arrives without its
+/// `Upgrade: websocket` (the proxy in front dropped the hop-by-hop
+/// headers): the rejection log and `clawgate doctor` name the fix.
+pub const UPGRADE_DROPPED_HINT: &str = "a WebSocket handshake (Sec-WebSocket-Key) arrived without \
+`Upgrade: websocket` / `Connection: upgrade`: the proxy in front does not pass them on. nginx: \
+`proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection \"upgrade\";` \
+in the location; HAProxy: do not delete Upgrade/Connection (`mode http` passes them); Caddy: \
+`reverse_proxy` passes them unless a `header_up -Upgrade` / `-Connection` removes them";
+
+fn upgrade_dropped(
+    state: &GatewayState,
+    cfg: &crate::config::RuntimeConfig,
+    req: &HttpRequest,
+) -> Option<HttpResponse> {
+    let h = req.headers();
+    if !h.contains_key("sec-websocket-key") || h.contains_key("upgrade") {
+        return None;
+    }
+    let peer = req.peer_addr()?.ip();
+    let addr = net::attribute(
+        peer,
+        &header_pairs(h),
+        &ProxyPolicy {
+            trusted: &cfg.gateway.trusted_proxies,
+            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
+        },
+    );
+    tracing::warn!(peer = %addr.peer, client = %addr.client, "refused a WebSocket handshake without its Upgrade header (a proxy dropped it)");
+    state.record_rejection(&addr, "websocket_upgrade_missing", UPGRADE_DROPPED_HINT);
+    Some(HttpResponse::UpgradeRequired().json(json!({
+        "error": {"type": "upgrade_headers_missing", "message": UPGRADE_DROPPED_HINT}
+    })))
 }
 
 /// Writes a complete HTTP/1.1 response and closes the connection.

@@ -383,6 +383,31 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_proxy_that_drops_the_upgrade_is_named_with_its_fix() {
+        let r = rej(
+            "127.0.0.1",
+            "203.0.113.9",
+            &["x-forwarded-for"],
+            "websocket_upgrade_missing",
+            crate::gateway::UPGRADE_DROPPED_HINT,
+        );
+        let c = explain_rejections(&[r.clone(), r], Some(&[]), None, "in x.json", 2_000);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.summary.contains("proxy drops the WebSocket upgrade"),
+            "{c:?}"
+        );
+        assert!(
+            c.details[0].starts_with("2 connections through 127.0.0.1 were WebSocket handshakes without `Upgrade: websocket`"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix[0].contains("proxy_set_header Upgrade $http_upgrade;"),
+            "{c:?}"
+        );
+    }
+
     fn untrusted(peer: &str) -> Rejection {
         rej(
             peer,

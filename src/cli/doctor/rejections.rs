@@ -106,6 +106,8 @@ pub(super) enum Kind {
     UntrustedProxy(String),
     /// A trusted proxy sent no usable client address (by peer).
     ProxyWithoutClient(String),
+    /// WebSocket handshakes that lost their Upgrade header (by peer: the proxy).
+    UpgradeDropped(String),
     /// Shared-secret or device-token failures (by code and client).
     Auth(String, String),
     /// Devices waiting for approval (by client).
@@ -187,6 +189,7 @@ pub(super) fn explain_rejections(
             }
             "proxy_attribution_required" => Kind::ProxyWithoutClient(r.peer.clone()),
             "pairing_required" => Kind::Pairing(r.client.clone()),
+            "websocket_upgrade_missing" => Kind::UpgradeDropped(r.peer.clone()),
             "pairing_queue_full" => Kind::PairingQueueFull(r.client.clone()),
             "preauth_budget" => Kind::Preauth(r.client.clone()),
             "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone(), r.origin.clone()),
@@ -265,6 +268,16 @@ pub(super) fn explain_rejections(
                         "or accept X-Real-IP from trusted proxies: set gateway.allowRealIpFallback: true {in_file}"
                     ));
                 }
+            }
+            Kind::UpgradeDropped(peer) => {
+                open += g.count;
+                c.raise(Status::Fail);
+                kinds.push("proxy drops the WebSocket upgrade".into());
+                c.details.push(format!(
+                    "{n} through {peer} were WebSocket handshakes without `Upgrade: websocket` (most recent {last}): the proxy at {peer} does not pass the upgrade on, so no client can connect through it"
+                ));
+                c.add_fix("nginx: in the location that proxies to clawgate, `proxy_http_version 1.1;`, `proxy_set_header Upgrade $http_upgrade;`, `proxy_set_header Connection \"upgrade\";` (then `nginx -s reload`)");
+                c.add_fix("HAProxy: `mode http` passes the upgrade; remove any `http-request del-header Upgrade|Connection`. Caddy: `reverse_proxy` passes it; remove any `header_up -Upgrade` / `header_up -Connection`");
             }
             Kind::Auth(code, client) => {
                 open += g.count;
