@@ -7,10 +7,12 @@
 # loopback-only namespace), and the browser suite (the real Control UI in
 # Debian's headless chromium, driven by playwright-core) in both modes, and the
 # node-host suite (the real `openclaw node run` and `openclaw nodes …` through
-# clawgate in front of the real gateway). Tools
+# clawgate in front of the real gateway), and the proxy suite (Debian's nginx,
+# Caddy and HAProxy in front of clawgate in both modes, the real CLI on a
+# second network namespace over a veth pair, the Docker bridge cases). Tools
 # that are missing (Node 24, openclaw, @redocly/cli, schemathesis, chromium,
-# playwright-core) are installed into caches outside the repo (chromium with
-# apt-get); a missing tool fails the run, it is never skipped.
+# playwright-core, nginx, caddy, haproxy) are installed into caches outside the
+# repo (chromium and the proxies with apt-get); a missing tool fails the run, it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -34,3 +36,7 @@ step "browser: the real Control UI through clawgate in front of the real opencla
 INTEROP_SUITE=browser INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
 step "nodes: the real node host and \`openclaw nodes\` through clawgate in front of the real openclaw gateway"
 INTEROP_SUITE=nodes INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "proxies: nginx, Caddy and HAProxy in front of clawgate, a client on another namespace (standalone)"
+INTEROP_SUITE=proxies CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+step "proxies: the same in front of the real openclaw gateway (front-door mode)"
+INTEROP_SUITE=proxies INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh

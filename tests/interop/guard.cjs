@@ -3,7 +3,7 @@
 // - dns.lookup / dns.promises.lookup / resolve* fail (ENOTFOUND) for anything but localhost / loopback literals;
 // - net sockets (and therefore http/https/ws/undici via net) to non-loopback addresses are refused;
 // - UDP sends/connects to non-loopback addresses (e.g. mDNS multicast) are refused.
-// Every process of the suite must only ever talk to 127.0.0.0/8 or ::1.
+// Every process of the suite must only ever talk to 127.0.0.0/8 or ::1 (or the test hosts of INTEROP_GUARD_ALLOW).
 const dns = require('dns');
 const net = require('net');
 
@@ -13,6 +13,25 @@ function note(msg) {
   try { require('fs').appendFileSync(LOG, `[guard pid=${process.pid}] ${msg}\n`); } catch {}
 }
 
+// INTEROP_GUARD_ALLOW: IPv4 ranges ("172.17.0.0/16,…") of the suite's own test hosts, in network
+// namespaces it created (the proxy suite's veth pair); never anything else.
+const ALLOW = String(process.env.INTEROP_GUARD_ALLOW || '').split(',').map((c) => c.trim()).filter(Boolean).map((c) => {
+  const [ip, bits] = c.split('/');
+  return { net: ipv4(ip), bits: Number(bits ?? 32) };
+}).filter((r) => r.net !== null && r.bits >= 8 && r.bits <= 32);
+function ipv4(s) {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(String(s));
+  if (!m) return null;
+  const o = m.slice(1).map(Number);
+  if (o.some((x) => x > 255)) return null;
+  return ((o[0] << 24) | (o[1] << 16) | (o[2] << 8) | o[3]) >>> 0;
+}
+function isAllowedTestHost(s) {
+  const a = ipv4(s);
+  if (a === null) return false;
+  return ALLOW.some((r) => ((a ^ r.net) >>> (32 - r.bits)) === 0 || r.bits === 32 && a === r.net);
+}
+
 function isLoopbackHost(h) {
   if (h == null) return true; // net default host is localhost
   let s = String(h).trim().toLowerCase();
@@ -20,7 +39,7 @@ function isLoopbackHost(h) {
   if (s === '' || s === 'localhost' || s.endsWith('.localhost')) return true;
   if (s === '::1' || s === '0:0:0:0:0:0:0:1') return true;
   if (s.startsWith('::ffff:')) s = s.slice(7);
-  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s);
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s) || isAllowedTestHost(s);
 }
 
 function denyErr(host, syscall) {

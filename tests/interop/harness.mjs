@@ -81,8 +81,12 @@ export function runBounded(cmd, args, { env, cwd, timeoutMs = CLI_TIMEOUT_MS, na
 // simulated CLI devices
 export const CLI_BASE_CONFIG = { update: { checkOnStart: false }, telemetry: { enabled: false } };
 export class Device {
-  constructor(name) {
+  // `netns`: run its CLI in that network namespace (the proxy suite's client machine); `env`: extra
+  // environment (e.g. NODE_EXTRA_CA_CERTS for a test certificate).
+  constructor(name, { netns = null, env = {} } = {}) {
     this.name = name;
+    this.netns = netns;
+    this.extraEnv = env;
     this.home = path.join(WORK, 'devices', name);
     this.stateDir = path.join(this.home, '.openclaw');
     this.configPath = path.join(this.stateDir, 'openclaw.json');
@@ -100,11 +104,12 @@ export class Device {
     fs.writeFileSync(this.configPath, JSON.stringify(cfg, null, 2) + '\n');
   }
   env() {
-    return baseEnv({ HOME: this.home, OPENCLAW_STATE_DIR: this.stateDir, OPENCLAW_CONFIG_PATH: this.configPath });
+    return baseEnv({ HOME: this.home, OPENCLAW_STATE_DIR: this.stateDir, OPENCLAW_CONFIG_PATH: this.configPath, ...this.extraEnv });
   }
   async oc(...args) {
-    const res = await runBounded(NODE_BIN, [OC_MJS, ...args], { env: this.env(), cwd: this.home, name: `openclaw ${args[0]}` });
-    res.display = `[${this.name}] openclaw ${args.join(' ')}`;
+    const [cmd, argv] = this.netns ? ['ip', ['netns', 'exec', this.netns, NODE_BIN, OC_MJS, ...args]] : [NODE_BIN, [OC_MJS, ...args]];
+    const res = await runBounded(cmd, argv, { env: this.env(), cwd: this.home, name: `openclaw ${args[0]}` });
+    res.display = `[${this.name}${this.netns ? ` in ${this.netns}` : ''}] openclaw ${args.join(' ')}`;
     return res;
   }
   async identity() {
@@ -175,7 +180,8 @@ export async function clawgateSupports(flag) {
 // Front-door mode: one real gateway (the upstream) that every clawgate of the suite fronts.
 
 // `upstream`: the real gateway a front-door clawgate fronts (its openclaw.json is read).
-export async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome, upstream }) {
+// `bind` (clawgate): the address it listens on (default 127.0.0.1; /healthz and the URL use it).
+export async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome, upstream, bind = '127.0.0.1' }) {
   const dir = path.join(WORK, 'gateways', name);
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'gateway.log');
@@ -195,7 +201,7 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
       const ownPath = path.join(dir, 'clawgate.json');
       fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
       args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
-        '--port', '0', '--bind', '127.0.0.1', '--admin-port', '0', '--upstream', 'auto'];
+        '--port', '0', '--bind', bind, '--admin-port', '0', '--upstream', 'auto'];
       // the file a hot-reload edit of clawgate's own settings goes to
       gw.configPath = ownPath;
     } else {
@@ -203,7 +209,7 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
       if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
       const configPath = path.join(dir, 'clawgate.json5');
       fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
-      args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', '127.0.0.1'];
+      args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', bind];
       // clawgate also opens an admin API listener (default 127.0.0.1:18788); two instances side by side need a free one each
       if (await clawgateSupports('--admin-port')) args.push('--admin-port', '0');
       gw.configPath = configPath;
@@ -257,12 +263,12 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
     if (gw.runtimeFile && !gw.port) {
       try {
         const rt = JSON.parse(fs.readFileSync(gw.runtimeFile, 'utf8'));
-        const m = /^127\.0\.0\.1:(\d+)$/.exec(String(rt.gatewayAddr || ''));
-        if (m) gw.port = Number(m[1]);
+        const m = /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(String(rt.gatewayAddr || ''));
+        if (m) { gw.port = Number(m[2]); gw.host = m[1]; }
       } catch {}
     }
-    if (gw.port && (await httpGetStatus(gw.port)) === 200) {
-      gw.url = `ws://127.0.0.1:${gw.port}`;
+    if (gw.port && (await httpGetStatus(gw.port, '/healthz', gw.host)) === 200) {
+      gw.url = `ws://${gw.host || '127.0.0.1'}:${gw.port}`;
       gw.startMs = Date.now() - started;
       return gw;
     }
@@ -271,11 +277,12 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
   throw new Error(`gateway ${name} not ready within ${startTimeoutMs} ms (port=${gw.port ?? 'unknown'}${gw.runtimeFile ? `, runtime file ${gw.runtimeFile}` : ''})\nlog tail:\n${tail(logFile)}`);
 }
 
-export async function startRelay(name, targetUrl, xff = XFF) {
+// `netns`: the relay runs in that namespace (on its loopback).
+export async function startRelay(name, targetUrl, xff = XFF, { netns = null } = {}) {
   const logFile = path.join(WORK, `relay-${name}.log`);
   const port = await spawnRelay({
     name, nodeBin: NODE_BIN, relay: RELAY, env: baseEnv(), cwd: WORK, track: (c) => trackChild(c, `relay ${name}`),
-    args: ['--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile],
+    args: ['--target', targetUrl, '--port', '0', '--xff', xff, '--log', logFile], netns,
   });
   return { name, port, url: `ws://127.0.0.1:${port}`, logFile };
 }

