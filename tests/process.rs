@@ -342,20 +342,57 @@ async fn log_level_follows_the_config_file() {
 #[test]
 fn an_empty_truncated_or_foreign_database_is_refused_at_start() {
     let (_d, home, state) = dirs();
-    // A real database first, from a real start.
-    drop(spawn(&home, &state, &[]));
+    // A real database first, from a real start and a clean stop (SIGTERM):
+    // redb then trusts the file's allocator state on the next open.
+    let mut p = spawn(&home, &state, &[]);
+    unsafe { libc::kill(p.child.id() as i32, libc::SIGTERM) };
+    assert!(p.child.wait().unwrap().success(), "a clean stop");
     let db = state.join("clawgate.redb");
     let full = std::fs::read(&db).unwrap();
     assert!(full.len() > 4096);
+    // (bounded: a start that wrongly succeeds is a failure, not a hang)
     let serve = || {
-        command(&home)
+        let mut child = command(&home)
             .args(["serve", "--port", "0", "--admin-port", "0", "--state-dir"])
             .arg(&state)
-            .output()
-            .unwrap()
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "clawgate started on a bad database: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
     };
-    let cases: [(&str, Vec<u8>, &str); 3] = [
+    // Damaged in place: the first page after the header (region 0's
+    // allocator state, which a plain redb open of a cleanly closed file
+    // trusts, and panics on), and the header's format version.
+    let flipped = |at: usize, len: usize| {
+        let mut b = full.clone();
+        for x in &mut b[at..at + len] {
+            *x ^= 0xa5;
+        }
+        b
+    };
+    let cases: [(&str, Vec<u8>, &str); 5] = [
         ("empty", Vec::new(), "is empty (0 bytes)"),
+        (
+            "a damaged page",
+            flipped(4096, 256),
+            "cannot be opened as a database",
+        ),
+        (
+            "a damaged header",
+            flipped(64, 16),
+            "cannot be opened as a database",
+        ),
         (
             "truncated",
             full[..full.len() / 2].to_vec(),
@@ -380,7 +417,7 @@ fn an_empty_truncated_or_foreign_database_is_refused_at_start() {
         // It was not replaced by a new database: a second start refuses too.
         // (redb may mark a truncated file as needing repair, so its bytes
         // can change; an empty or foreign file is left exactly as it was.)
-        if name != "truncated" {
+        if name != "truncated" && name != "a damaged page" {
             assert!(std::fs::read(&db).unwrap() == bytes, "{name}: file changed");
         }
         let again = serve();

@@ -238,18 +238,19 @@ fn open_db(path: &Path) -> Result<Database, StoreError> {
         redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.display().to_string()),
         other => StoreError::from(other),
     })?;
-    redb::Builder::new()
-        .create_with_backend(backend)
-        .map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                StoreError::Locked(path.display().to_string())
-            }
-            other if existing.is_some() => StoreError::Unusable {
-                path: path.display().to_string(),
-                why: format!("cannot be opened as a database ({other})"),
-            },
-            other => StoreError::from(other),
-        })
+    let mut builder = redb::Builder::new();
+    // An existing file is checked page by page as it opens (every checksum of
+    // the committed trees): a file damaged outside redb is refused with a
+    // clear message instead of being trusted (a plain open may panic on it).
+    builder.set_check_integrity_on_open(existing.is_some());
+    builder.create_with_backend(backend).map_err(|e| match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(path.display().to_string()),
+        other if existing.is_some() => StoreError::Unusable {
+            path: path.display().to_string(),
+            why: format!("cannot be opened as a database ({other})"),
+        },
+        other => StoreError::from(other),
+    })
 }
 
 const SCHEMA_KEY: &str = "schema_version";
