@@ -25,6 +25,23 @@ async fn proxied_server() -> TestServer {
     TestServer::start(config_with(json!({"trustedProxies": ["127.0.0.1"]}))).await
 }
 
+/// The rejection log's latest record with `reason` (panics when there is none).
+async fn rejection(srv: &TestServer, reason: &str) -> Value {
+    let log = srv
+        .admin()
+        .get("/admin/v1/diagnostics/rejections")
+        .await
+        .json();
+    log["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .find(|r| r["reason"] == reason)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {reason} in {log}"))
+}
+
 /// An operator session with operator.pairing over the shared token (local CLI, no device).
 async fn pairing_operator(srv: &TestServer) -> Conn {
     let mut c = open(srv).await;
@@ -980,18 +997,7 @@ async fn browser_origin_policy() {
     assert_eq!(f.detail_code(), Some("CONTROL_UI_ORIGIN_NOT_ALLOWED"));
     assert_eq!(f.close_code(), Some(1008));
     // The rejection log keeps the Origin (what to add to allowedOrigins).
-    let log = srv
-        .admin()
-        .get("/admin/v1/diagnostics/rejections")
-        .await
-        .json();
-    let r = log["rejections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["reason"] == "CONTROL_UI_ORIGIN_NOT_ALLOWED")
-        .cloned()
-        .unwrap_or_else(|| panic!("{log}"));
+    let r = rejection(&srv, "CONTROL_UI_ORIGIN_NOT_ALLOWED").await;
     assert_eq!(r["origin"], "https://evil.example", "{r}");
     // a tokenless browser gets AUTH_TOKEN_MISSING (login form)
     let mut c = Conn::open(&srv.url, &[("Origin", "http://localhost:18789")])
@@ -1546,18 +1552,7 @@ async fn a_handshake_whose_upgrade_a_proxy_dropped_is_named_and_logged() {
             .contains("proxy_set_header Upgrade $http_upgrade"),
         "{v}"
     );
-    let r = srv
-        .admin()
-        .get("/admin/v1/diagnostics/rejections")
-        .await
-        .json();
-    let rec = r["rejections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["reason"] == "websocket_upgrade_missing")
-        .cloned()
-        .unwrap_or_else(|| panic!("not logged: {r}"));
+    let rec = rejection(&srv, "websocket_upgrade_missing").await;
     assert_eq!(rec["peerAddress"], "127.0.0.1", "{rec}");
     assert_eq!(rec["clientAddress"], "203.0.113.9", "{rec}");
     // A plain HTTP request without WebSocket headers is not that.

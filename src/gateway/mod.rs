@@ -324,6 +324,22 @@ impl Drop for PreauthGuard {
     }
 }
 
+/// Who a request on the gateway port is from, under the config's proxy policy.
+fn attribute(
+    cfg: &crate::config::RuntimeConfig,
+    peer: std::net::IpAddr,
+    headers: &actix_web::http::header::HeaderMap,
+) -> net::ClientAddr {
+    net::attribute(
+        peer,
+        &header_pairs(headers),
+        &ProxyPolicy {
+            trusted: &cfg.gateway.trusted_proxies,
+            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
+        },
+    )
+}
+
 /// Request headers as (lowercase name, value) pairs.
 /// The headers attribution looks at (proxy and Tailscale headers), as
 /// (lowercase name, value) pairs. Others are not copied.
@@ -420,15 +436,7 @@ fn upgrade_dropped(
     if !h.contains_key("sec-websocket-key") || h.contains_key("upgrade") {
         return None;
     }
-    let peer = req.peer_addr()?.ip();
-    let addr = net::attribute(
-        peer,
-        &header_pairs(h),
-        &ProxyPolicy {
-            trusted: &cfg.gateway.trusted_proxies,
-            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
-        },
-    );
+    let addr = attribute(cfg, req.peer_addr()?.ip(), h);
     tracing::warn!(peer = %addr.peer, client = %addr.client, "refused a WebSocket handshake without its Upgrade header (a proxy dropped it)");
     state.record_rejection(&addr, "websocket_upgrade_missing", UPGRADE_DROPPED_HINT);
     Some(HttpResponse::UpgradeRequired().json(json!({
@@ -503,14 +511,7 @@ pub async fn upgrade_entry(
         respond(&mut io, StatusCode::BAD_REQUEST, "text/plain", "").await;
         return Ok(());
     };
-    let addr = net::attribute(
-        peer,
-        &header_pairs(headers),
-        &ProxyPolicy {
-            trusted: &cfg.gateway.trusted_proxies,
-            allow_real_ip_fallback: cfg.gateway.allow_real_ip_fallback,
-        },
-    );
+    let addr = attribute(&cfg, peer, headers);
     if addr.kind == Attribution::Unattributable {
         let body = net::attribution_required_body(&addr);
         let hint = body["error"]["hint"]

@@ -504,18 +504,24 @@ pub async fn remove(
     store
         .write(Durability::Immediate, move |txn| {
             let d = store::delete_device(txn, &device_id)?.ok_or(PairingError::UnknownDevice)?;
-            // A device that pairs again gets a new upstream identity too.
-            store::delete_upstream_identity(txn, &device_id)?;
-            for p in store::pending_in(txn)?
-                .into_iter()
-                .filter(|p| p.device_id == device_id)
-            {
-                store::delete_pending(txn, &p.request_id)?;
-            }
+            forget_device_in(txn, &device_id)?;
             store::append_audit(txn, &audit)?;
             Ok(d)
         })
         .await
+}
+
+/// What goes with a removed device: its upstream identity (a device that
+/// pairs again gets a new one) and its pending requests.
+fn forget_device_in(txn: &redb::WriteTransaction, device_id: &str) -> Result<(), PairingError> {
+    store::delete_upstream_identity(txn, device_id)?;
+    for p in store::pending_in(txn)?
+        .into_iter()
+        .filter(|p| p.device_id == device_id)
+    {
+        store::delete_pending(txn, &p.request_id)?;
+    }
+    Ok(())
 }
 
 /// What removing one role did to a device.
@@ -544,13 +550,7 @@ pub async fn remove_role(
             d.roles.retain(|r| Role::parse(r) != Some(role));
             let out = if d.roles.is_empty() {
                 store::delete_device(txn, &device_id)?;
-                store::delete_upstream_identity(txn, &device_id)?;
-                for p in store::pending_in(txn)?
-                    .into_iter()
-                    .filter(|p| p.device_id == device_id)
-                {
-                    store::delete_pending(txn, &p.request_id)?;
-                }
+                forget_device_in(txn, &device_id)?;
                 RoleRemoval::Deleted(d)
             } else {
                 d.tokens.remove(role.as_str());
