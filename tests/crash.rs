@@ -433,9 +433,12 @@ fn plan(model: &Model, rng: &mut Rng, cycle: usize) -> Vec<Op> {
             _ => {}
         }
     }
-    for i in 0..6 {
+    // Entries never repeat (an add of an entry already there is not a change
+    // its audit record could tell apart).
+    for i in 0..6u64 {
+        let n = cycle as u64 * 6 + i;
         ops.push(Op::ProxyAdd {
-            entry: format!("10.{}.{}.{}", cycle % 250, i, rng.below(250) + 1),
+            entry: format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255),
         });
     }
     for e in model.proxies.iter().take(3) {
