@@ -25,6 +25,15 @@ async fn proxied_server() -> TestServer {
     TestServer::start(config_with(json!({"trustedProxies": ["127.0.0.1"]}))).await
 }
 
+/// A node host's connect (shared token, role node, no scopes) for `dev`.
+fn node_opts(dev: &DeviceIdentity) -> ConnectOpts {
+    ConnectOpts::with_token(TOKEN)
+        .client("node-host", "node")
+        .role("node")
+        .scopes(&[])
+        .device(dev)
+}
+
 /// The rejection log's latest record with `reason` (panics when there is none).
 async fn rejection(srv: &TestServer, reason: &str) -> Value {
     let log = srv
@@ -1419,13 +1428,7 @@ async fn a_remote_browser_waiting_for_approval_is_told_to_keep_retrying() {
 async fn standalone_a_remote_node_pairs_by_approval_and_nodes_remove_ends_it() {
     let srv = proxied_server().await;
     let dev = DeviceIdentity::generate();
-    let node = || {
-        ConnectOpts::with_token(TOKEN)
-            .client("node-host", "node")
-            .role("node")
-            .scopes(&[])
-            .device(&dev)
-    };
+    let node = || node_opts(&dev);
     let f = open_remote(&srv).await.connect(&node()).await.unwrap_err();
     assert_eq!(f.detail_code(), Some("PAIRING_REQUIRED"));
     let rid = f.error.unwrap()["details"]["requestId"]
@@ -1485,13 +1488,7 @@ async fn first_time_nodes_from_auto_approve_cidrs_get_in_and_operators_from_ther
     .await;
     let mut c = open_remote(&srv).await;
     let hello = c
-        .connect(
-            &ConnectOpts::with_token(TOKEN)
-                .client("node-host", "node")
-                .role("node")
-                .scopes(&[])
-                .device(&DeviceIdentity::generate()),
-        )
+        .connect(&node_opts(&DeviceIdentity::generate()))
         .await
         .expect("a node from the range is approved");
     assert_eq!(hello["auth"]["role"], "node");
@@ -1509,13 +1506,7 @@ async fn first_time_nodes_from_auto_approve_cidrs_get_in_and_operators_from_ther
     let f = Conn::open(&srv.url, other)
         .await
         .unwrap()
-        .connect(
-            &ConnectOpts::with_token(TOKEN)
-                .client("node-host", "node")
-                .role("node")
-                .scopes(&[])
-                .device(&DeviceIdentity::generate()),
-        )
+        .connect(&node_opts(&DeviceIdentity::generate()))
         .await
         .unwrap_err();
     assert_eq!(
