@@ -360,6 +360,9 @@ pub struct Session {
     pub role: String,
     pub scopes: Vec<String>,
     pub auth_method: String,
+    /// Trusted-proxy mode: the user the proxy vouched for.
+    #[serde(default)]
+    pub user: Option<String>,
     pub client_id: String,
     pub client_mode: String,
     pub client_version: String,

@@ -32,6 +32,11 @@ fn nets(n: &[ipnet::IpNet]) -> Value {
 }
 
 /// The effective value of a known key (secrets redacted).
+/// A `gateway.auth.trustedProxy` value (null when the section is not set).
+fn tp(g: &GatewayConfig, f: impl Fn(&super::TrustedProxyAuth) -> Value) -> Value {
+    g.auth.trusted_proxy.as_ref().map_or(Value::Null, f)
+}
+
 pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
     let g: &GatewayConfig = &cfg.gateway;
     match key {
@@ -46,6 +51,21 @@ pub fn value_of(cfg: &RuntimeConfig, key: &str) -> Value {
         "gateway.auth.rateLimit.windowMs" => json!(g.auth.rate_limit.window_ms),
         "gateway.auth.rateLimit.lockoutMs" => json!(g.auth.rate_limit.lockout_ms),
         "gateway.auth.rateLimit.exemptLoopback" => json!(g.auth.rate_limit.exempt_loopback),
+        "gateway.auth.trustedProxy.userHeader" => tp(g, |t| json!(t.user_header)),
+        "gateway.auth.trustedProxy.requiredHeaders" => tp(g, |t| json!(t.required_headers)),
+        "gateway.auth.trustedProxy.allowUsers" => tp(g, |t| json!(t.allow_users)),
+        "gateway.auth.trustedProxy.allowLoopback" => tp(g, |t| json!(t.allow_loopback)),
+        "gateway.auth.trustedProxy.deviceAutoApprove.enabled" => tp(g, |t| json!(t.auto_approve)),
+        "gateway.auth.trustedProxy.deviceAutoApprove.scopes" => {
+            tp(g, |t| json!(t.auto_approve_scopes))
+        }
+        "gateway.auth.identityScopes" => Value::Object(
+            g.auth
+                .identity_scopes
+                .iter()
+                .map(|(u, s)| (u.clone(), json!(s)))
+                .collect(),
+        ),
         "gateway.trustedProxies" => nets(&g.trusted_proxies),
         "gateway.allowRealIpFallback" => json!(g.allow_real_ip_fallback),
         "gateway.controlUi.allowInsecureAuth" => json!(g.control_ui.allow_insecure_auth),

@@ -120,6 +120,15 @@ pub const SETTINGS: &[Setting] = &[
     s("gateway.auth.rateLimit.windowMs", O),
     s("gateway.auth.rateLimit.lockoutMs", O),
     s("gateway.auth.rateLimit.exemptLoopback", O),
+    s("gateway.auth.trustedProxy.userHeader", O),
+    s("gateway.auth.trustedProxy.requiredHeaders", O).list(),
+    s("gateway.auth.trustedProxy.allowUsers", O).list(),
+    s("gateway.auth.trustedProxy.allowLoopback", O),
+    s("gateway.auth.trustedProxy.deviceAutoApprove.enabled", O),
+    s("gateway.auth.trustedProxy.deviceAutoApprove.scopes", O).list(),
+    s("gateway.auth.identityScopes", O).no_override(
+        "per-user scopes (a map) are set in the config file only",
+    ),
     s("gateway.trustedProxies", O).list(),
     s("gateway.allowRealIpFallback", O),
     s("gateway.controlUi.enabled", O),
@@ -226,10 +235,8 @@ const IGNORED: &[(&str, &[&str])] = &[
             "channelHealthCheckMinutes",
         ],
     ),
-    (
-        "gateway.auth",
-        &["allowTailscale", "identityScopes", "trustedProxy"],
-    ),
+    ("gateway.auth", &["allowTailscale"]),
+    ("gateway.auth.trustedProxy", &["cloudflareAccessOidc"]),
     (
         "gateway.controlUi",
         &[
@@ -321,7 +328,14 @@ mod tests {
         assert_eq!(not_overridable("gateway.trustedProxies"), None);
         assert_eq!(
             children("gateway.auth"),
-            ["mode", "token", "password", "rateLimit"]
+            [
+                "mode",
+                "token",
+                "password",
+                "rateLimit",
+                "trustedProxy",
+                "identityScopes"
+            ]
         );
         assert_eq!(children("gateway.reload"), ["mode", "pollIntervalMs"]);
         let restart: Vec<_> = restart_only().map(|s| s.key).collect();

@@ -49,6 +49,8 @@ pub enum AuthMode {
     Token,
     Password,
     None,
+    /// An identity-aware proxy vouches for the user in a header (§3.4).
+    TrustedProxy,
 }
 
 impl AuthMode {
@@ -57,6 +59,7 @@ impl AuthMode {
             AuthMode::Token => "token",
             AuthMode::Password => "password",
             AuthMode::None => "none",
+            AuthMode::TrustedProxy => "trusted-proxy",
         }
     }
 }
@@ -102,6 +105,36 @@ pub struct AuthConfig {
     pub password: Option<Secret>,
     pub token_source: SecretSource,
     pub rate_limit: RateLimit,
+    /// `gateway.auth.trustedProxy`: set (and required) in trusted-proxy mode.
+    pub trusted_proxy: Option<TrustedProxyAuth>,
+    /// `gateway.auth.identityScopes`: session-only operator scopes per
+    /// verified user (keys as written; emails match case-insensitively).
+    pub identity_scopes: Vec<(String, Vec<String>)>,
+}
+
+/// `gateway.auth.trustedProxy` (protocol §3.4).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxyAuth {
+    /// The header with the user's identity, lowercased.
+    pub user_header: String,
+    /// Headers that must be present and non-blank, lowercased.
+    pub required_headers: Vec<String>,
+    /// When non-empty, the only users let in (exact match).
+    pub allow_users: Vec<String>,
+    /// Whether a proxy on loopback may vouch (off by default).
+    pub allow_loopback: bool,
+    /// `deviceAutoApprove.enabled`.
+    pub auto_approve: bool,
+    /// `deviceAutoApprove.scopes` as written (`None`: OpenClaw's default).
+    pub auto_approve_scopes: Option<Vec<String>>,
+}
+
+impl TrustedProxyAuth {
+    /// The headers a connect needs from its upgrade request.
+    pub fn header_names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.user_header.as_str())
+            .chain(self.required_headers.iter().map(String::as_str))
+    }
 }
 
 #[derive(Debug, Clone)]

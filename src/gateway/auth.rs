@@ -30,6 +30,8 @@ pub enum AuthMethod {
     Password,
     /// A device token issued at pairing.
     DeviceToken,
+    /// An identity-aware proxy vouched for the user (§3.4).
+    TrustedProxy,
 }
 
 impl AuthMethod {
@@ -40,6 +42,7 @@ impl AuthMethod {
             AuthMode::Token => AuthMethod::Token,
             AuthMode::Password => AuthMethod::Password,
             AuthMode::None => AuthMethod::None,
+            AuthMode::TrustedProxy => AuthMethod::TrustedProxy,
         }
     }
 
@@ -49,6 +52,7 @@ impl AuthMethod {
             AuthMethod::Token => "token",
             AuthMethod::Password => "password",
             AuthMethod::DeviceToken => "device-token",
+            AuthMethod::TrustedProxy => "trusted-proxy",
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod reload;
 mod rpc;
 pub mod scopes;
 mod session;
+pub mod trusted_proxy;
 pub mod watch;
 pub mod wire;
 pub mod ws;
@@ -325,7 +326,7 @@ impl Drop for PreauthGuard {
 }
 
 /// Who a request on the gateway port is from, under the config's proxy policy.
-fn attribute(
+pub(crate) fn attribute(
     cfg: &crate::config::RuntimeConfig,
     peer: std::net::IpAddr,
     headers: &actix_web::http::header::HeaderMap,
@@ -576,6 +577,7 @@ pub async fn upgrade_entry(
         addr,
         origin: header(headers, "origin"),
         host: header(headers, "host"),
+        identity: http_auth::identity_headers(&cfg, headers),
     };
     drop(req);
     let _ = io.set_nodelay(true);

@@ -296,9 +296,13 @@ pub async fn request_pairing(
 }
 
 /// Silently approves a local device in the handshake (approvedVia "silent").
+/// `via` is the record's `approvedVia`; `audit`, when given, is written in
+/// the same transaction.
 pub async fn approve_silently(
     store: &Store,
     ask: PairingAsk,
+    via: &'static str,
+    audit: Option<AuditEvent>,
 ) -> Result<DeviceRecord, PairingError> {
     store
         .write(Durability::Immediate, move |txn| {
@@ -322,7 +326,7 @@ pub async fn approve_silently(
             d.client_id = Some(ask.client_id.clone());
             d.client_mode = Some(ask.client_mode.clone());
             d.remote_ip = ask.remote_ip.clone();
-            d.approved_via = "silent".into();
+            d.approved_via = via.into();
             d.approved_at_ms = now;
             d.last_seen_at_ms = Some(now);
             d.last_seen_reason = Some("connect".into());
@@ -335,6 +339,9 @@ pub async fn approve_silently(
                 .filter(|p| p.device_id == ask.device_id)
             {
                 store::delete_pending(txn, &p.request_id)?;
+            }
+            if let Some(ev) = &audit {
+                store::append_audit(txn, ev)?;
             }
             store::put_device(txn, &d)?;
             Ok(d)

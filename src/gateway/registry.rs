@@ -49,6 +49,8 @@ pub struct SessionInfo {
     pub connected_at_ms: u64,
     /// Front-door mode: the session continues on the upstream gateway.
     pub bridged: bool,
+    /// Trusted-proxy mode: the user the proxy vouched for.
+    pub user: Option<String>,
 }
 
 /// A session's inbox: a queue and a wake-up. Much smaller than a channel

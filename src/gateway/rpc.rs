@@ -225,9 +225,11 @@ pub async fn handle(
 
 /// The audit actor for a WebSocket caller.
 fn actor(info: &SessionInfo) -> ops::Actor {
-    let who = match &info.device_id {
-        Some(d) => format!("ws:device:{}", super::device::fingerprint(d)),
-        None => format!(
+    let who = match (&info.user, &info.device_id) {
+        (Some(u), Some(d)) => format!("ws:user:{u} (device:{})", super::device::fingerprint(d)),
+        (Some(u), None) => format!("ws:user:{u}"),
+        (None, Some(d)) => format!("ws:device:{}", super::device::fingerprint(d)),
+        (None, None) => format!(
             "ws:{}:{}",
             info.client_id,
             &info.conn_id[..8.min(info.conn_id.len())]

@@ -16,6 +16,7 @@ pub async fn list_sessions(s: Data) -> HttpResponse {
                 role: x.role.as_str().to_string(),
                 scopes: x.scopes.clone(),
                 auth_method: x.auth_method.as_str().to_string(),
+                user: x.user.clone(),
                 client_id: x.client_id.clone(),
                 client_mode: x.client_mode.clone(),
                 client_version: x.client_version.clone(),

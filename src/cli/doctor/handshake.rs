@@ -166,7 +166,15 @@ pub(super) fn check_handshake(
             },
             token_origin(cfg),
         ),
-        AuthMode::Password => (
+        AuthMode::TrustedProxy if a.password.is_none() => {
+            return Check::new(
+                ID,
+                Status::Skip,
+                "skipped: in trusted-proxy mode a connect needs your proxy's identity headers \
+                 (a local check would use gateway.auth.password, which is not set)",
+            );
+        }
+        AuthMode::Password | AuthMode::TrustedProxy => (
             match a.password.as_ref().and_then(|t| t.expose()) {
                 Some(p) => json!({ "password": p }),
                 None => json!({}),
@@ -178,7 +186,7 @@ pub(super) fn check_handshake(
         ),
         AuthMode::None => (json!({}), "none (auth mode none)".into()),
     };
-    let secret = if a.mode == AuthMode::Password {
+    let secret = if matches!(a.mode, AuthMode::Password | AuthMode::TrustedProxy) {
         "password"
     } else {
         "token"

@@ -11,6 +11,7 @@ use super::locate::Positions;
 use super::types::*;
 use super::{describe, settings};
 
+mod auth;
 mod sections;
 
 pub struct Context<'a> {
@@ -474,8 +475,16 @@ pub fn validate(
     let port = v.number("gateway.port", g.get("port"), 18789, 0, 65535) as u16;
 
     let (bind_spec, bind) = sections::bind(&mut v, g);
-    let auth = sections::auth(&mut v, g, bind, port);
+    let front_door = root.pointer("/upstream/url").is_some_and(|u| !u.is_null());
+    let auth = auth::auth(&mut v, front_door, g, bind, port);
     let (trusted_proxies, allow_real_ip_fallback) = sections::proxies(&mut v, g);
+    if auth.mode == AuthMode::TrustedProxy && trusted_proxies.is_empty() {
+        v.issue(
+            ConfigCode::Contradiction,
+            "gateway.trustedProxies",
+            "gateway auth mode=trusted-proxy requires gateway.trustedProxies to be configured with at least one proxy IP (the address your identity-aware proxy connects from, or its network)".into(),
+        );
+    }
     let control_ui = sections::control_ui(&mut v, g);
     let node_pairing = sections::node_pairing(&mut v, g);
     let (reload_mode, reload_poll_ms) = sections::reload(&mut v, g);

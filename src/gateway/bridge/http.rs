@@ -21,7 +21,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::config::{RuntimeConfig, UpstreamConfig, UpstreamSecret};
-use crate::gateway::{http_auth, GatewayState};
+use crate::gateway::{http_auth, trusted_proxy, GatewayState};
 use crate::net::{self, Attribution, ProxyPolicy};
 
 /// How long the upstream may take to answer with its status line.
@@ -150,6 +150,23 @@ pub async fn proxy(
         .chain(query_token.map(|i| query[i].1.as_str()))
         .collect();
     let mut replace = false;
+    let mut vouched = false;
+    // Trusted-proxy mode: a request the proxy vouches for goes upstream with
+    // the upstream's secret (which carries every operator scope, so a
+    // narrowing x-openclaw-scopes cannot be honoured: refused, not widened).
+    if presented.is_empty() {
+        match http_auth::proxy_user(&cfg, &req, addr.kind) {
+            Some(Ok(_)) if req.headers().contains_key(trusted_proxy::SCOPES_HEADER) => {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "scope_cap_unsupported",
+                    "clawgate relays HTTP requests with the upstream's shared secret, which carries every operator scope, so it cannot narrow this one to x-openclaw-scopes; drop the header for HTTP at the proxy (it still caps WebSocket sessions)".into(),
+                );
+            }
+            Some(Ok(_)) => vouched = true,
+            Some(Err(_)) | None => {}
+        }
+    }
     for p in &presented {
         if !http_auth::known(&state, &cfg, p) {
             return refuse(
@@ -245,6 +262,9 @@ pub async fn proxy(
         }
         match (&bearer, replace, &secret) {
             (Some(_), true, Some(s)) => {
+                r = r.insert_header(("authorization", format!("Bearer {s}")))
+            }
+            (None, _, Some(s)) if vouched => {
                 r = r.insert_header(("authorization", format!("Bearer {s}")))
             }
             (Some(b), false, _) => r = r.insert_header(("authorization", format!("Bearer {b}"))),

@@ -14,7 +14,7 @@ use super::ConnCtx;
 use crate::config::GatewayConfig;
 use crate::gateway::auth::AuthMethod;
 use crate::gateway::frames::ErrorShape;
-use crate::gateway::ops::AdminEventName;
+use crate::gateway::ops::{Actor, AdminEventName};
 use crate::gateway::pairing::{self, PairingAsk, PairingError, PairingReason};
 use crate::gateway::registry::WsEvent;
 use crate::gateway::scopes::{self, Role};
@@ -76,6 +76,11 @@ pub(super) struct Situation {
     pub auto_approve_local: bool,
     /// The client address is in `gateway.nodes.pairing.autoApproveCidrs`.
     pub in_auto_approve_cidr: bool,
+    /// A browser or native UI operator a trusted proxy vouched for, with
+    /// `trustedProxy.deviceAutoApprove.enabled`.
+    pub proxy_auto_approve: bool,
+    /// Another key holds this device id.
+    pub id_taken: bool,
 }
 
 /// How a required approval happens.
@@ -85,6 +90,9 @@ pub(super) enum Approval {
     Silent,
     /// Approved on the spot: a new node from a trusted CIDR.
     TrustedCidr,
+    /// Approved on the spot: a UI device of a user a trusted proxy vouched
+    /// for, under `deviceAutoApprove`.
+    TrustedProxy,
     /// A pending request that a person approves.
     Request,
 }
@@ -95,12 +103,25 @@ impl Approval {
         match self {
             Approval::Silent => Some("silent"),
             Approval::TrustedCidr => Some("trusted-cidr"),
+            Approval::TrustedProxy => Some("trusted-proxy"),
             Approval::Request => None,
         }
     }
 }
 
 pub(super) fn approval(reason: PairingReason, s: &Situation) -> Approval {
+    // deviceAutoApprove: new devices and same-key scope upgrades only, never
+    // a role or metadata change, never an id another key holds.
+    let proxy = s.proxy_auto_approve
+        && s.role == Role::Operator
+        && match reason {
+            PairingReason::NotPaired => !s.paired && !s.id_taken,
+            PairingReason::ScopeUpgrade => s.paired,
+            _ => false,
+        };
+    if proxy {
+        return Approval::TrustedProxy;
+    }
     // A scope upgrade is silent only for a connect that proved the shared
     // secret (or needs none), never on a device token's say-so.
     let scope_upgrade_ok = reason != PairingReason::ScopeUpgrade
@@ -135,7 +156,7 @@ pub(super) async fn admit(
     state: &GatewayState,
     g: &GatewayConfig,
     input: AdmitInput<'_, '_>,
-) -> Result<Option<DeviceRecord>, Rejection> {
+) -> Result<Admission, Rejection> {
     let AdmitInput {
         ctx,
         p,
@@ -145,10 +166,12 @@ pub(super) async fn admit(
         record,
     } = input;
     let Some(device) = device.filter(|_| auth.pairing == PairingStep::Decide) else {
-        return Ok(None);
+        return Ok(Admission::default());
     };
     let device_id = &device.device_id;
+    let id_taken = record.is_some();
     let record = record.filter(|r| r.public_key == device.public_key);
+    let id_taken = id_taken && record.is_none();
     let method = Some(auth.method);
     let requirement = requirement(
         record.as_ref(),
@@ -159,9 +182,18 @@ pub(super) async fn admit(
         &p.scopes,
     );
     let Some(reason) = requirement else {
-        return Ok(record);
+        return Ok(Admission {
+            record,
+            scopes: None,
+        });
     };
-    let ask = PairingAsk {
+    let proxy_rule = g
+        .auth
+        .trusted_proxy
+        .as_ref()
+        .filter(|t| t.auto_approve && auth.method == AuthMethod::TrustedProxy)
+        .filter(|_| auth.user.is_some() && (is_control_ui(p) || p.client_mode == "ui"));
+    let mut ask = PairingAsk {
         device_id: device_id.clone(),
         public_key: device.public_key.clone(),
         display_name: p.display_name.map(str::to_string),
@@ -193,23 +225,69 @@ pub(super) async fn admit(
                 .auto_approve_cidrs
                 .iter()
                 .any(|n| n.contains(&ctx.addr.client)),
+            proxy_auto_approve: proxy_rule.is_some(),
+            id_taken,
         },
     );
+    let mut session_scopes = None;
+    let mut audit = None;
+    if let (Approval::TrustedProxy, Some(t), Some(user)) = (approval, proxy_rule, &auth.user) {
+        let granted = crate::gateway::trusted_proxy::cap(
+            crate::gateway::trusted_proxy::auto_approve_scopes(t, &p.scopes),
+            super::scope_cap(ctx),
+        );
+        ask.scopes = granted.clone();
+        session_scopes = Some(match &record {
+            // A scope upgrade: what it asked for that the grant now covers.
+            Some(r) if !p.scopes.is_empty() => {
+                let all = scopes::union(&r.scopes, &granted);
+                p.scopes
+                    .iter()
+                    .filter(|s| scopes::satisfies(&all, s))
+                    .cloned()
+                    .collect()
+            }
+            _ => granted.clone(),
+        });
+        let actor = Actor {
+            name: format!("trusted-proxy:{user}"),
+            client_addr: Some(ctx.addr.client.to_string()),
+        };
+        audit = Some(actor.audit(
+            "pairing.approve",
+            device_id,
+            "ok",
+            Some(format!(
+                "approvedVia trusted-proxy (deviceAutoApprove), scopes {}",
+                granted.join(",")
+            )),
+        ));
+        tracing::warn!(user = %user, device = %device::fingerprint(device_id), scopes = %granted.join(","), "security audit: trusted-proxy operator device auto-approved");
+    }
     if let Some(via) = approval.automatic() {
-        let mut d = pairing::approve_silently(&state.store, ask)
+        let d = pairing::approve_silently(&state.store, ask, via, audit)
             .await
             .map_err(|e| internal(&e.to_string()))?;
-        if approval == Approval::TrustedCidr {
-            d.approved_via = via.into();
-        }
         state.registry.broadcast(
             WsEvent::DevicePairResolved,
             json!({"requestId": uuid::Uuid::new_v4().to_string(), "deviceId": device_id, "decision": "approved", "ts": now_ms()}),
         );
         tracing::info!(device = %device::fingerprint(device_id), via, %reason, "device paired automatically");
-        return Ok(Some(d));
+        return Ok(Admission {
+            record: Some(d),
+            scopes: session_scopes,
+        });
     }
     Err(request(state, g, ctx, p, role, ask, record.as_ref()).await)
+}
+
+/// What the pairing step let in.
+#[derive(Default)]
+pub(super) struct Admission {
+    /// The record tokens are issued from (`None`: the step was skipped).
+    pub record: Option<DeviceRecord>,
+    /// The session's scopes when the approval set them (deviceAutoApprove).
+    pub scopes: Option<Vec<String>>,
 }
 
 /// What the pairing step looks at.
@@ -330,6 +408,8 @@ mod tests {
             scopes_empty: true,
             auto_approve_local: true,
             in_auto_approve_cidr: false,
+            proxy_auto_approve: false,
+            id_taken: false,
         }
     }
 

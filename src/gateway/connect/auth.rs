@@ -7,7 +7,9 @@ use serde_json::json;
 use super::locality::{locality, Locality};
 use super::params::{is_control_ui, ClientKind, Params, Presented};
 use super::proof::Proven;
-use super::reject::{auth_rejection, internal, rate_limited, RejectReason, Rejection};
+use super::reject::{
+    auth_rejection, internal, proxy_rejection, rate_limited, RejectReason, Rejection,
+};
 use super::secret::{self, SharedSecret};
 use super::ConnCtx;
 use crate::config::{AuthMode, GatewayConfig};
@@ -15,6 +17,7 @@ use crate::gateway::auth::{AuthMethod, AuthReason, HintKind, LimitCheck, LimitKe
 use crate::gateway::frames::ErrorShape;
 use crate::gateway::pairing::{self, TokenCheck};
 use crate::gateway::scopes::Role;
+use crate::gateway::trusted_proxy;
 use crate::gateway::GatewayState;
 use crate::net::Attribution;
 use crate::store::DeviceRecord;
@@ -123,6 +126,8 @@ pub(super) struct AuthOutcome {
     pub pairing: PairingStep,
     /// A secret or a device token matched (resets the limiter).
     proved_credential: bool,
+    /// The user a trusted proxy vouched for.
+    pub user: Option<String>,
 }
 
 pub(super) struct AuthInput<'a, 'p> {
@@ -149,10 +154,34 @@ pub(super) fn authenticate(
     let presented = p.presented;
     let secret = secret::check(&g.auth, presented.token, presented.password, gate.now);
     let auth_none = g.auth.mode == AuthMode::None;
-    let loc = locality(ctx, p, secret.ok);
+    // Trusted-proxy mode (§3.4): the proxy's word, else (on loopback only)
+    // the password, else a device token; a refusal names the failed check.
+    let proxy = proxy_check(g, ctx);
+    let (user, denied) = match proxy {
+        Some(Ok(user)) => (Some(user), None),
+        Some(Err(d)) => (None, Some(d)),
+        None => (None, None),
+    };
+    if let Some(d) = &denied {
+        let local_password = ctx.addr.kind == Attribution::DirectLocal
+            && g.auth.password.is_some()
+            && presented.password.is_some();
+        if local_password && !secret.ok {
+            return Err(gate.fail(state, g, AuthReason::PasswordMismatch, false));
+        }
+        if !local_password && device.is_none() {
+            return Err(proxy_rejection(d));
+        }
+    }
+    let shared_ok = secret.ok || user.is_some();
+    let loc = locality(ctx, p, shared_ok);
     let insecure_bypass = g.control_ui.allow_insecure_auth && secret.ok;
     let mut out = AuthOutcome {
-        method: if secret.ok {
+        method: if user.is_some() {
+            AuthMethod::TrustedProxy
+        } else if secret.ok && g.auth.mode == AuthMode::TrustedProxy {
+            AuthMethod::Password
+        } else if secret.ok {
             AuthMethod::for_mode(g.auth.mode)
         } else {
             AuthMethod::None
@@ -166,12 +195,18 @@ pub(super) fn authenticate(
         } else {
             PairingStep::Decide
         },
-        proved_credential: secret.ok,
+        proved_credential: shared_ok,
+        user,
     };
     let Some((proven, record)) = device else {
         out.pairing = PairingStep::Skip;
-        deviceless(state, g, ctx, p, role, gate, &secret, &presented, &mut out)?;
-        if !secret.ok && !auth_none {
+        let shared = SharedSecret {
+            ok: shared_ok,
+            reason: secret.reason,
+            digest: secret.digest,
+        };
+        deviceless(state, g, ctx, p, role, gate, &shared, &presented, &mut out)?;
+        if !shared_ok && !auth_none {
             // Every device-less admission above needs the secret or no auth.
             return Err(internal(
                 "a connect reached acceptance without an auth method",
@@ -179,7 +214,7 @@ pub(super) fn authenticate(
         }
         return Ok(out);
     };
-    if !secret.ok && !auth_none {
+    if !shared_ok && !auth_none {
         // Device-token fallback (§3.6).
         let candidate = presented.device_token.or(presented.token);
         let check = candidate.map(|c| {
@@ -192,20 +227,40 @@ pub(super) fn authenticate(
                 out.proved_credential = true;
             }
             (other, _) => {
-                let reason = if other == Some(TokenCheck::ScopeMismatch) {
-                    AuthReason::ScopeMismatch
-                } else if presented.device_token.is_some() {
-                    AuthReason::DeviceTokenMismatch
-                } else {
-                    secret.reason.unwrap_or(AuthReason::TokenMissing)
-                };
-                let can_retry =
-                    reason == AuthReason::TokenMismatch && presented.device_token.is_none();
+                if other == Some(TokenCheck::ScopeMismatch) {
+                    return Err(gate.fail(state, g, AuthReason::ScopeMismatch, false));
+                }
+                if presented.device_token.is_some() {
+                    return Err(gate.fail(state, g, AuthReason::DeviceTokenMismatch, false));
+                }
+                if let Some(d) = &denied {
+                    return Err(proxy_rejection(d));
+                }
+                let reason = secret.reason.unwrap_or(AuthReason::TokenMissing);
+                let can_retry = reason == AuthReason::TokenMismatch;
                 return Err(gate.fail(state, g, reason, can_retry));
             }
         }
     }
     Ok(out)
+}
+
+/// The trusted-proxy verdict, in that mode only.
+fn proxy_check(g: &GatewayConfig, ctx: &ConnCtx) -> Option<Result<String, trusted_proxy::Denied>> {
+    if g.auth.mode != AuthMode::TrustedProxy {
+        return None;
+    }
+    let t = g.auth.trusted_proxy.as_ref()?;
+    Some(trusted_proxy::authorize(
+        &g.trusted_proxies,
+        t,
+        &trusted_proxy::Request {
+            peer: ctx.addr.peer,
+            attribution: ctx.addr.kind,
+            headers: &ctx.identity,
+        },
+        trusted_proxy::is_own_address,
+    ))
 }
 
 /// What the missing-device policy (§3.7) decides.
@@ -240,6 +295,8 @@ pub(super) struct DevicelessCase {
     pub auth_none: bool,
     /// `gateway.controlUi.allowInsecureAuth`.
     pub allow_insecure_auth: bool,
+    /// A trusted proxy vouched for the user.
+    pub proxy_ok: bool,
 }
 
 pub(super) fn deviceless_decision(c: &DevicelessCase) -> Deviceless {
@@ -250,6 +307,11 @@ pub(super) fn deviceless_decision(c: &DevicelessCase) -> Deviceless {
         )
         && !c.origin
         && (c.secret_ok || c.auth_none);
+    if c.control_ui && c.proxy_ok && c.role == Role::Operator {
+        // A browser that cannot make a device identity, vouched for by the
+        // proxy: in without scopes (then identityScopes, §3.4).
+        return Deviceless::AdmitWithoutScopes;
+    }
     if backend_self || (c.allow_insecure_auth && c.secret_ok) {
         // allowInsecureAuth: the shared token is enough; scopes kept.
         return Deviceless::Admit;
@@ -313,6 +375,7 @@ fn deviceless(
         presented_secret: presented.token.is_some() || presented.password.is_some(),
         auth_none: g.auth.mode == AuthMode::None,
         allow_insecure_auth: g.control_ui.allow_insecure_auth,
+        proxy_ok: out.user.is_some(),
     };
     match deviceless_decision(&case) {
         Deviceless::Admit => Ok(()),
@@ -360,6 +423,7 @@ mod tests {
             presented_secret: true,
             auth_none: false,
             allow_insecure_auth: false,
+            proxy_ok: false,
         }
     }
 

@@ -177,6 +177,7 @@ pub(super) fn accept(state: &GatewayState, cfg: &RuntimeConfig, a: Admitted<'_, 
         forwarded: !ctx.addr.proxy_headers.is_empty(),
         connected_at_ms: now_ms(),
         bridged: cfg.gateway.upstream.is_some(),
+        user: auth.user,
     });
     Accepted {
         info,

@@ -32,6 +32,7 @@ pub use reject::Rejection;
 use super::pairing;
 use super::registry::SessionInfo;
 use super::scopes::Role;
+use super::trusted_proxy::{self, SCOPES_HEADER};
 use super::GatewayState;
 use crate::config::RuntimeConfig;
 use crate::net::ClientAddr;
@@ -44,6 +45,9 @@ pub struct ConnCtx {
     pub addr: ClientAddr,
     pub origin: Option<String>,
     pub host: Option<String>,
+    /// Trusted-proxy mode: the identity headers of the upgrade (lowercase
+    /// names), read once there.
+    pub identity: Vec<(String, String)>,
 }
 
 /// A successful connect.
@@ -65,13 +69,13 @@ pub async fn process_connect(
     raw: &Value,
 ) -> Result<Accepted, Rejection> {
     let g = &cfg.gateway;
-    let p = parse_params(raw)?;
+    let mut p = parse_params(raw)?;
     let role = check_protocol_and_role(&p)?;
     origin::check(cfg, ctx, &p)?;
     let gate = Gate::enter(state, g, ctx, &p, now_ms())?;
     let device = proof::verify(state, &p, role, nonce, gate.now)?;
     let record = stored_record(state, device.as_ref())?;
-    let auth = auth::authenticate(
+    let mut auth = auth::authenticate(
         state,
         g,
         AuthInput {
@@ -83,6 +87,12 @@ pub async fn process_connect(
         },
     )?;
     gate.passed(state, &auth);
+    let proxy_ui = proxy_vouched_ui(&p, role, &auth);
+    if proxy_ui {
+        // The proxy's scope cap narrows what the browser may ask to pair with.
+        p.scopes = trusted_proxy::cap(std::mem::take(&mut p.scopes), scope_cap(ctx));
+        auth.scopes = trusted_proxy::cap(std::mem::take(&mut auth.scopes), scope_cap(ctx));
+    }
     let admitted = admission::admit(
         state,
         g,
@@ -96,7 +106,24 @@ pub async fn process_connect(
         },
     )
     .await?;
-    let token = issue_token(state, &p, role, &auth, admitted.as_ref()).await?;
+    if let Some(s) = admitted.scopes {
+        auth.scopes = s;
+    }
+    if let (Some(user), Role::Operator) = (&auth.user, role) {
+        // identityScopes: session-only, capped by the proxy (§3.4).
+        let granted = trusted_proxy::with_identity_scopes(
+            &auth.scopes,
+            trusted_proxy::identity_scopes(&g.auth.identity_scopes, user),
+        );
+        auth.scopes = trusted_proxy::cap(granted, scope_cap(ctx));
+    }
+    // No device token for a browser the proxy vouched for (OpenClaw's rule):
+    // it comes back through the proxy each time.
+    let token = if proxy_ui {
+        None
+    } else {
+        issue_token(state, &p, role, &auth, admitted.record.as_ref()).await?
+    };
     Ok(hello::accept(
         state,
         cfg,
@@ -109,6 +136,21 @@ pub async fn process_connect(
             token,
         },
     ))
+}
+
+/// OpenClaw's `trustedProxyAuthOk`: a Control UI operator the proxy vouched for.
+fn proxy_vouched_ui(p: &Params<'_>, role: Role, auth: &AuthOutcome) -> bool {
+    params::is_control_ui(p)
+        && role == Role::Operator
+        && auth.method == crate::gateway::auth::AuthMethod::TrustedProxy
+}
+
+/// The proxy's `x-openclaw-scopes`, in trusted-proxy mode.
+fn scope_cap(ctx: &ConnCtx) -> Option<&str> {
+    ctx.identity
+        .iter()
+        .find(|(n, _)| n == SCOPES_HEADER)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The stored record of the proven device's id.

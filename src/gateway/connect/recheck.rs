@@ -36,6 +36,16 @@ pub fn verdict(
         // A device token is its own credential: a shared-secret change
         // leaves it valid (revoking or rotating it closes the session).
         AuthMethod::DeviceToken => true,
+        // The proxy's word holds while the mode does and the user is let in.
+        AuthMethod::TrustedProxy => {
+            a.mode == AuthMode::TrustedProxy
+                && a.trusted_proxy.as_ref().is_some_and(|t| {
+                    t.allow_users.is_empty()
+                        || s.user
+                            .as_ref()
+                            .is_some_and(|u| t.allow_users.iter().any(|x| x == u))
+                })
+        }
     };
     if !auth_ok {
         return Some((4001, "gateway auth changed"));

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::gateway::auth::{AuthReason, HintKind};
 use crate::gateway::frames::ErrorShape;
+use crate::gateway::trusted_proxy::Denied;
 use crate::util::truncate_utf8;
 
 /// A failed connect: the error `res` (if any) and the close frame.
@@ -96,6 +97,8 @@ pub enum RejectReason {
     ControlUiDeviceIdentityRequired,
     DeviceIdentityRequired,
     Auth(AuthReason),
+    /// Trusted-proxy auth did not take the proxy's word.
+    TrustedProxy(crate::gateway::trusted_proxy::ProxyDenial),
     Device(DeviceProof),
     PairingRequired,
     PairingQueueFull,
@@ -112,6 +115,7 @@ impl RejectReason {
             RejectReason::ControlUiDeviceIdentityRequired => "CONTROL_UI_DEVICE_IDENTITY_REQUIRED",
             RejectReason::DeviceIdentityRequired => "DEVICE_IDENTITY_REQUIRED",
             RejectReason::Auth(r) => r.detail_code(),
+            RejectReason::TrustedProxy(d) => d.code(),
             RejectReason::Device(d) => d.wording().0,
             RejectReason::PairingRequired => "PAIRING_REQUIRED",
             RejectReason::PairingQueueFull => "PAIRING_QUEUE_FULL",
@@ -159,6 +163,18 @@ pub(super) fn auth_rejection(reason: AuthReason, hint: HintKind, can_retry: bool
     Rejection::policy(RejectReason::Auth(reason), err)
 }
 
+/// Trusted-proxy auth refused the proxy's word: OpenClaw's codes, with a
+/// message that names the failed check.
+pub(super) fn proxy_rejection(d: &Denied) -> Rejection {
+    let err = ErrorShape::invalid(d.message()).with_details(json!({
+        "code": d.why.code(),
+        "authReason": d.reason(),
+        "canRetryWithDeviceToken": false,
+        "recommendedNextStep": "review_auth_configuration",
+    }));
+    Rejection::policy(RejectReason::TrustedProxy(d.why), err)
+}
+
 pub(super) fn rate_limited(retry_after_ms: u64, hint: HintKind) -> Rejection {
     let mut r = auth_rejection(AuthReason::RateLimited, hint, false);
     if let Some(e) = r.error.as_mut() {
@@ -204,6 +220,7 @@ mod tests {
             R::ControlUiDeviceIdentityRequired,
             R::DeviceIdentityRequired,
             R::Auth(AuthReason::TokenMismatch),
+            R::TrustedProxy(crate::gateway::trusted_proxy::ProxyDenial::MissingHeader),
             R::Device(DeviceProof::PublicKeyInvalid),
             R::Device(DeviceProof::IdMismatch),
             R::Device(DeviceProof::SignatureExpired),

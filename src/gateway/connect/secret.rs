@@ -24,6 +24,19 @@ pub(super) fn check(
 ) -> SharedSecret {
     let (ok, reason, digest) = match a.mode {
         AuthMode::None => (false, None, None),
+        // Only the local password fallback (§3.4): the password field, when
+        // a password is configured; the proxy's word is checked elsewhere.
+        AuthMode::TrustedProxy => match (&a.password, password_field) {
+            (Some(t), Some(s)) => {
+                let d = auth::sha256(s);
+                if auth::digest_eq(t.digest(), &d) {
+                    (true, None, Some(d))
+                } else {
+                    (false, Some(AuthReason::PasswordMismatch), None)
+                }
+            }
+            _ => (false, None, None),
+        },
         AuthMode::Token => {
             let presented = token_field.or(password_field);
             match (&a.token, presented) {

@@ -121,7 +121,17 @@ fn config_json(
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v.into_owned());
     let presented = http_auth::bearer(req).or(query_token);
-    if !presented.is_some_and(|t| http_auth::known(state, cfg, &t)) {
+    let known = presented.is_some_and(|t| http_auth::known(state, cfg, &t));
+    let attribution = req
+        .peer_addr()
+        .map(|p| super::attribute(cfg, p.ip().to_canonical(), req.headers()).kind);
+    let vouched = attribution.and_then(|a| http_auth::proxy_user(cfg, req, a));
+    if let (false, Some(Err(d))) = (known, &vouched) {
+        return HttpResponse::Unauthorized()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"error": {"message": d.message(), "type": "unauthorized", "reason": d.reason()}}));
+    }
+    if !known && !matches!(vouched, Some(Ok(_))) {
         return HttpResponse::Unauthorized()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"error": {"message": "unauthorized: send the gateway token or a device token as a bearer", "type": "unauthorized"}}));
