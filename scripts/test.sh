@@ -15,7 +15,7 @@
 # repo (chromium and the proxies with apt-get); a missing tool fails the run, it is never skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> %s (at %ds)\n' "$*" "$SECONDS"; }
 step "cargo fmt --check"
 cargo fmt --check
 step "cargo clippy"
@@ -38,5 +38,6 @@ step "nodes: the real node host and \`openclaw nodes\` through clawgate in front
 INTEROP_SUITE=nodes INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
 # (the same suite against clawgate alone, `INTEROP_SUITE=proxies bash tests/interop/run.sh`, is not in
 # this command: it would take the run past 20 minutes on two cores; it passed 11/11 on 2026-12-04)
-step "proxies: nginx, Caddy and HAProxy in front of clawgate in front of the real openclaw gateway, a client on another namespace"
+step "proxies: nginx, Caddy and HAProxy in front of clawgate in front of the real openclaw gateway, a client on another namespace; trusted-proxy auth behind nginx auth_request"
 INTEROP_SUITE=proxies INTEROP_TARGET=frontdoor CLAWGATE_BIN="${CARGO_TARGET_DIR:-target}/debug/clawgate" bash tests/interop/run.sh
+echo "test.sh: all steps passed in ${SECONDS}s"

@@ -270,3 +270,40 @@ async fn a_base_path_a_missing_root_and_disabled() {
     assert_eq!(get(&http(&srv), "GET", "/", &[]).await.status, 426);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_trusted_proxy_mode_the_runtime_config_takes_the_proxys_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = json!({"gateway": {
+        "auth": {
+            "mode": "trusted-proxy",
+            "trustedProxy": {"userHeader": "x-forwarded-user", "allowLoopback": true},
+        },
+        "trustedProxies": ["127.0.0.1"],
+        "controlUi": {"root": ui_root(dir.path()).display().to_string()},
+        "limits": {"workers": 1},
+        "admin": {"port": 0},
+    }});
+    let srv = TestServer::start(cfg).await;
+    let c = http(&srv);
+    let xff = ("X-Forwarded-For", "203.0.113.7");
+    let a = get(
+        &c,
+        "GET",
+        "/control-ui-config.json",
+        &[xff, ("X-Forwarded-User", "alice@example.test")],
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    // Without the user header: 401 that says what is missing.
+    let a = get(&c, "GET", "/control-ui-config.json", &[xff]).await;
+    assert_eq!(a.status, 401, "{a:?}");
+    assert!(
+        a.body.contains("user header x-forwarded-user"),
+        "{}",
+        a.body
+    );
+    // The page itself needs no credential, as before.
+    assert_eq!(get(&c, "GET", "/", &[xff]).await.status, 200);
+    srv.stop().await;
+}

@@ -451,3 +451,46 @@ async fn a_remote_client_goes_upstream_with_its_address_and_a_distrusting_upstre
     assert!(a.body.contains("proxy_attribution_required"), "{}", a.body);
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_proxy_auth_vouches_for_http_with_the_upstreams_secret() {
+    let fake = fake().await;
+    // As the README says: openclaw.json (the real gateway's) stays in token
+    // mode; clawgate's own mode and trusted proxies are in clawgate.json.
+    let mut cfg = config_with(json!({}));
+    cfg["upstream"] = json!({"url": format!("ws://{}", fake.addr), "token": UPSTREAM_TOKEN});
+    cfg["clawgate.json"] = json!({"gateway": {
+        "auth": {
+            "mode": "trusted-proxy",
+            "trustedProxy": {"userHeader": "x-forwarded-user", "allowLoopback": true},
+        },
+        "trustedProxies": ["127.0.0.1"],
+    }});
+    let srv = TestServer::start(cfg).await;
+    let c = http(&srv);
+    let last = |f: &Fake| f.seen.lock().unwrap().last().cloned().unwrap();
+    let vouched = [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-User", "alice@example.test"),
+    ];
+    // A request the proxy vouches for goes up with the upstream's secret.
+    let a = get(&c, "/v1/models", &vouched).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        last(&fake).header("authorization"),
+        Some(format!("Bearer {UPSTREAM_TOKEN}").as_str())
+    );
+    // Without the user header: no credential is added (the upstream decides).
+    let a = get(&c, "/v1/models", &vouched[..1]).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(last(&fake).header("authorization"), None);
+    // A scope cap clawgate could not honour is refused, not widened.
+    let before = fake.seen.lock().unwrap().len();
+    let mut capped = vouched.to_vec();
+    capped.push(("X-OpenClaw-Scopes", "operator.read"));
+    let a = get(&c, "/v1/models", &capped).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    assert!(a.body.contains("scope_cap_unsupported"), "{}", a.body);
+    assert_eq!(fake.seen.lock().unwrap().len(), before);
+    srv.stop().await;
+}

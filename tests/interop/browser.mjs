@@ -25,8 +25,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { freePort, httpGetStatus, killGroup, guardSummary, makeBaseEnv, runDriver, spawnRelay, stopOnSignals, sleep, tail } from './lib.mjs';
+import {
+  Fail, T_PAGE, T_CONNECT, configureUi, loadChromium, closeBrowsers, waitUntil, Profile, fmtConnects, shot, pageText, statusText,
+  expectDisconnected, expectConnected, expectText, login, expectPairingScreen,
+} from './ui.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const TARGET = (process.env.INTEROP_TARGET || 'clawgate').trim();
@@ -54,12 +58,9 @@ fs.mkdirSync(ART, { recursive: true });
 // screenshots of an earlier run of this target go (only ours: <target>-NN-*.png)
 for (const f of fs.readdirSync(ART)) if (new RegExp(`^${TARGET}-\\d+-.*\\.png$`).test(f)) fs.rmSync(path.join(ART, f), { force: true });
 const PIDFILE = path.join(WORK, 'pgids');
+configureUi({ work: WORK, art: ART, prefix: TARGET, chromiumPath: CHROMIUM, token: TOKEN, log: (...a) => log(...a) });
 // Bounds of the waits (never fixed sleeps as synchronisation: every wait is for a condition, bounded).
-const T_PAGE = 30000; // a page state to appear (the UI's first load, a login gate, a pairing screen)
-const T_CONNECT = 30000; // connected after an approval (the UI retries with backoff 800 ms × 1.7)
 const T_RELOAD = 10000; // a config file edit to be applied (200 ms settle + polling)
-const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 const t0 = Date.now();
 function log(...a) { console.log(...a); }
@@ -67,9 +68,6 @@ function elapsed(ms) { return `${(ms / 1000).toFixed(1)}s`; }
 function trunc(s, n = 3000) { s = String(s ?? ''); return s.length > n ? s.slice(0, n) + `… [${s.length - n} more chars]` : s; }
 function indent(s, pre = '      ') { return String(s).split('\n').map((l) => pre + l).join('\n'); }
 
-class Fail extends Error {
-  constructor(msg, ...details) { super(msg); this.details = details.filter(Boolean); }
-}
 
 // ---------------------------------------------------------------------------------------------
 // process management (as interop.mjs: every child in its own process group, recorded for run.sh)
@@ -81,9 +79,8 @@ function trackChild(child, name) {
   child.on('exit', () => children.delete(rec));
   return rec;
 }
-const browsers = new Set(); // open Playwright contexts, closed before the children
 async function stopAll() {
-  for (const b of [...browsers]) { try { await Promise.race([b.close(), sleep(5000)]); } catch {} browsers.delete(b); }
+  await closeBrowsers();
   for (const c of [...children]) killGroup(c.pid, 'SIGTERM');
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && children.size) await sleep(100);
@@ -105,17 +102,6 @@ function fileSize(f) { try { return fs.statSync(f).size; } catch { return 0; } }
 function readFrom(f, offset) {
   try { const b = fs.readFileSync(f); return b.subarray(Math.max(offset, b.length - 200000)).toString('utf8'); } catch { return ''; }
 }
-// Wait for a condition: polls `fn` until it returns a truthy value, at most `timeoutMs`.
-async function waitUntil(what, fn, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    if (Date.now() > deadline) throw new Fail(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`);
-    await sleep(200);
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // gateways
 let upstream = null; // front-door mode: the real gateway, shared by every clawgate of the suite
@@ -225,139 +211,6 @@ async function startRelay(name, target, port, { xff = XFF } = {}) {
     args: ['--target', target.url, '--port', String(port), '--xff', xff, '--http', '--log', logFile],
   });
   return { name, port: got, origin: `http://127.0.0.1:${got}`, logFile, target };
-}
-
-// ---------------------------------------------------------------------------------------------
-// browsers
-let chromium = null;
-let shotSeq = 0;
-class Profile {
-  // One Chromium profile: its own user-data-dir (launchPersistentContext), its own storage.
-  constructor(name) { this.name = name; this.frames = []; this.framesFile = path.join(WORK, `frames-${name}.jsonl`); }
-  async open() {
-    this.dir = fs.mkdtempSync(path.join(WORK, `profile-${this.name}-`));
-    const home = path.join(WORK, 'chromium-home');
-    fs.mkdirSync(home, { recursive: true });
-    this.ctx = await chromium.launchPersistentContext(this.dir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_FLAGS,
-      viewport: { width: 1280, height: 800 },
-      env: { PATH: process.env.PATH || '/usr/bin:/bin', HOME: home, TMPDIR: WORK },
-      timeout: 60000,
-    });
-    browsers.add(this.ctx);
-    this.ctx.setDefaultTimeout(T_PAGE);
-    this.ctx.on('page', (p) => this.watch(p));
-    for (const p of this.ctx.pages()) this.watch(p);
-    return this;
-  }
-  watch(page) {
-    if (page.__watched) return;
-    page.__watched = true;
-    page.__id = `${this.name}#${this.ctx.pages().indexOf(page) + 1}`;
-    page.on('websocket', (ws) => {
-      const rec = (dir, payload) => {
-        let frame;
-        try { frame = JSON.parse(String(payload)); } catch { frame = String(payload).slice(0, 500); }
-        const e = { t: Date.now(), page: page.__id, url: ws.url(), dir, frame };
-        this.frames.push(e);
-        try { fs.appendFileSync(this.framesFile, JSON.stringify(e) + '\n'); } catch {}
-      };
-      rec('open', '');
-      ws.on('framesent', (f) => rec('c2s', f.payload));
-      ws.on('framereceived', (f) => rec('s2c', f.payload));
-      ws.on('close', () => rec('close', ''));
-    });
-  }
-  async page() { return this.ctx.pages()[0] || this.ctx.newPage(); }
-  async newPage() { return this.ctx.newPage(); }
-  async close() { if (this.ctx) { browsers.delete(this.ctx); await Promise.race([this.ctx.close(), sleep(10000)]).catch(() => {}); this.ctx = null; } }
-  // The connect requests a page sent, with what came back for each.
-  connects(page, since = 0) {
-    const out = [];
-    for (const e of this.frames) {
-      if (e.t < since || (page && e.page !== page.__id)) continue;
-      if (e.dir === 'c2s' && e.frame?.method === 'connect') out.push({ t: e.t, req: e.frame, res: null });
-      if (e.dir === 's2c' && e.frame?.type === 'res') {
-        const c = out.find((x) => x.req.id === e.frame.id);
-        if (c) c.res = e.frame;
-      }
-    }
-    return out;
-  }
-}
-function fmtConnects(list, max = 6) {
-  return list.slice(-max).map((c) => {
-    const auth = c.req.params?.auth ? Object.keys(c.req.params.auth).join('+') : 'none';
-    const res = !c.res ? 'no answer' : c.res.ok ? `hello-ok (auth.method=${c.res.payload?.auth?.method}, server=${JSON.stringify(c.res.payload?.server?.version)})`
-      : `${c.res.error?.code} ${c.res.error?.details?.code || ''} "${trunc(c.res.error?.message, 200)}"`;
-    return `connect auth=[${auth}] device=${String(c.req.params?.device?.id || '-').slice(0, 12)}… -> ${res}`;
-  }).join('\n');
-}
-
-async function shot(page, label) {
-  const file = path.join(ART, `${TARGET}-${String(++shotSeq).padStart(2, '0')}-${label}.png`);
-  try { await page.screenshot({ path: file, timeout: 15000 }); } catch (e) { log(`      (screenshot ${label} failed: ${e.message})`); return null; }
-  log(`      screenshot ${path.basename(file)}`);
-  return file;
-}
-async function pageText(page) {
-  try { return (await page.locator('body').innerText({ timeout: 5000 })).replace(/\s*\n\s*/g, ' | '); } catch (e) { return `(no text: ${e.message})`; }
-}
-// The page's connection status as the UI announces it (an aria-live role=status in the sidebar footer).
-const statusLocator = (page) => page.getByRole('status').filter({ hasText: /^\s*(Connected|Reconnecting…|Connecting…|Disconnected|Offline)/ });
-async function statusText(page) {
-  const l = statusLocator(page);
-  if (!(await l.count())) return null;
-  return (await l.first().textContent()).trim();
-}
-// Wait until the page shows it lost the connection: the status reads "Reconnecting…" (or the like), or a
-// login / pairing gate is shown.
-async function expectDisconnected(page, what, timeoutMs = T_PAGE) {
-  await waitUntil(`${what} to show that it is disconnected`, async () => {
-    const st = await statusText(page);
-    if (st && st !== 'Connected') return st;
-    for (const gate of ['This Gateway expects its token', 'Approve this browser', 'Approve the new role']) {
-      if (await page.getByText(gate).first().isVisible().catch(() => false)) return gate;
-    }
-    return null;
-  }, timeoutMs).catch(async (e) => { throw new Fail(`${e.message}\n  page text: ${trunc(await pageText(page), 800)}`); });
-}
-// Wait until the page shows the connected app: the status reads "Connected", the app navigation is there, and
-// no login or pairing gate is shown.
-async function expectConnected(page, what, timeoutMs = T_CONNECT) {
-  try {
-    await page.getByRole('status').filter({ hasText: /^\s*Connected\s*$/ }).first().waitFor({ state: 'attached', timeout: timeoutMs });
-    await page.getByText('Home', { exact: true }).first().waitFor({ state: 'visible', timeout: 5000 });
-  } catch (e) {
-    throw new Fail(`${what}: the page does not show the connected app within ${timeoutMs} ms (status: ${JSON.stringify(await statusText(page))})\n  page text: ${trunc(await pageText(page), 800)}`);
-  }
-  for (const gate of ['This Gateway expects its token', 'Approve this browser', 'Browser origin not allowed']) {
-    if (await page.getByText(gate).first().isVisible().catch(() => false)) throw new Fail(`${what}: connected, but the page still shows "${gate}"`);
-  }
-}
-async function expectText(page, text, what, timeoutMs = T_PAGE) {
-  try {
-    await page.getByText(text).first().waitFor({ state: 'visible', timeout: timeoutMs });
-  } catch {
-    throw new Fail(`${what}: the page does not show ${text instanceof RegExp ? text : JSON.stringify(text)} within ${timeoutMs} ms\n  page text: ${trunc(await pageText(page), 800)}`);
-  }
-}
-// The login gate (control-ui.md §3.1): "This Gateway expects its token", #login-gate-credential, button.login-gate__connect.
-async function login(page, what) {
-  await expectText(page, 'This Gateway expects its token', `${what}: login gate`);
-  await page.locator('#login-gate-credential').fill(TOKEN);
-  await page.locator('button.login-gate__connect').click();
-}
-// The pairing screen (control-ui.md §3.2); returns the request id it names in `openclaw devices approve <id>`.
-// `title`: "Approve this browser" for a new device, "Approve the new role" for a role-upgrade (a revoked role).
-async function expectPairingScreen(page, what, title = 'Approve this browser') {
-  await expectText(page, title, what);
-  await expectText(page, /Waiting for approval/, what, 5000);
-  const m = /openclaw devices approve ([0-9a-f-]{8,})/.exec(await pageText(page));
-  if (!m) throw new Fail(`${what}: the pairing screen names no request id ("openclaw devices approve <id>")\n  page text: ${trunc(await pageText(page), 800)}`);
-  return m[1];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -643,8 +496,7 @@ async function main() {
   if (!fs.existsSync(CHROMIUM)) fatal(`the browser is missing: ${CHROMIUM} (apt-get install chromium)`);
   if (!infra.all) {
     try {
-      chromium = (await import(pathToFileURL(path.join(PLAYWRIGHT_DIR, 'index.mjs')).href)).chromium;
-      if (!chromium) throw new Error('no chromium export');
+      await loadChromium(PLAYWRIGHT_DIR);
     } catch (e) { fatal(`playwright-core cannot be loaded from INTEROP_PLAYWRIGHT_DIR=${PLAYWRIGHT_DIR || 'unset'}: ${e.message}`); }
   }
 

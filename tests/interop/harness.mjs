@@ -181,7 +181,9 @@ export async function clawgateSupports(flag) {
 
 // `upstream`: the real gateway a front-door clawgate fronts (its openclaw.json is read).
 // `bind` (clawgate): the address it listens on (default 127.0.0.1; /healthz and the URL use it).
-export async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome, upstream, bind = '127.0.0.1' }) {
+// `gateway`: more gateway.* settings (clawgate's own: clawgate.json in front-door mode); `top`: more top-level
+// settings of a real gateway's openclaw.json.
+export async function startGateway(name, { trustedProxies, kind = TARGET === 'frontdoor' ? 'frontdoor' : TARGET, port: fixedPort, home: fixedHome, upstream, bind = '127.0.0.1', gateway = {}, top = {} }) {
   const dir = path.join(WORK, 'gateways', name);
   fs.mkdirSync(dir, { recursive: true });
   const logFile = path.join(dir, 'gateway.log');
@@ -198,6 +200,7 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
       // and keeps its own settings in its own clawgate.json, so that openclaw.json stays valid for OpenClaw.
       const own = { gateway: {} };
       if (trustedProxies) own.gateway.trustedProxies = trustedProxies;
+      Object.assign(own.gateway, gateway);
       const ownPath = path.join(dir, 'clawgate.json');
       fs.writeFileSync(ownPath, JSON.stringify(own, null, 2) + '\n');
       args = ['serve', '--config', upstream.configPath, '--clawgate-config', ownPath, '--state-dir', stateDir,
@@ -207,6 +210,7 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
     } else {
       const cfg = { gateway: { auth: { mode: 'token', token: TOKEN } } };
       if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
+      Object.assign(cfg.gateway, gateway);
       const configPath = path.join(dir, 'clawgate.json5');
       fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');
       args = ['serve', '--config', configPath, '--state-dir', stateDir, '--port', '0', '--bind', bind];
@@ -234,6 +238,7 @@ export async function startGateway(name, { trustedProxies, kind = TARGET === 'fr
       const cfg = {
         gateway: { mode: 'local', bind: 'loopback', port, auth: { mode: 'token', token: TOKEN } },
         ...CLI_BASE_CONFIG,
+        ...top,
       };
       if (trustedProxies) cfg.gateway.trustedProxies = trustedProxies;
       fs.writeFileSync(configPath, JSON.stringify(cfg, null, 2) + '\n');

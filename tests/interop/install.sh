@@ -4,7 +4,7 @@
 #   openclaw@2026.9.6       (the real CLI + reference gateway)
 # into ${CLAWGATE_INTEROP_CACHE:-$HOME/.cache/clawgate-interop} (outside the repo).
 # With INTEROP_SUITE=proxies: nginx-light, caddy, haproxy, openssl (Debian's packages, apt-get when missing).
-# With INTEROP_SUITE=browser also, for tests/interop/browser.mjs:
+# With INTEROP_SUITE=browser (and proxies, whose trusted-proxy scenarios drive the Control UI) also:
 #   chromium                (Debian's package, /usr/bin/chromium; apt-get when missing)
 #   playwright-core@1.65.1  (npm, into the same cache; it downloads no browser: Debian's chromium is used)
 # Prints what it does; exits non-zero with a clear message on failure.
@@ -65,8 +65,8 @@ else
   [[ -f "$OC_MJS" ]] || die "openclaw entry point missing after install: $OC_MJS"
 fi
 
-# --- browser suite: chromium (Debian) and playwright-core (npm) ---------------
-if [[ "${INTEROP_SUITE:-cli}" == "browser" ]]; then
+# --- browser and proxy suites: chromium (Debian) and playwright-core (npm) ---
+if [[ "${INTEROP_SUITE:-cli}" == "browser" || "${INTEROP_SUITE:-cli}" == "proxies" ]]; then
   if [[ -x "$CHROMIUM_BIN" ]] && "$CHROMIUM_BIN" --version >/dev/null 2>&1; then
     log "chromium already present: $("$CHROMIUM_BIN" --version 2>/dev/null)"
   else

@@ -5,16 +5,23 @@
 // (172.17.0.1) by a veth pair on Docker's default bridge range, set up by run.sh. Then Docker's bridge
 // itself: the seed's exact-IP trustedProxies mistake and its fixes, and what port forwarding looks like.
 //
+// Last, trusted-proxy auth (gateway.auth.mode "trusted-proxy"): nginx with auth_request to idp.mjs (a test
+// identity service playing oauth2-proxy) on the client machine, in front of a clawgate on 172.17.0.1 that
+// trusts only that machine; the real Control UI in chromium signs in at the proxy; the real CLI shows the
+// refusals (no identity header, a connection that bypasses the proxy, a proxy on clawgate's own host).
+//
 // Normally started by run.sh (INTEROP_SUITE=proxies). Prints one PASS/FAIL line per scenario and, last,
 // `N passed, M failed`.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { freePort, killGroup, runDriver, sleep, tail } from './lib.mjs';
+import { freePort, killGroup, runDriver, sleep, spawnRelay, tail } from './lib.mjs';
+import { configureUi, loadChromium, closeBrowsers, Profile, shot, expectConnected, expectPairingScreen } from './ui.mjs';
 import {
   TARGET, OC_MJS, CLAWGATE_BIN, TOKEN, WORK, log, elapsed, trunc, trackChild, stopAll, stopOnSignalsAs, baseEnv,
   runBounded, Device, parseJson, Fail, out, expectOk, expectFail, startGateway, startRelay, runScenarios, adminApi,
+  NODE_BIN, HERE,
 } from './harness.mjs';
 
 stopOnSignalsAs('proxies');
@@ -23,7 +30,13 @@ const CLIENT_IP = process.env.INTEROP_CLIENT_IP || '';
 const CLIENT_NETNS = process.env.INTEROP_CLIENT_NETNS || '';
 const FRONTDOOR = TARGET === 'frontdoor';
 const REQ_ID_RE = /requestId:\s*([A-Za-z0-9][A-Za-z0-9._:-]{0,127})/;
-let upstream, gw1, gw2, gw3, admin, tls;
+let upstream, gw1, gw2, gw3, gw4, admin, tls, idp, tpProxy;
+const IDP = path.join(HERE, 'idp.mjs');
+const UPSTREAM_MODEL = 'anthropic/claude-sonnet-4-5'; // the Control UI skips its first-run model setup
+const OC_PKG = OC_MJS ? path.dirname(OC_MJS) : '';
+const PLAYWRIGHT_DIR = process.env.INTEROP_PLAYWRIGHT_DIR || '';
+const CHROMIUM = process.env.INTEROP_CHROMIUM || '/usr/bin/chromium';
+configureUi({ work: WORK, art: process.env.INTEROP_ARTIFACTS || path.join(WORK, 'screenshots'), prefix: `proxies-${TARGET}`, chromiumPath: CHROMIUM, token: TOKEN, log });
 const proxies = {}; // name -> {name, scheme, ports: {good, untrusted, broken}}
 
 // ---------------------------------------------------------------------------------------------
@@ -58,14 +71,14 @@ async function makeCert() {
   const dir = path.join(WORK, 'tls');
   fs.mkdirSync(dir, { recursive: true });
   const r = await runBounded('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=clawgate-test',
-    '-addext', `subjectAltName=IP:${HOST_IP}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { cwd: dir, name: 'openssl' });
+    '-addext', `subjectAltName=IP:${HOST_IP},IP:${CLIENT_IP}`, '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { cwd: dir, name: 'openssl' });
   if (r.code !== 0) throw new Error(`openssl could not make a test certificate: ${r.stderr}`);
   return { cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
 }
 
 // What the seed's nginx server block has in its location: the upgrade, X-Real-IP, X-Forwarded-For.
-const NGINX_LOCATION = (port) => `
-      proxy_pass http://127.0.0.1:${port};
+const NGINX_LOCATION = (port, host = '127.0.0.1') => `
+      proxy_pass http://${host}:${port};
       proxy_http_version 1.1;
       proxy_set_header Upgrade $http_upgrade;
       proxy_set_header Connection "upgrade";
@@ -171,6 +184,87 @@ backend clawgate_untrusted
   fs.writeFileSync(file, cfg);
   const p = spawnProxy('haproxy', 'haproxy', ['-f', file, '-db']);
   return { name: 'haproxy', scheme: 'ws', ports, ...p };
+}
+
+// Trusted-proxy auth, as deployed: the identity-aware proxy on its own machine (the client namespace,
+// 172.17.0.2), clawgate on 172.17.0.1 trusting only that address. idp.mjs plays oauth2-proxy for nginx's
+// auth_request. Two servers: `signedIn` (auth_request; the user goes to clawgate in X-Forwarded-User) and
+// `noIdentity` (the same proxy with auth_request forgotten: no user header).
+const TP_USER_HEADER = 'x-forwarded-user';
+const tpPorts = {};
+const tpUrl = (which, scheme = 'https') => `${scheme}://${CLIENT_IP}:${tpPorts[which]}`;
+const signIn = (user) => `${tpUrl('signedIn')}/oauth2/sign_in?user=${encodeURIComponent(user)}&rd=%2F`;
+function trustedProxyAuthConfig() {
+  const cfg = {
+    auth: { mode: 'trusted-proxy', trustedProxy: { userHeader: TP_USER_HEADER, requiredHeaders: ['x-forwarded-proto'] } },
+    controlUi: { allowedOrigins: [tpUrl('signedIn')] },
+  };
+  if (!FRONTDOOR) cfg.controlUi.root = path.join(OC_PKG, 'dist', 'control-ui');
+  return cfg;
+}
+async function startIdentityProxy() {
+  const v = await runBounded('nginx', ['-V'], { name: 'nginx -V' });
+  if (!`${v.stdout}${v.stderr}`.includes('http_auth_request_module')) throw new Error('this nginx has no auth_request module (Debian\'s nginx / nginx-light have it)');
+  const idpLog = path.join(WORK, 'idp.log');
+  const idpPort = await spawnRelay({
+    name: 'idp', nodeBin: NODE_BIN, relay: IDP, env: baseEnv(), cwd: WORK, track: (c) => trackChild(c, 'idp'),
+    args: ['--port', '0', '--log', idpLog], netns: CLIENT_NETNS,
+  });
+  const dir = path.join(WORK, 'nginx-tp');
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  const tlsLines = `ssl_certificate ${tls.cert};\n      ssl_certificate_key ${tls.key};`;
+  const conf = `daemon off;
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/fcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;
+  server {
+    listen ${CLIENT_IP}:${tpPorts.signedIn} ssl;
+    ${tlsLines}
+    # oauth2-proxy's nginx recipe: every request is checked, the user goes on in a header nginx overwrites
+    location = /oauth2/auth {
+      internal;
+      proxy_pass http://127.0.0.1:${idpPort}/oauth2/auth;
+      proxy_pass_request_body off;
+      proxy_set_header Content-Length "";
+      proxy_set_header X-Original-URI $request_uri;
+    }
+    location /oauth2/ { proxy_pass http://127.0.0.1:${idpPort}; }
+    location / {
+      auth_request /oauth2/auth;
+      auth_request_set $auth_user $upstream_http_x_auth_request_user;${NGINX_LOCATION(gw4.port, HOST_IP)}
+      proxy_set_header X-Forwarded-User $auth_user;
+    }
+  }
+  server {
+    listen ${CLIENT_IP}:${tpPorts.noIdentity} ssl;
+    ${tlsLines}
+    location / {${NGINX_LOCATION(gw4.port, HOST_IP)}
+    }
+  }
+}
+`;
+  const confPath = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confPath, conf);
+  const p = spawnProxy('nginx-tp', 'ip', ['netns', 'exec', CLIENT_NETNS, 'nginx', '-c', confPath, '-p', dir]);
+  for (const port of Object.values(tpPorts)) await waitPort(CLIENT_IP, port);
+  return { name: 'nginx-tp', idpLog, ...p };
+}
+const idpChecks = () => { try { return fs.readFileSync(idp, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)); } catch { return []; } };
+// A browser that signs in at the identity-aware proxy (the test certificate is not in chromium's store).
+const tpBrowser = (name) => new Profile(name, { flags: ['--ignore-certificate-errors'] }).open();
+async function sessionOf(gw, user) {
+  const r = await adminApi(gw, 'GET', '/admin/v1/sessions');
+  return (r.body?.sessions || []).find((x) => x.user === user);
+}
+async function auditEvents(gw) {
+  const r = await adminApi(gw, 'GET', '/admin/v1/audit?limit=1000');
+  return r.body?.events || [];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -348,6 +442,88 @@ const scenarios = [
       if (a.clientAddress !== CLIENT_IP || b.clientAddress !== HOST_IP) throw new Fail(`clawgate saw ${a.clientAddress} and ${b.clientAddress}, expected ${CLIENT_IP} and ${HOST_IP}`, r1, r2);
     },
   },
+  {
+    id: 'e1', title: 'trusted-proxy auth: the Control UI signs in at nginx (auth_request); its new device still needs an approval, as in OpenClaw; approved, it connects as that user', needs: ['gw4', 'tp', 'browser'],
+    async run() {
+      const prof = await tpBrowser('tp-alice');
+      try {
+        const page = await prof.page();
+        await page.goto(signIn('alice@example.test'));
+        const rid = await expectPairingScreen(page, "alice's browser, signed in at the proxy");
+        await shot(page, 'e1-signed-in-pairing-required');
+        const req = (await pendingRequests(gw4)).find((x) => x.requestId === rid);
+        if (!req) throw new Fail(`the pairing screen names ${rid}, which clawgate does not list`, dump('pending', await pendingRequests(gw4)));
+        // chromium runs on clawgate's side (172.17.0.1) and reaches the proxy on 172.17.0.2 over the veth: the
+        // forwarded address is the browser's, not the proxy's
+        if (req.clientAddress !== HOST_IP) throw new Fail(`clawgate saw the browser as ${req.clientAddress}, expected the forwarded ${HOST_IP}`, dump('request', req));
+        const ap = await adminApi(gw4, 'POST', `/admin/v1/pairing/requests/${rid}/approve`, {});
+        if (ap.status !== 200) throw new Fail(`approve: ${ap.status} ${JSON.stringify(ap.body)}`);
+        await expectConnected(page, "alice's browser after the approval");
+        await shot(page, 'e1-connected-as-alice');
+        const sess = await sessionOf(gw4, 'alice@example.test');
+        if (!sess || sess.authMethod !== 'trusted-proxy' || sess.deviceId !== req.deviceId) throw new Fail(`no trusted-proxy session of alice@example.test for device ${req.deviceId}`, dump('sessions', (await adminApi(gw4, 'GET', '/admin/v1/sessions')).body));
+        if (!idpChecks().some((c) => c.path === '/oauth2/auth' && c.user === 'alice@example.test')) throw new Fail('nginx never asked the identity service about alice', dump('idp log', idpChecks()));
+      } finally { await prof.close(); }
+    },
+  },
+  {
+    id: 'e2', title: 'trusted-proxy auth with deviceAutoApprove (turned on live): a new user\'s Control UI connects at once, with no pairing; the device is approvedVia trusted-proxy and the audit log names the user', needs: ['gw4', 'tp', 'browser'],
+    async run() {
+      const patch = await adminApi(gw4, 'PATCH', '/admin/v1/config', { gateway: { auth: { trustedProxy: { deviceAutoApprove: { enabled: true } } } } });
+      if (patch.status !== 200) throw new Fail(`PATCH deviceAutoApprove: ${patch.status} ${JSON.stringify(patch.body)}`);
+      const before = (await pendingRequests(gw4)).length;
+      const prof = await tpBrowser('tp-bob');
+      try {
+        const page = await prof.page();
+        await page.goto(signIn('bob@example.test'));
+        await expectConnected(page, "bob's browser with deviceAutoApprove");
+        await shot(page, 'e2-auto-approved-bob');
+        const sess = await sessionOf(gw4, 'bob@example.test');
+        if (!sess?.deviceId) throw new Fail("no session of bob's device", dump('sessions', (await adminApi(gw4, 'GET', '/admin/v1/sessions')).body));
+        const dev = await adminApi(gw4, 'GET', `/admin/v1/devices/${sess.deviceId}`);
+        if (dev.body?.approvedVia !== 'trusted-proxy') throw new Fail(`bob's device approvedVia ${dev.body?.approvedVia}, expected trusted-proxy`, dump('device', dev.body));
+        const ev = (await auditEvents(gw4)).find((e) => e.action === 'pairing.approve' && e.target === sess.deviceId);
+        if (ev?.actor !== 'trusted-proxy:bob@example.test') throw new Fail(`the audit log does not name bob as the approver: ${JSON.stringify(ev)}`);
+        if ((await pendingRequests(gw4)).length !== before) throw new Fail('a pairing request was filed for an auto-approved browser');
+      } finally { await prof.close(); }
+    },
+  },
+  {
+    id: 'e3', title: 'trusted-proxy auth: the real CLI through a proxy that sends no identity, and straight to clawgate around the proxy: refused, each saying which', needs: ['gw4', 'tp'],
+    async run() {
+      const since = Date.now();
+      // (a CLI on the proxy's own machine would be its own trusted hop: this one runs on 172.17.0.1)
+      const d = new Device('tp-no-identity', { env: { NODE_EXTRA_CA_CERTS: tls.cert } });
+      d.writeConfig({ url: tpUrl('noIdentity', 'wss'), token: TOKEN });
+      const r1 = await d.oc('system', 'presence');
+      expectFail(r1, 'through the proxy without auth_request', TP_USER_HEADER);
+      const h = new Device('tp-bypass');
+      h.writeConfig({ url: `ws://${HOST_IP}:${gw4.port}`, token: TOKEN });
+      const r2 = await h.oc('system', 'presence');
+      expectFail(r2, 'around the proxy, from clawgate\'s own host', HOST_IP, 'trustedProxies');
+      const recs = (await rejections(gw4)).filter((x) => x.ts >= since - 1000);
+      const noUser = recs.find((x) => String(x.hint).includes(`user header ${TP_USER_HEADER}`));
+      const bypass = recs.find((x) => String(x.hint).includes(`came from ${HOST_IP}`));
+      if (!noUser || noUser.clientAddress !== HOST_IP || noUser.peerAddress !== CLIENT_IP || !bypass) throw new Fail('the rejection log does not keep both refusals', r1, r2, dump('rejections', recs));
+    },
+  },
+  {
+    id: 'e4', title: 'trusted-proxy auth: a proxy on clawgate\'s own host (172.17.0.1, trusted) is refused as OpenClaw does (a local address anything on the host can use)', needs: ['gw4', 'tp'],
+    async run() {
+      const add = await adminApi(gw4, 'POST', '/admin/v1/trusted-proxies', { entry: HOST_IP });
+      if (add.status !== 200) throw new Fail(`trusting ${HOST_IP}: ${add.status} ${JSON.stringify(add.body)}`);
+      try {
+        const relay = await startRelay('tp-same-host', `ws://${HOST_IP}:${gw4.port}`, '198.51.100.30');
+        const d = new Device('tp-same-host');
+        d.writeConfig({ url: relay.url, token: TOKEN });
+        const r = await d.oc('system', 'presence');
+        expectFail(r, 'through a proxy on clawgate\'s own host', 'own addresses');
+      } finally {
+        const del = await adminApi(gw4, 'DELETE', `/admin/v1/trusted-proxies/${encodeURIComponent(HOST_IP)}`);
+        if (del.status !== 200) throw new Fail(`untrusting ${HOST_IP} again: ${del.status}`);
+      }
+    },
+  },
 ];
 scenarios.sort((x, y) => x.id.localeCompare(y.id));
 
@@ -360,20 +536,25 @@ async function main() {
   admin = new Device('admin');
   if (!infraErr.all && FRONTDOOR) {
     try {
-      upstream = await startGateway('upstream', { trustedProxies: ['127.0.0.1'], kind: 'openclaw' });
+      upstream = await startGateway('upstream', { trustedProxies: ['127.0.0.1'], kind: 'openclaw', top: { agents: { defaults: { model: { primary: UPSTREAM_MODEL } } } } });
       log(`proxies: the real gateway (upstream) up at ${upstream.url} after ${elapsed(upstream.startMs)}`);
     } catch (e) { infraErr.all = `the real gateway (upstream) failed to start: ${e.message}`; }
   }
   if (!infraErr.all) {
-    const [a, b, c] = await Promise.allSettled([
+    tpPorts.signedIn = await freePort();
+    tpPorts.noIdentity = await freePort();
+    const [a, b, c, e] = await Promise.allSettled([
       startGateway('behind-proxies', { trustedProxies: ['127.0.0.1'], upstream }),
       startGateway('untrusting', { trustedProxies: null, upstream }),
       // the Docker bridge case: clawgate on the bridge side, trusting an exact address that is not the proxy's
       startGateway('docker-bridge', { trustedProxies: ['172.17.0.3'], upstream, bind: HOST_IP }),
+      // trusted-proxy auth: trusts only the identity-aware proxy's machine
+      startGateway('trusted-proxy-auth', { trustedProxies: [CLIENT_IP], upstream, bind: HOST_IP, gateway: trustedProxyAuthConfig() }),
     ]);
     if (a.status === 'fulfilled') gw1 = a.value; else infraErr.gw1 = `clawgate (trusting 127.0.0.1) failed to start: ${a.reason?.message}`;
     if (b.status === 'fulfilled') gw2 = b.value; else infraErr.gw2 = `clawgate (trusting nothing) failed to start: ${b.reason?.message}`;
     if (c.status === 'fulfilled') gw3 = c.value; else infraErr.gw3 = `clawgate (bound to ${HOST_IP}) failed to start: ${c.reason?.message}`;
+    if (e.status === 'fulfilled') gw4 = e.value; else infraErr.gw4 = `clawgate (trusted-proxy auth) failed to start: ${e.reason?.message}`;
     if (gw1 && gw2) {
       try { tls = await makeCert(); } catch (e) { infraErr.nginx = e.message; }
       for (const [name, start] of [['nginx', startNginx], ['caddy', startCaddy], ['haproxy', startHaproxy]]) {
@@ -386,11 +567,23 @@ async function main() {
         } catch (e) { infraErr[name] = `${name} did not start: ${e.message}\n${tail(path.join(WORK, `${name}.log`), 20)}`; }
       }
     }
+    if (gw4 && tls) {
+      try {
+        tpProxy = await startIdentityProxy();
+        idp = tpProxy.idpLog;
+        log(`proxies: identity-aware nginx (auth_request to idp.mjs) on ${CLIENT_IP}:${Object.values(tpPorts).join(',')} in front of ${gw4.url}`);
+      } catch (e) { infraErr.tp = `the identity-aware nginx did not start: ${e.message}\n${tail(path.join(WORK, 'nginx-tp.log'), 20)}`; }
+    } else infraErr.tp = 'needs clawgate (trusted-proxy auth) and the test certificate';
+    try {
+      if (!fs.existsSync(CHROMIUM)) throw new Error(`the browser is missing: ${CHROMIUM} (apt-get install chromium)`);
+      await loadChromium(PLAYWRIGHT_DIR);
+    } catch (e) { infraErr.browser = `chromium / playwright-core (INTEROP_PLAYWRIGHT_DIR=${PLAYWRIGHT_DIR || 'unset'}): ${e.message}`; }
   }
   for (const [k, v] of Object.entries(infraErr)) log(`proxies: ERROR (${k}): ${v}`);
-  const code = await runScenarios({ suite: 'proxies', scenarios, infraErr, gateways: () => [gw1, gw2, gw3, upstream] });
-  for (const p of Object.values(proxies)) killGroup(p.child.pid, 'SIGKILL');
+  const code = await runScenarios({ suite: 'proxies', scenarios, infraErr, gateways: () => [gw1, gw2, gw3, gw4, upstream] });
+  await closeBrowsers();
+  for (const p of [...Object.values(proxies), tpProxy].filter(Boolean)) killGroup(p.child.pid, 'SIGKILL');
   return code;
 }
 
-runDriver('proxies', main, async () => { await stopAll(); await sleep(0); });
+runDriver('proxies', main, async () => { await closeBrowsers(); await stopAll(); await sleep(0); });

