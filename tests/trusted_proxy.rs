@@ -365,3 +365,23 @@ async fn a_user_taken_out_of_allow_users_is_disconnected() {
     assert_eq!((code, reason.as_str()), (4001, "gateway auth changed"));
     srv.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_is_a_fallback_for_local_tools_only() {
+    let mut cfg = config(json!({}));
+    cfg["gateway"]["auth"]["password"] = json!("a-local-password-0123456789");
+    let srv = TestServer::start(cfg).await;
+    let dev = DeviceIdentity::generate();
+    let opts = ConnectOpts::default()
+        .password("a-local-password-0123456789")
+        .device(&dev);
+    // Through the proxy without an identity, the password does not help.
+    let mut c = open(&srv, &vouched("x")[..2]).await;
+    let f = c.connect(&opts).await.expect_err("remote password");
+    assert!(f.message().unwrap_or("").contains("user header"), "{f:?}");
+    // Straight from loopback it does (and the local device pairs silently).
+    let mut c = Conn::open(&srv.url, &[]).await.unwrap();
+    let hello = c.connect(&opts).await.expect("local password");
+    assert_eq!(hello["auth"]["method"], "password");
+    srv.stop().await;
+}

@@ -152,7 +152,15 @@ pub(super) fn authenticate(
         device,
     } = input;
     let presented = p.presented;
-    let secret = secret::check(&g.auth, presented.token, presented.password, gate.now);
+    let mut secret = secret::check(&g.auth, presented.token, presented.password, gate.now);
+    if g.auth.mode == AuthMode::TrustedProxy && ctx.addr.kind != Attribution::DirectLocal {
+        // The password is OpenClaw's fallback for local tools only.
+        secret = SharedSecret {
+            ok: false,
+            reason: None,
+            digest: None,
+        };
+    }
     let auth_none = g.auth.mode == AuthMode::None;
     // Trusted-proxy mode (§3.4): the proxy's word, else (on loopback only)
     // the password, else a device token; a refusal names the failed check.
