@@ -154,13 +154,56 @@ async fn refusals_say_which_check_failed() {
         Ok(_) => panic!("upgraded without a client address"),
         Err(e) => panic!("{e:?}"),
     }
-    // The rejection log keeps the reason for `clawgate doctor`.
+    // The rejection log keeps which check failed, for `clawgate doctor`.
     let log = srv
         .admin()
         .get("/admin/v1/diagnostics/rejections")
         .await
         .json();
     assert!(log.to_string().contains("mallory@example.test"), "{log}");
+    let reasons: Vec<&str> = log["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .filter_map(|r| r["reason"].as_str())
+        .collect();
+    for r in [
+        "trusted_proxy_user_missing",
+        "trusted_proxy_missing_header",
+        "trusted_proxy_user_not_allowed",
+    ] {
+        assert!(reasons.contains(&r), "{r} not in {log:#}");
+    }
+    let dir = srv.dir.path();
+    let out = common::bin::run_in(
+        dir,
+        vec![
+            "doctor".into(),
+            "--json".into(),
+            "--config".into(),
+            dir.join("openclaw.json").display().to_string(),
+            "--state-dir".into(),
+            dir.join("state").display().to_string(),
+        ],
+        vec![],
+    )
+    .await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let c = v["checks"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"] == "rejections"))
+        .unwrap_or_else(|| panic!("no rejections check: {v:#}"));
+    assert_eq!(c["status"], "fail", "{c:#}");
+    let text = c.to_string();
+    for part in [
+        "identity-aware proxy sent no user",
+        "identity-aware proxy omits a required header",
+        "user not allowed",
+        "proxy_set_header X-Forwarded-User $user;",
+        "add them to gateway.auth.trustedProxy.allowUsers",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {c:#}");
+    }
     srv.stop().await;
 }
 

@@ -336,7 +336,7 @@ async fn handshake_phase(
                         state.record_rejection_from(
                             &ctx.addr,
                             ctx.origin.as_deref(),
-                            code,
+                            rej.reason.log_code(),
                             &err.message,
                         );
                     }

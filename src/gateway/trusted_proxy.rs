@@ -50,6 +50,15 @@ impl ProxyDenial {
         }
     }
 
+    /// The rejection log's reason: [`Self::as_str`] without the header
+    /// name a missing header would append.
+    pub fn log_code(self) -> &'static str {
+        match self {
+            ProxyDenial::MissingHeader => "trusted_proxy_missing_header",
+            other => other.as_str(),
+        }
+    }
+
     /// The wire code (OpenClaw's: only a missing header has its own).
     pub fn code(self) -> &'static str {
         match self {

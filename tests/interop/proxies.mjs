@@ -489,7 +489,7 @@ const scenarios = [
     },
   },
   {
-    id: 'e3', title: 'trusted-proxy auth: the real CLI through a proxy that sends no identity, and straight to clawgate around the proxy: refused, each saying which', needs: ['gw4', 'tp'],
+    id: 'e3', title: 'trusted-proxy auth: the real CLI through a proxy that sends no identity, and straight to clawgate around the proxy: refused, each saying which; clawgate doctor gives the proxy fix', needs: ['gw4', 'tp'],
     async run() {
       const since = Date.now();
       // (a CLI on the proxy's own machine would be its own trusted hop: this one runs on 172.17.0.1)
@@ -505,6 +505,12 @@ const scenarios = [
       const noUser = recs.find((x) => String(x.hint).includes(`user header ${TP_USER_HEADER}`));
       const bypass = recs.find((x) => String(x.hint).includes(`came from ${HOST_IP}`));
       if (!noUser || noUser.clientAddress !== HOST_IP || noUser.peerAddress !== CLIENT_IP || !bypass) throw new Fail('the rejection log does not keep both refusals', r1, r2, dump('rejections', recs));
+      if (noUser.reason !== 'trusted_proxy_user_missing' || bypass.reason !== 'trusted_proxy_untrusted_source') throw new Fail('the rejection log does not say which check failed', dump('rejections', recs));
+      // clawgate doctor explains the proxy that lets requests through without a user, with the nginx fix
+      const doc = await doctor(gw4);
+      const check = (parseJson(doc.stdout)?.checks || []).find((c) => c.id === 'rejections');
+      if (!check || check.status !== 'fail' || !/identity-aware proxy sent no user/.test(check.summary)
+        || !(check.fix || []).some((f) => f.includes(`make the proxy at ${CLIENT_IP}`) && f.includes('proxy_set_header X-Forwarded-User $user;'))) throw new Fail(`clawgate doctor's rejections check: ${JSON.stringify(check)}`, doc);
     },
   },
   {

@@ -108,6 +108,8 @@ pub(super) enum Kind {
     ProxyWithoutClient(String),
     /// WebSocket handshakes that lost their Upgrade header (by peer: the proxy).
     UpgradeDropped(String),
+    /// Trusted-proxy auth refused the proxy's word (by check and peer).
+    TrustedProxy(String, String),
     /// Shared-secret or device-token failures (by code and client).
     Auth(String, String),
     /// Devices waiting for approval (by client).
@@ -194,6 +196,9 @@ pub(super) fn explain_rejections(
             "preauth_budget" => Kind::Preauth(r.client.clone()),
             "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone(), r.origin.clone()),
             "PROTOCOL_MISMATCH" => Kind::Protocol(r.client.clone()),
+            check if check.starts_with("trusted_proxy_") => {
+                Kind::TrustedProxy(check.to_string(), r.peer.clone())
+            }
             code if code.starts_with("AUTH_") => Kind::Auth(code.to_string(), r.client.clone()),
             other => Kind::Other(other.to_string(), r.client.clone()),
         };
@@ -278,6 +283,11 @@ pub(super) fn explain_rejections(
                 ));
                 c.add_fix("nginx: in the location that proxies to clawgate, `proxy_http_version 1.1;`, `proxy_set_header Upgrade $http_upgrade;`, `proxy_set_header Connection \"upgrade\";` (then `nginx -s reload`)");
                 c.add_fix("HAProxy: `mode http` passes the upgrade; remove any `http-request del-header Upgrade|Connection`. Caddy: `reverse_proxy` passes it; remove any `header_up -Upgrade` / `header_up -Connection`");
+            }
+            Kind::TrustedProxy(check, peer) => {
+                open += g.count;
+                kinds
+                    .push(explain_trusted_proxy(&mut c, check, peer, g, &n, &last, in_file).into());
             }
             Kind::Auth(code, client) => {
                 open += g.count;
@@ -422,4 +432,181 @@ pub(super) fn explain_rejections(
         format!("{} refused recently: {}", times(open), kinds.join(", "))
     };
     c
+}
+
+/// A trusted-proxy refusal: what it means and the fix, by the check that
+/// failed (the rejection log's reason). Returns the summary's label.
+fn explain_trusted_proxy(
+    c: &mut Check,
+    check: &str,
+    peer: &str,
+    g: &Group,
+    n: &str,
+    last: &str,
+    in_file: &str,
+) -> &'static str {
+    let what = match check {
+        "trusted_proxy_untrusted_source" => {
+            c.raise(Status::Warn);
+            c.details.push(format!(
+                "{n} came straight from {peer}, not through a trusted proxy (most recent {last}): in trusted-proxy mode only the identity-aware proxy may connect"
+            ));
+            c.add_fix(format!(
+                "connect through the identity-aware proxy; if {peer} is that proxy, trust it: `clawgate proxies add {peer}` (or gateway.trustedProxies {in_file})"
+            ));
+            "bypassed the identity-aware proxy"
+        }
+        "trusted_proxy_loopback_source" => {
+            c.raise(Status::Fail);
+            c.details.push(format!(
+                "{n} came from the trusted proxy at {peer}, a loopback address, which trusted-proxy auth refuses by default (most recent {last})"
+            ));
+            c.add_fix("run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address: `clawgate proxies add <address>`");
+            c.add_fix(format!(
+                "or, if the proxy on this host is the only way in, set gateway.auth.trustedProxy.allowLoopback: true {in_file} (then anything on this host can claim any user)"
+            ));
+            "identity-aware proxy on loopback"
+        }
+        "trusted_proxy_local_interface_source" => {
+            c.raise(Status::Fail);
+            c.details.push(format!(
+                "{n} came from the trusted proxy at {peer}, one of this host's own addresses (most recent {last}): anything on this host can connect from it, so clawgate does not take its word"
+            ));
+            c.add_fix(format!(
+                "run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address instead of {peer}"
+            ));
+            "identity-aware proxy on this host's own address"
+        }
+        "trusted_proxy_missing_header" => {
+            c.raise(Status::Fail);
+            c.details.push(format!(
+                "{n} through the trusted proxy {peer} lacked a header listed in gateway.auth.trustedProxy.requiredHeaders (most recent {last})"
+            ));
+            c.add_fix(format!(
+                "make the proxy at {peer} send it (nginx: `proxy_set_header X-Forwarded-Proto $scheme;` for X-Forwarded-Proto), or remove it from gateway.auth.trustedProxy.requiredHeaders {in_file}"
+            ));
+            "identity-aware proxy omits a required header"
+        }
+        "trusted_proxy_user_missing" => {
+            c.raise(Status::Fail);
+            c.details.push(format!(
+                "{n} through the trusted proxy {peer} carried no user (most recent {last}): the proxy let them through without passing who signed in"
+            ));
+            c.add_fix(format!(
+                "make the proxy at {peer} sign the user in and pass the user header on every request to clawgate; nginx with auth_request (oauth2-proxy --set-xauthrequest): `auth_request_set $user $upstream_http_x_auth_request_user;` and `proxy_set_header X-Forwarded-User $user;`; Caddy forward_auth: `copy_headers X-Forwarded-User`"
+            ));
+            c.add_fix(format!(
+                "or set gateway.auth.trustedProxy.userHeader {in_file} to the header your proxy sends"
+            ));
+            "identity-aware proxy sent no user"
+        }
+        "trusted_proxy_user_not_allowed" => {
+            c.raise(Status::Warn);
+            c.details.push(format!(
+                "{n} through the trusted proxy {peer} were signed in as a user who is not in gateway.auth.trustedProxy.allowUsers (most recent {last})"
+            ));
+            c.add_fix(format!(
+                "if that user should get in, add them to gateway.auth.trustedProxy.allowUsers {in_file} (applies live)"
+            ));
+            "user not allowed"
+        }
+        _ => {
+            c.raise(Status::Warn);
+            c.details.push(format!(
+                "{n} through {peer} were refused by trusted-proxy auth ({check}; most recent {last})"
+            ));
+            "trusted-proxy auth refused"
+        }
+    };
+    if !g.hint.is_empty() {
+        c.details.push(format!("  last refusal: {}", g.hint));
+    }
+    what
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(check: &str, hint: &str) -> Rejection {
+        Rejection {
+            ts: 1_000,
+            peer: "172.17.0.2".into(),
+            client: "203.0.113.9".into(),
+            headers: vec!["x-forwarded-for".into()],
+            reason: check.into(),
+            hint: hint.into(),
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn trusted_proxy_refusals_say_which_check_and_the_fix() {
+        let recs = vec![
+            tp(
+                "trusted_proxy_user_missing",
+                "unauthorized: trusted proxy: the proxy did not send the user header x-forwarded-user",
+            ),
+            tp("trusted_proxy_user_missing", "…"),
+            tp("trusted_proxy_user_not_allowed", "user \"bob\" is not in …"),
+        ];
+        let c = explain_rejections(&recs, Some(&[]), None, "in x.json", 2_000);
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        assert!(
+            c.summary
+                .contains("identity-aware proxy sent no user, user not allowed"),
+            "{c:?}"
+        );
+        assert!(
+            c.details[0]
+                .starts_with("2 connections through the trusted proxy 172.17.0.2 carried no user"),
+            "{c:?}"
+        );
+        assert!(
+            c.fix
+                .iter()
+                .any(|f| f.contains("auth_request_set $user $upstream_http_x_auth_request_user;")),
+            "{c:?}"
+        );
+        assert!(
+            c.fix
+                .iter()
+                .any(|f| f.contains("add them to gateway.auth.trustedProxy.allowUsers in x.json")),
+            "{c:?}"
+        );
+        assert!(
+            c.details
+                .iter()
+                .any(|d| d == "  last refusal: user \"bob\" is not in …"),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_proxy_on_loopback_or_this_host_is_told_to_move() {
+        for (check, label) in [
+            ("trusted_proxy_loopback_source", "on loopback"),
+            ("trusted_proxy_local_interface_source", "own address"),
+        ] {
+            let c = explain_rejections(&[tp(check, "")], Some(&[]), None, "", 2_000);
+            assert_eq!(c.status, Status::Fail, "{c:?}");
+            assert!(c.summary.contains(label), "{c:?}");
+            assert!(
+                c.fix[0].starts_with("run the identity-aware proxy on its own address"),
+                "{c:?}"
+            );
+        }
+        let c = explain_rejections(
+            &[tp("trusted_proxy_untrusted_source", "")],
+            Some(&[]),
+            None,
+            "",
+            2_000,
+        );
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        assert!(
+            c.fix[0].contains("`clawgate proxies add 172.17.0.2`"),
+            "{c:?}"
+        );
+    }
 }

@@ -123,6 +123,17 @@ impl RejectReason {
         }
     }
 
+    /// The rejection log's reason: the wire code, except for trusted-proxy
+    /// auth, whose wire code (mostly `AUTH_UNAUTHORIZED`) does not say which
+    /// check failed; there it is OpenClaw's authReason without the header
+    /// name (the message names it), so that `clawgate doctor` can explain it.
+    pub fn log_code(self) -> &'static str {
+        match self {
+            RejectReason::TrustedProxy(d) => d.log_code(),
+            other => other.code(),
+        }
+    }
+
     /// Whether the rejection log keeps it (a pairing wait is not a fault:
     /// it has its own pending request).
     pub fn logged(self) -> bool {
@@ -238,5 +249,15 @@ mod tests {
             "AUTH_TOKEN_MISMATCH"
         );
         assert!(!R::PairingRequired.logged() && R::ProtocolMismatch.logged());
+        use crate::gateway::trusted_proxy::ProxyDenial as P;
+        assert_eq!(
+            R::TrustedProxy(P::MissingHeader).log_code(),
+            "trusted_proxy_missing_header"
+        );
+        assert_eq!(
+            R::TrustedProxy(P::UserMissing).log_code(),
+            "trusted_proxy_user_missing"
+        );
+        assert_eq!(R::ProtocolMismatch.log_code(), "PROTOCOL_MISMATCH");
     }
 }
