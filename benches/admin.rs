@@ -391,7 +391,7 @@ async fn populate(server: &Server, n: usize, conc: usize) -> PopulateResult {
                         retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
                     }
-                    match hello_once(&url, &opts, Duration::from_secs(1)).await {
+                    match hello_once(&url, &[], &opts, Duration::from_secs(1)).await {
                         Ok(h) if h.get("type").and_then(Value::as_str) == Some("hello-ok") => {
                             ok = true;
                             break;

@@ -12,6 +12,13 @@
 //!   BENCH_SECS        seconds per concurrency level (default 5)
 //!   BENCH_LEVELS      comma-separated concurrency levels (default 1,8,32)
 //!   BENCH_CLIENT      lean (default: raw TCP, hand-rolled framing) or full (tokio-tungstenite)
+//!   BENCH_AUTH        token (default) or trusted-proxy: the server in
+//!                     gateway.auth.mode "trusted-proxy" (trusting 127.0.0.1,
+//!                     allowLoopback) and every measured upgrade carrying
+//!                     X-Forwarded-For and X-Forwarded-User, as from an
+//!                     identity-aware proxy, with no secret; the pool pairs
+//!                     first as a local tool with the password (OpenClaw's
+//!                     local fallback)
 //!   BENCH_IDLE_CONNS  idle connections for the memory test (default 10000; 0 = skip)
 //!   BENCH_OPEN_CONC   concurrent opens during the memory test (default 16)
 //!   BENCH_SERVER_ADDR measure an already-running server at ip:port instead
@@ -82,15 +89,45 @@ struct Startup {
 
 /// Spawn `clawgate serve` and return once `<state>/runtime.json` names the
 /// listening address. `t0` is taken just before spawning.
+/// `BENCH_AUTH=trusted-proxy`: the proxy's word instead of a shared token.
+fn trusted_proxy() -> bool {
+    std::env::var("BENCH_AUTH").is_ok_and(|v| v == "trusted-proxy")
+}
+
+/// What an identity-aware proxy adds to each upgrade (trusted-proxy only).
+fn upgrade_headers() -> &'static [(&'static str, &'static str)] {
+    const PROXY: [(&str, &str); 2] = [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("X-Forwarded-User", "bench@example.test"),
+    ];
+    if trusted_proxy() {
+        &PROXY
+    } else {
+        &[]
+    }
+}
+
 fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
     // admin.port 0: the admin listener (default 18788) must not collide with
     // another clawgate running on this machine.
-    let (mut proc, t0) = ServerProc::spawn(&ServerSpec {
-        prefix: "clawgate-bench-",
-        gateway: json!({
+    let gateway = if trusted_proxy() {
+        json!({
+            "auth": {"mode": "trusted-proxy", "trustedProxy": {
+                "userHeader": "x-forwarded-user",
+                "allowLoopback": true,
+            }, "password": token},
+            "trustedProxies": ["127.0.0.1"],
+            "admin": {"port": 0},
+        })
+    } else {
+        json!({
             "auth": {"mode": "token", "token": token},
             "admin": {"port": 0},
-        }),
+        })
+    };
+    let (mut proc, t0) = ServerProc::spawn(&ServerSpec {
+        prefix: "clawgate-bench-",
+        gateway,
         args: &["--bind", "127.0.0.1"],
         env_remove: &[],
         default_log: "info",
@@ -126,8 +163,24 @@ fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
 // Handshakes
 // ---------------------------------------------------------------------------
 
+/// A measured connect: the shared token, or in trusted-proxy mode no secret
+/// (the proxy's headers vouch for the user).
 fn signed_opts(token: &str, dev: &DeviceIdentity) -> ConnectOpts {
-    ConnectOpts::with_token(token).device(dev)
+    if trusted_proxy() {
+        ConnectOpts::default().device(dev)
+    } else {
+        ConnectOpts::with_token(token).device(dev)
+    }
+}
+
+/// The connect that pairs a pool device (and times the startup): locally,
+/// without proxy headers; in trusted-proxy mode with the password.
+fn pair_opts(token: &str, dev: &DeviceIdentity) -> ConnectOpts {
+    if trusted_proxy() {
+        ConnectOpts::default().password(token).device(dev)
+    } else {
+        signed_opts(token, dev)
+    }
 }
 
 /// The load generator: `BENCH_CLIENT=lean` (default: raw TCP and hand-rolled
@@ -143,7 +196,9 @@ const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// whether the server answered the client's close frame within `CLOSE_WAIT`.
 async fn one_handshake(url: &str, opts: &ConnectOpts) -> Result<(Duration, bool), String> {
     let t = Instant::now();
-    let mut conn = Conn::open(url, &[]).await.map_err(|e| e.to_string())?;
+    let mut conn = Conn::open(url, upgrade_headers())
+        .await
+        .map_err(|e| e.to_string())?;
     let hello = conn.connect(opts).await.map_err(|e| e.to_string())?;
     let lat = t.elapsed();
     if hello.get("type").and_then(Value::as_str) != Some("hello-ok") {
@@ -178,14 +233,15 @@ async fn run_level(
         let url = url.to_string();
         let dev = pool[i % pool.len()].clone();
         let opts = signed_opts(token, &dev);
-        let token = token.to_string();
+        // The lean client's auth.token: none where the proxy vouches.
+        let token = if trusted_proxy() { "" } else { token }.to_string();
         let lean = lean_client();
         let addr: Option<std::net::SocketAddr> = url
             .trim_start_matches("ws://")
             .trim_end_matches('/')
             .parse()
             .ok();
-        let request = addr.map(common::lean::upgrade_request);
+        let request = addr.map(|a| common::lean::upgrade_request(a, upgrade_headers()));
         handles.push(tokio::spawn(async move {
             let mut lats = Vec::new();
             let mut errors = 0usize;
@@ -243,7 +299,7 @@ async fn first_handshake(url: &str, opts: &ConnectOpts, deadline: Instant) -> Re
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match hello_once(url, opts, PAIR_CLOSE_WAIT).await {
+        match hello_once(url, &[], opts, PAIR_CLOSE_WAIT).await {
             Ok(_) => return Ok(attempts),
             Err(e) if Instant::now() >= deadline => {
                 return Err(format!("no hello-ok after {attempts} attempts: {e}"))
@@ -293,6 +349,10 @@ async fn run_idle(
         holders.push(tokio::spawn(async move {
             let permit = sem.acquire_owned().await;
             let open_opts = OpenOpts {
+                headers: upgrade_headers()
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
                 read_buffer_size: Some(4096),
                 ..Default::default()
             };
@@ -404,6 +464,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
         "bench": "handshake",
         "secs_per_level": secs,
         "nofile_limit": nofile,
+        "auth": if trusted_proxy() { "trusted-proxy" } else { "token" },
     });
 
     // --- server: external or spawned ---------------------------------------
@@ -429,6 +490,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             token,
         }
     } else {
+        // (the password in trusted-proxy mode)
         let token = random_token();
         let (server, t0, ready) = match spawn_server(&token) {
             Ok(x) => x,
@@ -438,7 +500,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
             }
         };
         let url = ws_url(&server.addr);
-        let opts = signed_opts(&server.token, &pool[0]);
+        let opts = pair_opts(&server.token, &pool[0]);
         let attempts = match first_handshake(&url, &opts, t0 + STARTUP_DEADLINE).await {
             Ok(a) => a,
             Err(e) => {
@@ -464,10 +526,11 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
     };
     let url = ws_url(&server.addr);
     println!(
-        "clawgate handshake bench — server {} (pid {:?}), {secs} s/level, RLIMIT_NOFILE {nofile}, client {}",
+        "clawgate handshake bench — server {} (pid {:?}), {secs} s/level, RLIMIT_NOFILE {nofile}, client {}, auth {}",
         server.addr,
         server.pid,
-        if lean_client() { "lean" } else { "full" }
+        if lean_client() { "lean" } else { "full" },
+        if trusted_proxy() { "trusted-proxy" } else { "token" }
     );
     if let Some(s) = &startup {
         println!(
@@ -491,8 +554,8 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
     let t = Instant::now();
     let mut with_token = 0;
     for (i, dev) in pool.iter().enumerate() {
-        let opts = signed_opts(&server.token, dev);
-        match hello_once(&url, &opts, PAIR_CLOSE_WAIT).await {
+        let opts = pair_opts(&server.token, dev);
+        match hello_once(&url, &[], &opts, PAIR_CLOSE_WAIT).await {
             Ok(hello) => {
                 if hello
                     .pointer("/auth/deviceToken")

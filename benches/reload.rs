@@ -155,6 +155,7 @@ async fn run(edits: usize, sessions: usize) -> i32 {
                 let dev = DeviceIdentity::generate();
                 let hello = common::hello_once(
                     &url,
+                    &[],
                     &ConnectOpts::with_token(&token).device(&dev),
                     Duration::from_secs(1),
                 )

@@ -15,10 +15,14 @@ use crate::client::{payload_v3, DeviceIdentity};
 
 /// The HTTP upgrade request for `addr` (fixed key: the server's accept value
 /// is not checked here, only the 101).
-pub fn upgrade_request(addr: SocketAddr) -> Vec<u8> {
+pub fn upgrade_request(addr: SocketAddr, headers: &[(&str, &str)]) -> Vec<u8> {
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     format!(
         "GET / HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     )
     .into_bytes()
 }

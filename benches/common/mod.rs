@@ -367,14 +367,15 @@ pub fn read_runtime(state: &Path) -> Option<Value> {
 // Gateway connections
 // ---------------------------------------------------------------------------
 
-/// Open a WS connection (no extra headers), connect with `opts` and close,
+/// Open a WS connection (with `headers` on the upgrade), connect with `opts` and close,
 /// waiting ≤ `close_wait` for the server's close reply; returns the hello.
 pub async fn hello_once(
     url: &str,
+    headers: &[(&str, &str)],
     opts: &ConnectOpts,
     close_wait: Duration,
 ) -> Result<Value, String> {
-    let mut c = Conn::open(url, &[]).await.map_err(|e| e.to_string())?;
+    let mut c = Conn::open(url, headers).await.map_err(|e| e.to_string())?;
     let hello = c.connect(opts).await.map_err(|e| e.to_string())?;
     c.close_timeout(1000, "", close_wait).await;
     Ok(hello)
