@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::bin::{run_in, Out};
+use common::bin::{doctor_in, run_in, Out};
 use common::client::{Conn, OpenError};
 use common::server::{TestServer, TOKEN};
 use serde_json::{json, Value};
@@ -19,19 +19,6 @@ async fn run(home: &Path, args: Vec<String>, env: Vec<(&str, &str)>) -> Out {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     run_in(home, args, env).await
-}
-
-/// `clawgate doctor --json --config <dir>/openclaw.json --state-dir <dir>/state`.
-async fn doctor_in(dir: &Path, env: Vec<(&str, &str)>) -> Out {
-    let args = vec![
-        "doctor".to_string(),
-        "--json".into(),
-        "--config".into(),
-        dir.join("openclaw.json").display().to_string(),
-        "--state-dir".into(),
-        dir.join("state").display().to_string(),
-    ];
-    run(dir, args, env).await
 }
 
 async fn doctor(srv: &TestServer, env: Vec<(&str, &str)>) -> Out {

@@ -174,21 +174,8 @@ async fn refusals_say_which_check_failed() {
     ] {
         assert!(reasons.contains(&r), "{r} not in {log:#}");
     }
-    let dir = srv.dir.path();
-    let out = common::bin::run_in(
-        dir,
-        vec![
-            "doctor".into(),
-            "--json".into(),
-            "--config".into(),
-            dir.join("openclaw.json").display().to_string(),
-            "--state-dir".into(),
-            dir.join("state").display().to_string(),
-        ],
-        vec![],
-    )
-    .await;
-    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let out = common::bin::doctor_in(srv.dir.path(), vec![]).await;
+    let v = out.json();
     let c = v["checks"]
         .as_array()
         .and_then(|a| a.iter().find(|c| c["id"] == "rejections"))

@@ -150,3 +150,21 @@ pub fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let state = dir.path().join("state");
     (dir, home, state)
 }
+
+/// `clawgate doctor --json --config <dir>/openclaw.json --state-dir <dir>/state`
+/// with a clean environment (HOME in `dir`).
+pub async fn doctor_in(dir: &Path, env: Vec<(&str, &str)>) -> Out {
+    let args = vec![
+        "doctor".to_string(),
+        "--json".into(),
+        "--config".into(),
+        dir.join("openclaw.json").display().to_string(),
+        "--state-dir".into(),
+        dir.join("state").display().to_string(),
+    ];
+    let env = env
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    run_in(dir, args, env).await
+}

@@ -88,6 +88,18 @@ const NGINX_LOCATION = (port, host = '127.0.0.1') => `
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_read_timeout 86400s;`;
 
+/** The top of an nginx.conf that keeps everything (pid, logs, temp files) in `dir`, up to the open `http {`. */
+const nginxPreamble = (dir) => `daemon off;
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/fcgi;
+  uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;`;
+
 async function startNginx() {
   const dir = path.join(WORK, 'nginx');
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
@@ -101,16 +113,7 @@ async function startNginx() {
       location / {${location}
       }
     }`;
-  const conf = `daemon off;
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 256; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/fcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;
+  const conf = `${nginxPreamble(dir)}
   ${server(ports.good, NGINX_LOCATION(gw1.port))}
   ${server(ports.untrusted, NGINX_LOCATION(gw2.port))}
   # the common mistake: no proxy_http_version 1.1 / Upgrade / Connection, so the upgrade is dropped
@@ -213,16 +216,7 @@ async function startIdentityProxy() {
   const dir = path.join(WORK, 'nginx-tp');
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
   const tlsLines = `ssl_certificate ${tls.cert};\n      ssl_certificate_key ${tls.key};`;
-  const conf = `daemon off;
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log info;
-events { worker_connections 256; }
-http {
-  access_log ${dir}/access.log;
-  client_body_temp_path ${dir}/tmp/body; proxy_temp_path ${dir}/tmp/proxy; fastcgi_temp_path ${dir}/tmp/fcgi;
-  uwsgi_temp_path ${dir}/tmp/uwsgi; scgi_temp_path ${dir}/tmp/scgi;
+  const conf = `${nginxPreamble(dir)}
   server {
     listen ${CLIENT_IP}:${tpPorts.signedIn} ssl;
     ${tlsLines}

@@ -445,83 +445,66 @@ fn explain_trusted_proxy(
     last: &str,
     in_file: &str,
 ) -> &'static str {
-    let what = match check {
-        "trusted_proxy_untrusted_source" => {
-            c.raise(Status::Warn);
-            c.details.push(format!(
-                "{n} came straight from {peer}, not through a trusted proxy (most recent {last}): in trusted-proxy mode only the identity-aware proxy may connect"
-            ));
-            c.add_fix(format!(
-                "connect through the identity-aware proxy; if {peer} is that proxy, trust it: `clawgate proxies add {peer}` (or gateway.trustedProxies {in_file})"
-            ));
-            "bypassed the identity-aware proxy"
-        }
-        "trusted_proxy_loopback_source" => {
-            c.raise(Status::Fail);
-            c.details.push(format!(
-                "{n} came from the trusted proxy at {peer}, a loopback address, which trusted-proxy auth refuses by default (most recent {last})"
-            ));
-            c.add_fix("run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address: `clawgate proxies add <address>`");
-            c.add_fix(format!(
-                "or, if the proxy on this host is the only way in, set gateway.auth.trustedProxy.allowLoopback: true {in_file} (then anything on this host can claim any user)"
-            ));
-            "identity-aware proxy on loopback"
-        }
-        "trusted_proxy_local_interface_source" => {
-            c.raise(Status::Fail);
-            c.details.push(format!(
-                "{n} came from the trusted proxy at {peer}, one of this host's own addresses (most recent {last}): anything on this host can connect from it, so clawgate does not take its word"
-            ));
-            c.add_fix(format!(
-                "run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address instead of {peer}"
-            ));
-            "identity-aware proxy on this host's own address"
-        }
-        "trusted_proxy_missing_header" => {
-            c.raise(Status::Fail);
-            c.details.push(format!(
-                "{n} through the trusted proxy {peer} lacked a header listed in gateway.auth.trustedProxy.requiredHeaders (most recent {last})"
-            ));
-            c.add_fix(format!(
-                "make the proxy at {peer} send it (nginx: `proxy_set_header X-Forwarded-Proto $scheme;` for X-Forwarded-Proto), or remove it from gateway.auth.trustedProxy.requiredHeaders {in_file}"
-            ));
-            "identity-aware proxy omits a required header"
-        }
-        "trusted_proxy_user_missing" => {
-            c.raise(Status::Fail);
-            c.details.push(format!(
-                "{n} through the trusted proxy {peer} carried no user (most recent {last}): the proxy let them through without passing who signed in"
-            ));
-            c.add_fix(format!(
-                "make the proxy at {peer} sign the user in and pass the user header on every request to clawgate; nginx with auth_request (oauth2-proxy --set-xauthrequest): `auth_request_set $user $upstream_http_x_auth_request_user;` and `proxy_set_header X-Forwarded-User $user;`; Caddy forward_auth: `copy_headers X-Forwarded-User`"
-            ));
-            c.add_fix(format!(
-                "or set gateway.auth.trustedProxy.userHeader {in_file} to the header your proxy sends"
-            ));
-            "identity-aware proxy sent no user"
-        }
-        "trusted_proxy_user_not_allowed" => {
-            c.raise(Status::Warn);
-            c.details.push(format!(
-                "{n} through the trusted proxy {peer} were signed in as a user who is not in gateway.auth.trustedProxy.allowUsers (most recent {last})"
-            ));
-            c.add_fix(format!(
-                "if that user should get in, add them to gateway.auth.trustedProxy.allowUsers {in_file} (applies live)"
-            ));
-            "user not allowed"
-        }
-        _ => {
-            c.raise(Status::Warn);
-            c.details.push(format!(
-                "{n} through {peer} were refused by trusted-proxy auth ({check}; most recent {last})"
-            ));
-            "trusted-proxy auth refused"
-        }
+    const MOVE: &str = "run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address";
+    let (status, label, detail, fixes): (Status, &'static str, String, Vec<String>) = match check {
+        "trusted_proxy_untrusted_source" => (
+            Status::Warn,
+            "bypassed the identity-aware proxy",
+            format!("{n} came straight from {peer}, not through a trusted proxy (most recent {last}): in trusted-proxy mode only the identity-aware proxy may connect"),
+            vec![format!("connect through the identity-aware proxy; if {peer} is that proxy, trust it: `clawgate proxies add {peer}` (or gateway.trustedProxies {in_file})")],
+        ),
+        "trusted_proxy_loopback_source" => (
+            Status::Fail,
+            "identity-aware proxy on loopback",
+            format!("{n} came from the trusted proxy at {peer}, a loopback address, which trusted-proxy auth refuses by default (most recent {last})"),
+            vec![
+                format!("{MOVE}: `clawgate proxies add <address>`"),
+                format!("or, if the proxy on this host is the only way in, set gateway.auth.trustedProxy.allowLoopback: true {in_file} (then anything on this host can claim any user)"),
+            ],
+        ),
+        "trusted_proxy_local_interface_source" => (
+            Status::Fail,
+            "identity-aware proxy on this host's own address",
+            format!("{n} came from the trusted proxy at {peer}, one of this host's own addresses (most recent {last}): anything on this host can connect from it, so clawgate does not take its word"),
+            vec![format!("{MOVE} instead of {peer}")],
+        ),
+        "trusted_proxy_missing_header" => (
+            Status::Fail,
+            "identity-aware proxy omits a required header",
+            format!("{n} through the trusted proxy {peer} lacked a header listed in gateway.auth.trustedProxy.requiredHeaders (most recent {last})"),
+            vec![format!("make the proxy at {peer} send it (nginx: `proxy_set_header X-Forwarded-Proto $scheme;` for X-Forwarded-Proto), or remove it from gateway.auth.trustedProxy.requiredHeaders {in_file}")],
+        ),
+        "trusted_proxy_user_missing" => (
+            Status::Fail,
+            "identity-aware proxy sent no user",
+            format!("{n} through the trusted proxy {peer} carried no user (most recent {last}): the proxy let them through without passing who signed in"),
+            vec![
+                format!("make the proxy at {peer} sign the user in and pass the user header on every request to clawgate; nginx with auth_request (oauth2-proxy --set-xauthrequest): `auth_request_set $user $upstream_http_x_auth_request_user;` and `proxy_set_header X-Forwarded-User $user;`; Caddy forward_auth: `copy_headers X-Forwarded-User`"),
+                format!("or set gateway.auth.trustedProxy.userHeader {in_file} to the header your proxy sends"),
+            ],
+        ),
+        "trusted_proxy_user_not_allowed" => (
+            Status::Warn,
+            "user not allowed",
+            format!("{n} through the trusted proxy {peer} were signed in as a user who is not in gateway.auth.trustedProxy.allowUsers (most recent {last})"),
+            vec![format!("if that user should get in, add them to gateway.auth.trustedProxy.allowUsers {in_file} (applies live)")],
+        ),
+        _ => (
+            Status::Warn,
+            "trusted-proxy auth refused",
+            format!("{n} through {peer} were refused by trusted-proxy auth ({check}; most recent {last})"),
+            vec![],
+        ),
     };
+    c.raise(status);
+    c.details.push(detail);
     if !g.hint.is_empty() {
         c.details.push(format!("  last refusal: {}", g.hint));
     }
-    what
+    for f in fixes {
+        c.add_fix(f);
+    }
+    label
 }
 
 #[cfg(test)]

@@ -27,14 +27,7 @@ pub(super) fn check(
         // Only the local password fallback (§3.4): the password field, when
         // a password is configured; the proxy's word is checked elsewhere.
         AuthMode::TrustedProxy => match (&a.password, password_field) {
-            (Some(t), Some(s)) => {
-                let d = auth::sha256(s);
-                if auth::digest_eq(t.digest(), &d) {
-                    (true, None, Some(d))
-                } else {
-                    (false, Some(AuthReason::PasswordMismatch), None)
-                }
-            }
+            (Some(t), Some(s)) => password_matches(t.digest(), s),
             _ => (false, None, None),
         },
         AuthMode::Token => {
@@ -60,16 +53,22 @@ pub(super) fn check(
             match (&a.password, presented) {
                 (None, _) => (false, Some(AuthReason::PasswordMissingConfig), None),
                 (Some(_), None) => (false, Some(AuthReason::PasswordMissing), None),
-                (Some(t), Some(s)) => {
-                    let d = auth::sha256(s);
-                    if auth::digest_eq(t.digest(), &d) {
-                        (true, None, Some(d))
-                    } else {
-                        (false, Some(AuthReason::PasswordMismatch), None)
-                    }
-                }
+                (Some(t), Some(s)) => password_matches(t.digest(), s),
             }
         }
     };
     SharedSecret { ok, reason, digest }
+}
+
+/// The presented password against the configured one's digest.
+fn password_matches(
+    configured: &[u8; 32],
+    presented: &str,
+) -> (bool, Option<AuthReason>, Option<[u8; 32]>) {
+    let d = auth::sha256(presented);
+    if auth::digest_eq(configured, &d) {
+        (true, None, Some(d))
+    } else {
+        (false, Some(AuthReason::PasswordMismatch), None)
+    }
 }
