@@ -155,6 +155,59 @@ fn config_validate_exit_codes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `--upstream` (and the other global flags) count for `config validate` and
+/// for `config show` of a clawgate that is not running: both describe what
+/// `clawgate serve` with the same flags would run.
+#[test]
+fn the_upstream_flag_counts_without_a_running_clawgate() {
+    let (_d, home, state) = dirs();
+    let cfg = home.parent().unwrap().join("openclaw.json");
+    std::fs::write(
+        &cfg,
+        "{ gateway: { port: 19999, auth: { token: 'abcdefghijklmnopqrst' } } }",
+    )
+    .unwrap();
+    let out = command(&home)
+        .args(["config", "validate", "--upstream", "auto", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mode: front-door, upstream ws://127.0.0.1:19999"),
+        "{stdout}"
+    );
+    let out = command(&home)
+        .args([
+            "config",
+            "show",
+            "--explain",
+            "--json",
+            "--upstream",
+            "auto",
+        ])
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not running"),
+        "{out:?}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["mode"], "front-door", "{v:#}");
+    let row = v["keys"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["key"] == "upstream.url"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no upstream.url row in {v:#}"));
+    assert_eq!(row["value"], "ws://127.0.0.1:19999", "{row:#}");
+    assert_eq!(row["source"]["kind"], "flag", "{row:#}");
+}
+
 #[test]
 fn a_port_in_use_is_reported() {
     let (_d, home, state) = dirs();

@@ -93,55 +93,53 @@ pub struct ServeArgs {
     pub upstream: Option<String>,
 }
 
+impl ServeArgs {
+    /// What the flags say about where the config and state are (the
+    /// environment fills in the rest).
+    pub fn load_options(self) -> LoadOptions {
+        let mut opts = LoadOptions::from_process_env();
+        opts.config_path = self.config;
+        opts.clawgate_config_path = self.clawgate_config;
+        opts.upstream = self.upstream;
+        opts.state_dir = self.state_dir;
+        opts.port = self.port;
+        opts.bind = self.bind;
+        opts.admin_port = self.admin_port;
+        opts
+    }
+}
+
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
     crate::logging::init();
     match cli.command {
         Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
-        Some(Command::Config(ConfigCommand::Validate { config })) => validate(
-            config.or(cli.serve.config),
-            cli.serve.clawgate_config,
-            cli.serve.state_dir,
-        ),
+        Some(Command::Config(ConfigCommand::Validate { config })) => validate(ServeArgs {
+            config: config.or(cli.serve.config.clone()),
+            ..cli.serve
+        }),
         Some(Command::Config(ConfigCommand::Show { explain, conn })) => {
             admin::run(
                 admin::Managed::Config(admin::ConfigOp::Show { explain }, conn),
-                cli.serve.config,
-                cli.serve.state_dir,
+                cli.serve.load_options(),
             )
             .await
         }
         Some(Command::Config(ConfigCommand::Reload { conn })) => {
             admin::run(
                 admin::Managed::Config(admin::ConfigOp::Reload, conn),
-                cli.serve.config,
-                cli.serve.state_dir,
+                cli.serve.load_options(),
             )
             .await
         }
         Some(Command::Devices(a)) => {
-            admin::run(
-                admin::Managed::Devices(a),
-                cli.serve.config,
-                cli.serve.state_dir,
-            )
-            .await
+            admin::run(admin::Managed::Devices(a), cli.serve.load_options()).await
         }
         Some(Command::Tokens(a)) => {
-            admin::run(
-                admin::Managed::Tokens(a),
-                cli.serve.config,
-                cli.serve.state_dir,
-            )
-            .await
+            admin::run(admin::Managed::Tokens(a), cli.serve.load_options()).await
         }
         Some(Command::Proxies(a)) => {
-            admin::run(
-                admin::Managed::Proxies(a),
-                cli.serve.config,
-                cli.serve.state_dir,
-            )
-            .await
+            admin::run(admin::Managed::Proxies(a), cli.serve.load_options()).await
         }
         Some(Command::Doctor(a)) => doctor::run(a, cli.serve).await,
         None => serve(cli.serve).await,
@@ -160,15 +158,8 @@ fn merge(global: ServeArgs, sub: ServeArgs) -> ServeArgs {
     }
 }
 
-fn validate(
-    config_path: Option<PathBuf>,
-    clawgate_config: Option<PathBuf>,
-    state_dir: Option<PathBuf>,
-) -> ExitCode {
-    let mut opts = LoadOptions::from_process_env();
-    opts.config_path = config_path;
-    opts.clawgate_config_path = clawgate_config;
-    opts.state_dir = state_dir;
+fn validate(args: ServeArgs) -> ExitCode {
+    let opts = args.load_options();
     match config::load(&opts) {
         Ok(cfg) => {
             match &cfg.file {
@@ -199,14 +190,7 @@ fn validate(
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let mut opts = LoadOptions::from_process_env();
-    opts.config_path = args.config;
-    opts.clawgate_config_path = args.clawgate_config;
-    opts.upstream = args.upstream;
-    opts.state_dir = args.state_dir;
-    opts.port = args.port;
-    opts.bind = args.bind;
-    opts.admin_port = args.admin_port;
+    let mut opts = args.load_options();
     opts.generate_token = true;
     let cfg = match config::load(&opts) {
         Ok(c) => c,

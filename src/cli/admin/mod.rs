@@ -270,8 +270,11 @@ use tokens::*;
 // ---------------------------------------------------------------- commands
 
 /// Runs a management command and reports its outcome.
-pub async fn run(cmd: Managed, config: Option<PathBuf>, state_dir: Option<PathBuf>) -> ExitCode {
-    let joined = tokio::task::spawn_blocking(move || execute(cmd, config, state_dir)).await;
+/// `opts` says where the config and state are (the global flags: an
+/// `--upstream` or `--clawgate-config` counts when `config show` explains
+/// the files of a clawgate that is not running).
+pub async fn run(cmd: Managed, opts: LoadOptions) -> ExitCode {
+    let joined = tokio::task::spawn_blocking(move || execute(cmd, opts)).await;
     match joined {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(f)) => f.report(),
@@ -283,10 +286,7 @@ pub async fn run(cmd: Managed, config: Option<PathBuf>, state_dir: Option<PathBu
 }
 
 /// Finds the admin API and runs `cmd` against it (blocking).
-pub fn execute(cmd: Managed, config: Option<PathBuf>, state_dir: Option<PathBuf>) -> Res<()> {
-    let mut opts = LoadOptions::from_process_env();
-    opts.config_path = config;
-    opts.state_dir = state_dir;
+pub fn execute(cmd: Managed, mut opts: LoadOptions) -> Res<()> {
     opts.generate_token = false;
     let state = config::resolve_state_dir(&opts);
     let conn = cmd.conn().clone();

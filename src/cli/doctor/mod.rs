@@ -264,14 +264,10 @@ impl Ctx {
 
 /// Runs every check (blocking).
 pub fn diagnose(args: DoctorArgs, global: ServeArgs) -> Report {
-    let mut opts = LoadOptions::from_process_env();
-    opts.config_path = global.config;
-    opts.clawgate_config_path = global.clawgate_config;
-    opts.upstream = global.upstream;
-    opts.state_dir = global.state_dir;
-    opts.port = args.port.or(global.port);
-    opts.bind = args.bind.clone().or(global.bind);
-    opts.admin_port = args.admin_port.or(global.admin_port);
+    let mut opts = global.load_options();
+    opts.port = args.port.or(opts.port);
+    opts.bind = args.bind.clone().or(opts.bind);
+    opts.admin_port = args.admin_port.or(opts.admin_port);
     opts.generate_token = false;
     let mut serve_cmd = String::from("clawgate serve");
     if let Some(p) = &opts.config_path {
