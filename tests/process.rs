@@ -721,6 +721,27 @@ async fn a_full_disk_refuses_writes_and_recovers_without_a_restart() {
     drop(disk);
 }
 
+/// A free port below the kernel's ephemeral range (and not `other`): no
+/// client socket of a concurrent test takes it as its source port while the
+/// listener is away, and a connect to it cannot meet itself.
+fn port_below_ephemeral(other: u16) -> u16 {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(32768u16);
+    let floor = 10_000u16.min(low / 2);
+    let span = u32::from(low - floor);
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+    (0..span)
+        .map(|i| floor + ((seed.wrapping_add(i * 7)) % span) as u16)
+        .find(|&p| p != other && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below the ephemeral range")
+}
+
 /// Issue 8 (low): a port change stops the old listener through its own
 /// accept thread (no sleep, no shutdown under it), so moving back and forth
 /// never logs an accept error, the old port refuses at once, and a session
@@ -728,7 +749,8 @@ async fn a_full_disk_refuses_writes_and_recovers_without_a_restart() {
 #[tokio::test]
 async fn port_moves_release_the_old_port_without_accept_errors() {
     let (d, home, state) = dirs();
-    let (a, b) = (common::server::free_port(), common::server::free_port());
+    let a = port_below_ephemeral(0);
+    let b = port_below_ephemeral(a);
     let cfg = d.path().join("openclaw.json");
     std::fs::write(
         &cfg,
