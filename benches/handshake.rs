@@ -87,11 +87,20 @@ struct Startup {
     healthz: Option<u16>,
 }
 
-/// Spawn `clawgate serve` and return once `<state>/runtime.json` names the
-/// listening address. `t0` is taken just before spawning.
-/// `BENCH_AUTH=trusted-proxy`: the proxy's word instead of a shared token.
+/// `BENCH_AUTH=trusted-proxy`: the proxy's word instead of a shared token
+/// (read once: `upgrade_headers` is asked on every measured handshake).
 fn trusted_proxy() -> bool {
-    std::env::var("BENCH_AUTH").is_ok_and(|v| v == "trusted-proxy")
+    static TP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *TP.get_or_init(|| std::env::var("BENCH_AUTH").is_ok_and(|v| v == "trusted-proxy"))
+}
+
+/// `BENCH_AUTH` as reported.
+fn auth_name() -> &'static str {
+    if trusted_proxy() {
+        "trusted-proxy"
+    } else {
+        "token"
+    }
 }
 
 /// What an identity-aware proxy adds to each upgrade (trusted-proxy only).
@@ -107,6 +116,8 @@ fn upgrade_headers() -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// Spawn `clawgate serve` and return once `<state>/runtime.json` names the
+/// listening address. `t0` is taken just before spawning.
 fn spawn_server(token: &str) -> Result<(Server, Instant, Duration), String> {
     // admin.port 0: the admin listener (default 18788) must not collide with
     // another clawgate running on this machine.
@@ -464,7 +475,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
         "bench": "handshake",
         "secs_per_level": secs,
         "nofile_limit": nofile,
-        "auth": if trusted_proxy() { "trusted-proxy" } else { "token" },
+        "auth": auth_name(),
     });
 
     // --- server: external or spawned ---------------------------------------
@@ -530,7 +541,7 @@ async fn run(idle_n: usize, nofile: u64) -> i32 {
         server.addr,
         server.pid,
         if lean_client() { "lean" } else { "full" },
-        if trusted_proxy() { "trusted-proxy" } else { "token" }
+        auth_name()
     );
     if let Some(s) = &startup {
         println!(

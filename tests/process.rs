@@ -737,7 +737,7 @@ fn port_below_ephemeral(other: u16) -> u16 {
             .unwrap()
             .subsec_nanos();
     (0..span)
-        .map(|i| floor + ((seed.wrapping_add(i * 7)) % span) as u16)
+        .map(|i| floor + (seed.wrapping_add(i) % span) as u16)
         .find(|&p| p != other && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
         .expect("a free port below the ephemeral range")
 }

@@ -115,7 +115,7 @@ pub async fn run() -> ExitCode {
     match cli.command {
         Some(Command::Serve(args)) => serve(merge(cli.serve, args)).await,
         Some(Command::Config(ConfigCommand::Validate { config })) => validate(ServeArgs {
-            config: config.or(cli.serve.config.clone()),
+            config: config.or(cli.serve.config),
             ..cli.serve
         }),
         Some(Command::Config(ConfigCommand::Show { explain, conn })) => {

@@ -18,7 +18,7 @@ use crate::net::Attribution;
 pub const SCOPES_HEADER: &str = "x-openclaw-scopes";
 
 /// Why the proxy's word was not taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ProxyDenial {
     /// The socket peer is not in `gateway.trustedProxies`.
     UntrustedSource,
@@ -57,6 +57,22 @@ impl ProxyDenial {
             ProxyDenial::MissingHeader => "trusted_proxy_missing_header",
             other => other.as_str(),
         }
+    }
+
+    /// The denial a rejection-log reason names; `None` for any other reason,
+    /// including `proxy_attribution_required`, which the upgrade's own
+    /// refusal of a proxy without a client address shares.
+    pub fn from_log_code(code: &str) -> Option<ProxyDenial> {
+        [
+            ProxyDenial::UntrustedSource,
+            ProxyDenial::LoopbackSource,
+            ProxyDenial::LocalInterfaceSource,
+            ProxyDenial::MissingHeader,
+            ProxyDenial::UserMissing,
+            ProxyDenial::UserNotAllowed,
+        ]
+        .into_iter()
+        .find(|d| d.log_code() == code)
     }
 
     /// The wire code (OpenClaw's: only a missing header has its own).
@@ -271,6 +287,26 @@ pub fn auto_approve_scopes(t: &TrustedProxyAuth, requested: &[String]) -> Vec<St
 mod tests {
     use super::*;
     use ProxyDenial::*;
+
+    #[test]
+    fn log_codes_name_their_denial_back() {
+        for d in [
+            UntrustedSource,
+            LoopbackSource,
+            LocalInterfaceSource,
+            MissingHeader,
+            UserMissing,
+            UserNotAllowed,
+        ] {
+            assert_eq!(ProxyDenial::from_log_code(d.log_code()), Some(d));
+        }
+        // Shared with the upgrade's refusal: explained as that one.
+        assert_eq!(
+            ProxyDenial::from_log_code(AttributionRequired.log_code()),
+            None
+        );
+        assert_eq!(ProxyDenial::from_log_code("AUTH_UNAUTHORIZED"), None);
+    }
 
     fn tp() -> TrustedProxyAuth {
         TrustedProxyAuth {

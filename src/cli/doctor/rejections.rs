@@ -1,6 +1,7 @@
 //! Check 5: recent rejections, grouped by kind and explained.
 
 use super::*;
+use crate::gateway::trusted_proxy::ProxyDenial;
 
 // ---------------------------------------------------------------- 5. rejections
 
@@ -108,8 +109,8 @@ pub(super) enum Kind {
     ProxyWithoutClient(String),
     /// WebSocket handshakes that lost their Upgrade header (by peer: the proxy).
     UpgradeDropped(String),
-    /// Trusted-proxy auth refused the proxy's word (by check and peer).
-    TrustedProxy(String, String),
+    /// Trusted-proxy auth refused the proxy's word (by rule and peer).
+    TrustedProxy(ProxyDenial, String),
     /// Shared-secret or device-token failures (by code and client).
     Auth(String, String),
     /// Devices waiting for approval (by client).
@@ -165,6 +166,27 @@ pub(super) fn times(n: usize) -> String {
     plural(n, "connection")
 }
 
+/// What a recorded rejection is about, by its reason.
+fn kind_of(r: &Rejection) -> Kind {
+    if let Some(d) = ProxyDenial::from_log_code(&r.reason) {
+        return Kind::TrustedProxy(d, r.peer.clone());
+    }
+    match r.reason.as_str() {
+        "proxy_attribution_required" if r.hint.contains("not a trusted proxy") => {
+            Kind::UntrustedProxy(r.peer.clone())
+        }
+        "proxy_attribution_required" => Kind::ProxyWithoutClient(r.peer.clone()),
+        "pairing_required" => Kind::Pairing(r.client.clone()),
+        "websocket_upgrade_missing" => Kind::UpgradeDropped(r.peer.clone()),
+        "pairing_queue_full" => Kind::PairingQueueFull(r.client.clone()),
+        "preauth_budget" => Kind::Preauth(r.client.clone()),
+        "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone(), r.origin.clone()),
+        "PROTOCOL_MISMATCH" => Kind::Protocol(r.client.clone()),
+        code if code.starts_with("AUTH_") => Kind::Auth(code.to_string(), r.client.clone()),
+        other => Kind::Other(other.to_string(), r.client.clone()),
+    }
+}
+
 /// Explains the recorded rejections, grouped by kind, with the fix for each.
 /// `trusted` is the current trustedProxies list and `pending` the pending
 /// pairing request ids, when the admin token may read them.
@@ -185,24 +207,7 @@ pub(super) fn explain_rejections(
     }
     let mut groups: BTreeMap<Kind, Group> = BTreeMap::new();
     for r in records {
-        let kind = match r.reason.as_str() {
-            "proxy_attribution_required" if r.hint.contains("not a trusted proxy") => {
-                Kind::UntrustedProxy(r.peer.clone())
-            }
-            "proxy_attribution_required" => Kind::ProxyWithoutClient(r.peer.clone()),
-            "pairing_required" => Kind::Pairing(r.client.clone()),
-            "websocket_upgrade_missing" => Kind::UpgradeDropped(r.peer.clone()),
-            "pairing_queue_full" => Kind::PairingQueueFull(r.client.clone()),
-            "preauth_budget" => Kind::Preauth(r.client.clone()),
-            "CONTROL_UI_ORIGIN_NOT_ALLOWED" => Kind::Origin(r.client.clone(), r.origin.clone()),
-            "PROTOCOL_MISMATCH" => Kind::Protocol(r.client.clone()),
-            check if check.starts_with("trusted_proxy_") => {
-                Kind::TrustedProxy(check.to_string(), r.peer.clone())
-            }
-            code if code.starts_with("AUTH_") => Kind::Auth(code.to_string(), r.client.clone()),
-            other => Kind::Other(other.to_string(), r.client.clone()),
-        };
-        let g = groups.entry(kind).or_default();
+        let g = groups.entry(kind_of(r)).or_default();
         g.count += 1;
         g.last = g.last.max(r.ts);
         g.headers.extend(r.headers.iter().map(|h| header_name(h)));
@@ -286,8 +291,9 @@ pub(super) fn explain_rejections(
             }
             Kind::TrustedProxy(check, peer) => {
                 open += g.count;
-                kinds
-                    .push(explain_trusted_proxy(&mut c, check, peer, g, &n, &last, in_file).into());
+                kinds.push(
+                    explain_trusted_proxy(&mut c, *check, peer, g, &n, &last, in_file).into(),
+                );
             }
             Kind::Auth(code, client) => {
                 open += g.count;
@@ -434,11 +440,11 @@ pub(super) fn explain_rejections(
     c
 }
 
-/// A trusted-proxy refusal: what it means and the fix, by the check that
-/// failed (the rejection log's reason). Returns the summary's label.
+/// A trusted-proxy refusal: what it means and the fix, by the rule that
+/// failed. Returns the summary's label.
 fn explain_trusted_proxy(
     c: &mut Check,
-    check: &str,
+    check: ProxyDenial,
     peer: &str,
     g: &Group,
     n: &str,
@@ -447,13 +453,13 @@ fn explain_trusted_proxy(
 ) -> &'static str {
     const MOVE: &str = "run the identity-aware proxy on its own address (another host, container or network namespace) and trust that address";
     let (status, label, detail, fixes): (Status, &'static str, String, Vec<String>) = match check {
-        "trusted_proxy_untrusted_source" => (
+        ProxyDenial::UntrustedSource => (
             Status::Warn,
             "bypassed the identity-aware proxy",
             format!("{n} came straight from {peer}, not through a trusted proxy (most recent {last}): in trusted-proxy mode only the identity-aware proxy may connect"),
             vec![format!("connect through the identity-aware proxy; if {peer} is that proxy, trust it: `clawgate proxies add {peer}` (or gateway.trustedProxies {in_file})")],
         ),
-        "trusted_proxy_loopback_source" => (
+        ProxyDenial::LoopbackSource => (
             Status::Fail,
             "identity-aware proxy on loopback",
             format!("{n} came from the trusted proxy at {peer}, a loopback address, which trusted-proxy auth refuses by default (most recent {last})"),
@@ -462,19 +468,19 @@ fn explain_trusted_proxy(
                 format!("or, if the proxy on this host is the only way in, set gateway.auth.trustedProxy.allowLoopback: true {in_file} (then anything on this host can claim any user)"),
             ],
         ),
-        "trusted_proxy_local_interface_source" => (
+        ProxyDenial::LocalInterfaceSource => (
             Status::Fail,
             "identity-aware proxy on this host's own address",
             format!("{n} came from the trusted proxy at {peer}, one of this host's own addresses (most recent {last}): anything on this host can connect from it, so clawgate does not take its word"),
             vec![format!("{MOVE} instead of {peer}")],
         ),
-        "trusted_proxy_missing_header" => (
+        ProxyDenial::MissingHeader => (
             Status::Fail,
             "identity-aware proxy omits a required header",
             format!("{n} through the trusted proxy {peer} lacked a header listed in gateway.auth.trustedProxy.requiredHeaders (most recent {last})"),
             vec![format!("make the proxy at {peer} send it (nginx: `proxy_set_header X-Forwarded-Proto $scheme;` for X-Forwarded-Proto), or remove it from gateway.auth.trustedProxy.requiredHeaders {in_file}")],
         ),
-        "trusted_proxy_user_missing" => (
+        ProxyDenial::UserMissing => (
             Status::Fail,
             "identity-aware proxy sent no user",
             format!("{n} through the trusted proxy {peer} carried no user (most recent {last}): the proxy let them through without passing who signed in"),
@@ -483,16 +489,17 @@ fn explain_trusted_proxy(
                 format!("or set gateway.auth.trustedProxy.userHeader {in_file} to the header your proxy sends"),
             ],
         ),
-        "trusted_proxy_user_not_allowed" => (
+        ProxyDenial::UserNotAllowed => (
             Status::Warn,
             "user not allowed",
             format!("{n} through the trusted proxy {peer} were signed in as a user who is not in gateway.auth.trustedProxy.allowUsers (most recent {last})"),
             vec![format!("if that user should get in, add them to gateway.auth.trustedProxy.allowUsers {in_file} (applies live)")],
         ),
-        _ => (
+        // (logged as proxy_attribution_required, explained with the upgrade's)
+        ProxyDenial::AttributionRequired => (
             Status::Warn,
             "trusted-proxy auth refused",
-            format!("{n} through {peer} were refused by trusted-proxy auth ({check}; most recent {last})"),
+            format!("{n} through {peer} were refused by trusted-proxy auth: no client address (most recent {last})"),
             vec![],
         ),
     };
